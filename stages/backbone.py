@@ -73,7 +73,12 @@ def block_depths(model: nn.Module) -> list[int]:
 
 # EfficientNet-PyTorch names inside one block -> timm names. A block without an expansion
 # conv (the first) is timm's DepthwiseSeparableConv; the rest are InvertedResidual.
-_SEPARABLE = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+_SEPARABLE = {
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn1",
+    "_project_conv": "conv_pw",
+    "_bn2": "bn2",
+}
 _INVERTED = {
     "_expand_conv": "conv_pw",
     "_bn0": "bn1",
@@ -82,7 +87,13 @@ _INVERTED = {
     "_project_conv": "conv_pwl",
     "_bn2": "bn3",
 }
-_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+_TOP = {
+    "_conv_stem": "conv_stem",
+    "_bn0": "bn1",
+    "_conv_head": "conv_head",
+    "_bn1": "bn2",
+    "_fc": "classifier",
+}
 
 
 def remap_efficientnet_pytorch(

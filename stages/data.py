@@ -30,10 +30,22 @@ FASHION_MNIST_CLASSES = (
 # dataset-fashion-mnist recompresses the archives, so its .gz sums differ while the
 # payload matches upstream's; either sum identifies the real data.
 FASHION_MNIST_FILES = {
-    "train-images-idx3-ubyte.gz": ("8d4fb7e6c68d591d4c3dfef9ec88bf0d", "f4a8712d7a061bf5bd6d2ca38dc4d50a"),
-    "train-labels-idx1-ubyte.gz": ("25c81989df183df01b3e8a0aad5dffbe", "9018921c3c673c538a1fc5bad174d6f9"),
-    "t10k-images-idx3-ubyte.gz": ("bef4ecab320f06d8554ea6380940ec79", "8181f5470baa50b63fa0f6fddb340f0a"),
-    "t10k-labels-idx1-ubyte.gz": ("bb300cfdad3c16e7a12a480ee83cd310", "15d484375f8d13e6eb1aabb0c3f46965"),
+    "train-images-idx3-ubyte.gz": (
+        "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+    ),
+    "train-labels-idx1-ubyte.gz": (
+        "25c81989df183df01b3e8a0aad5dffbe",
+        "9018921c3c673c538a1fc5bad174d6f9",
+    ),
+    "t10k-images-idx3-ubyte.gz": (
+        "bef4ecab320f06d8554ea6380940ec79",
+        "8181f5470baa50b63fa0f6fddb340f0a",
+    ),
+    "t10k-labels-idx1-ubyte.gz": (
+        "bb300cfdad3c16e7a12a480ee83cd310",
+        "15d484375f8d13e6eb1aabb0c3f46965",
+    ),
 }
 FASHION_MNIST_HOWTO = (
     "install it with `sudo apt-get install dataset-fashion-mnist` "
@@ -66,7 +78,9 @@ class Dataset:
 
 def read_fashion_mnist(root: Path) -> Dataset:
     """Read the four idx files, each verified against its published MD5 sum."""
-    arrays = {name: _read_verified_idx(root / name, *sums) for name, sums in FASHION_MNIST_FILES.items()}
+    arrays = {
+        name: _read_verified_idx(root / name, *sums) for name, sums in FASHION_MNIST_FILES.items()
+    }
     return Dataset(
         train=LabelledImages(
             arrays["train-images-idx3-ubyte.gz"][..., None],  # (N, 28, 28, 1): one grey channel
@@ -88,8 +102,13 @@ def _read_verified_idx(path: Path, archive_md5: str, payload_md5: str) -> np.nda
     try:
         raw = gzip.decompress(packed)
     except (OSError, EOFError) as err:
-        raise UserError(f"{path} is not a readable gzip file ({err}); {FASHION_MNIST_HOWTO}.") from None
-    if hashlib.md5(packed).hexdigest() != archive_md5 and hashlib.md5(raw).hexdigest() != payload_md5:
+        raise UserError(
+            f"{path} is not a readable gzip file ({err}); {FASHION_MNIST_HOWTO}."
+        ) from None
+    if (
+        hashlib.md5(packed).hexdigest() != archive_md5
+        and hashlib.md5(raw).hexdigest() != payload_md5
+    ):
         raise UserError(
             f"{path} does not match the published Fashion-MNIST MD5 sum ({archive_md5}): "
             f"the file is corrupt or not Fashion-MNIST; reinstall it: {FASHION_MNIST_HOWTO}."
@@ -109,9 +128,7 @@ def cap_per_class(labels: np.ndarray, cap: int | None, *, seed: int) -> np.ndarr
     if cap is None:
         return np.arange(len(labels))
     rng = np.random.default_rng(seed)
-    keep = [
-        rng.permutation(np.flatnonzero(labels == c))[:cap] for c in np.unique(labels)
-    ]
+    keep = [rng.permutation(np.flatnonzero(labels == c))[:cap] for c in np.unique(labels)]
     return np.sort(np.concatenate(keep))
 
 

@@ -47,8 +47,12 @@ def main() -> None:
             part = data.load_prepared(params.paths.prepared, split)
             start = time.perf_counter()
             features = extract_features(
-                model, part.images, config,
-                batch_size=params.extract.batch_size, device=device, desc=f"extract {split}",
+                model,
+                part.images,
+                config,
+                batch_size=params.extract.batch_size,
+                device=device,
+                desc=f"extract {split}",
             )
             seconds += time.perf_counter() - start
             images_done += len(part)

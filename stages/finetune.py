@@ -74,7 +74,9 @@ def train_model(
     steps_per_epoch = len(train) // batch_size  # drop the ragged batch: constant shapes
     total_steps = steps_per_epoch * config.epochs
     model = model.to(device, memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=config.warmup_fraction
     )
@@ -96,7 +98,9 @@ def train_model(
         running = 0.0
         start = time.perf_counter()
         for step, index in enumerate(
-            tqdm(order.view(steps_per_epoch, batch_size), desc=f"{desc} epoch {epoch}", mininterval=2)
+            tqdm(
+                order.view(steps_per_epoch, batch_size), desc=f"{desc} epoch {epoch}", mininterval=2
+            )
         ):
             index = index.to(images.device)
             x = augment(images[index].to(device, non_blocking=True), input_cfg, generator)
@@ -114,13 +118,17 @@ def train_model(
             scheduler.step()
             running += loss.item()
         seconds += time.perf_counter() - start
-        val_probs = predict_proba(model, val.images, input_cfg, batch_size=batch_size, device=device)
+        val_probs = predict_proba(
+            model, val.images, input_cfg, batch_size=batch_size, device=device
+        )
         val_accuracy = float((val_probs.argmax(1) == val.labels).mean())
         history.append(
             {"epoch": epoch, "train_loss": running / steps_per_epoch, "val_accuracy": val_accuracy}
         )
-        print(f"{desc} epoch {epoch}: loss {running / steps_per_epoch:.4f}, val {val_accuracy:.4f}",
-              file=sys.stderr)
+        print(
+            f"{desc} epoch {epoch}: loss {running / steps_per_epoch:.4f}, val {val_accuracy:.4f}",
+            file=sys.stderr,
+        )
         if best is None or val_accuracy > best.best_val_accuracy:
             state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             best = TrainResult(state, epoch, val_accuracy, history, 0.0)
@@ -130,7 +138,11 @@ def train_model(
 
 
 def predict_proba(
-    model: nn.Module, images: np.ndarray, input_cfg: InputConfig, *, batch_size: int,
+    model: nn.Module,
+    images: np.ndarray,
+    input_cfg: InputConfig,
+    *,
+    batch_size: int,
     device: torch.device,
 ) -> np.ndarray:
     """Class probabilities (N, K) float32, in input order."""
@@ -149,7 +161,6 @@ def build_model(strategy: str, name: str, weights: str, num_classes: int) -> nn.
 
 @cli
 def main() -> None:
-    from stages import tracking
 
     if len(sys.argv) != 2:
         raise UserError("usage: python -m stages.finetune <strategy>")
@@ -179,36 +190,56 @@ def run_strategy(params, strategy: str, classes: tuple[str, ...], device: torch.
     logged = {"backbone": to_dict(params.backbone), "finetune": to_dict(params.finetune)}
     with tracking.stage_run(f"finetune@{strategy}", logged) as run:
         result = train_model(
-            model, train=train, val=val, input_cfg=input_cfg, config=params.finetune,
-            device=device, desc=strategy,
+            model,
+            train=train,
+            val=val,
+            input_cfg=input_cfg,
+            config=params.finetune,
+            device=device,
+            desc=strategy,
         )
         model.load_state_dict(result.state_dict)
         out = io.method_dir(params.paths.methods, strategy)
-        io.save_checkpoint(out / io.CHECKPOINT_FILE, {
-            "model": result.state_dict,
-            "config": {
-                "backbone": params.backbone.name, "strategy": strategy,
-                "num_classes": len(classes), "classes": list(classes),
-                "input": dataclasses.asdict(input_cfg), "best_epoch": result.best_epoch,
+        io.save_checkpoint(
+            out / io.CHECKPOINT_FILE,
+            {
+                "model": result.state_dict,
+                "config": {
+                    "backbone": params.backbone.name,
+                    "strategy": strategy,
+                    "num_classes": len(classes),
+                    "classes": list(classes),
+                    "input": dataclasses.asdict(input_cfg),
+                    "best_epoch": result.best_epoch,
+                },
             },
-        })
-        probs = predict_proba(model, test.images, input_cfg,
-                              batch_size=params.extract.batch_size, device=device)
+        )
+        probs = predict_proba(
+            model, test.images, input_cfg, batch_size=params.extract.batch_size, device=device
+        )
         io.save_array(out / io.PREDICTIONS_FILE, probs)
         record = {
-            "method": strategy, "best_epoch": result.best_epoch,
-            "val_accuracy": result.best_val_accuracy, "history": result.history,
+            "method": strategy,
+            "best_epoch": result.best_epoch,
+            "val_accuracy": result.best_val_accuracy,
+            "history": result.history,
             "train_images_per_s": round(result.images_per_s, 1),
         }
         io.write_json(out / io.RECORD_FILE, record)
         for row in result.history:
             run.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
-        run.log_metrics({"best_val_accuracy": result.best_val_accuracy,
-                         "train_images_per_s": result.images_per_s})
+        run.log_metrics(
+            {
+                "best_val_accuracy": result.best_val_accuracy,
+                "train_images_per_s": result.images_per_s,
+            }
+        )
         run.log_artifact(out / io.CHECKPOINT_FILE, "model")
         run.log_artifact(out / io.RECORD_FILE)
-        print(f"{strategy}: best val accuracy {result.best_val_accuracy:.4f} "
-              f"(epoch {result.best_epoch}), {result.images_per_s:.0f} train img/s")
+        print(
+            f"{strategy}: best val accuracy {result.best_val_accuracy:.4f} "
+            f"(epoch {result.best_epoch}), {result.images_per_s:.0f} train img/s"
+        )
 
 
 if __name__ == "__main__":

@@ -32,14 +32,16 @@ class Data:
     source: str
     path: str
     train_per_class: int | None
+    test_per_class: int | None
     val_fraction: float
     seed: int
 
     def __post_init__(self) -> None:
         _check_choice("data.source", self.source, ("fashion-mnist",))
         _check_range("data.val_fraction", self.val_fraction, 0.0, 1.0, inclusive=False)
-        if self.train_per_class is not None:
-            _check_range("data.train_per_class", self.train_per_class, 2, None)
+        for key in ("train_per_class", "test_per_class"):
+            if getattr(self, key) is not None:
+                _check_range(f"data.{key}", getattr(self, key), 2, None)
 
 
 @dataclass(frozen=True)
@@ -135,9 +137,7 @@ def parse_params(raw: Any) -> Params:
 
 def to_dict(params: Any) -> dict[str, Any]:
     """Plain-dict view of a params dataclass (paths as strings), for logging."""
-    return {
-        k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(params).items()
-    }
+    return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(params).items()}
 
 
 def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -18,14 +18,17 @@ def read_source(config: Data) -> Dataset:
 
 
 def make_splits(dataset: Dataset, config: Data) -> dict[str, LabelledImages]:
-    """Cap train per class, hold out a stratified val split, keep the official test split."""
+    """Cap per class, hold out a stratified val split from train, keep the given test split."""
     pool = dataset.train.subset(
         data.cap_per_class(dataset.train.labels, config.train_per_class, seed=config.seed)
     )
     train_index, val_index = data.stratified_split(
         pool.labels, config.val_fraction, seed=config.seed
     )
-    return {"train": pool.subset(train_index), "val": pool.subset(val_index), "test": dataset.test}
+    test = dataset.test.subset(
+        data.cap_per_class(dataset.test.labels, config.test_per_class, seed=config.seed)
+    )
+    return {"train": pool.subset(train_index), "val": pool.subset(val_index), "test": test}
 
 
 @cli

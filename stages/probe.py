@@ -75,9 +75,12 @@ def main() -> None:
     with tracking.stage_run(METHOD, {"probe": to_dict(params.probe)}) as run:
         start = time.perf_counter()
         fit = fit_probe(
-            train_features=train_x, train_labels=train_y,
-            val_features=val_x, val_labels=val_y,
-            grid=C_grid(params.probe), max_iter=params.probe.max_iter,
+            train_features=train_x,
+            train_labels=train_y,
+            val_features=val_x,
+            val_labels=val_y,
+            grid=C_grid(params.probe),
+            max_iter=params.probe.max_iter,
         )
         seconds = time.perf_counter() - start
         out = io.method_dir(params.paths.methods, METHOD)
@@ -91,7 +94,9 @@ def main() -> None:
             "fit_seconds": round(seconds, 3),
         }
         io.write_json(out / io.RECORD_FILE, record)
-        run.log_metrics({"C": fit.C, "val_accuracy": record["val_accuracy"], "fit_seconds": seconds})
+        run.log_metrics(
+            {"C": fit.C, "val_accuracy": record["val_accuracy"], "fit_seconds": seconds}
+        )
         run.log_artifact(out / io.RECORD_FILE)
         print(f"probe: C={fit.C:.3g}, val accuracy {record['val_accuracy']:.4f} ({seconds:.1f} s)")
 

@@ -26,6 +26,7 @@ from stages.params import flatten
 
 EXPERIMENT_NAME = "transfer-learning"
 PIPELINE_KEY_TAG = "pipeline_key"
+_PROCESS_TOKEN = uuid.uuid4().hex  # stands in for a start time where /proc is absent
 
 
 class StageRun:
@@ -83,7 +84,7 @@ def run_tags(stage: str) -> dict[str, str]:
 
 def pipeline_key() -> str:
     """Identify the running `dvc` process (host, pid, start time); else this process."""
-    pid = os.getpid()
+    pid = own = os.getpid()
     for _ in range(32):
         stat = _proc_stat(pid)
         if stat is None:
@@ -94,7 +95,8 @@ def pipeline_key() -> str:
         if ppid <= 1:
             break
         pid = ppid
-    return f"standalone:{uuid.uuid4().hex}"
+    own_stat = _proc_stat(own)
+    return f"{socket.gethostname()}:{own}:{own_stat[1] if own_stat else _PROCESS_TOKEN}"
 
 
 def _parent_run_id(client: MlflowClient, experiment_id: str, tags: dict[str, str]) -> str:
@@ -151,4 +153,3 @@ def _git(*args: str) -> str | None:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-

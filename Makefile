@@ -1,0 +1,56 @@
+# Two commands for users: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FMNIST_DIR := /usr/share/datasets/fashion-mnist
+FMNIST_PKG := dataset-fashion-mnist
+
+.PHONY: run test test-fast test-full bench format lint install data clean
+
+run: install data
+	$(BIN)/dvc repro
+
+test: install data
+	$(BIN)/pytest
+
+test-fast: install data
+	$(BIN)/pytest -m "not slow"
+
+test-full: test
+
+bench: install data
+	$(BIN)/python -m bench
+
+format: install
+	$(BIN)/ruff format stages bench tests
+	$(BIN)/ruff check --fix stages bench tests
+
+lint: install
+	$(BIN)/ruff format --check stages bench tests
+	$(BIN)/ruff check stages bench tests
+
+install: $(STAMP)
+
+# torch and torchvision are named first so pip takes the pinned builds from local disk.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+# The embedded default data set, from Debian's package; other sources need nothing here.
+data:
+	@if [ -f $(FMNIST_DIR)/train-images-idx3-ubyte.gz ]; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		echo "installing $(FMNIST_PKG) with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(FMNIST_PKG); \
+	else \
+		echo "Fashion-MNIST is missing. Install it with:"; \
+		echo "    sudo apt-get install $(FMNIST_PKG)"; \
+		exit 1; \
+	fi
+
+clean:
+	rm -rf data dvc_plots .pytest_cache

@@ -1,0 +1,51 @@
+"""Shared fixtures: the real params.yaml, shrunk; tiny generated images; a tmp MLflow store."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stages.data import LabelledImages
+from stages.params import Params, load_params
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_MODEL = "test_efficientnet"  # timm's tiny registered model, random weights
+
+
+@pytest.fixture
+def params() -> Params:
+    """The shipped params.yaml, shrunk to seconds (the shipped config is always tested)."""
+    real = load_params(REPO / "params.yaml")
+    return dataclasses.replace(
+        real,
+        backbone=dataclasses.replace(real.backbone, name=TINY_MODEL, weights="none", image_size=32),
+        extract=dataclasses.replace(real.extract, batch_size=16, device="cpu"),
+        probe=dataclasses.replace(real.probe, C_num=4, device="cpu"),
+        finetune=dataclasses.replace(real.finetune, epochs=1, batch_size=8, device="cpu"),
+    )
+
+
+def make_images(
+    n_per_class: int, n_classes: int = 3, size: int = 16, channels: int = 1, seed: int = 0
+) -> LabelledImages:
+    """Class-dependent blobs: each class is a brighter square in its own corner."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(n_classes), n_per_class)
+    images = rng.integers(0, 60, size=(len(labels), size, size, channels), dtype=np.uint8)
+    half = size // 2
+    for i, label in enumerate(labels):
+        row, col = divmod(int(label) % 4, 2)
+        images[i, row * half : (row + 1) * half, col * half : (col + 1) * half] += 150
+    return LabelledImages(images, labels.astype(np.int64))
+
+
+@pytest.fixture
+def mlflow_store(tmp_path, monkeypatch) -> str:
+    """A real MLflow sqlite store in tmp, selected the way users select one."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)  # artifacts land in ./mlartifacts beside the store
+    return uri

@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+import timm
+import torch
+from PIL import Image
+from sklearn.datasets import load_sample_images
+
+from stages import backbone
+from stages.errors import UserError
+from tests.conftest import TINY_MODEL
+
+PALACE, DAISY = 698, 985  # ImageNet classes of sklearn's china.jpg and flower.jpg
+
+
+def classify_samples(model: torch.nn.Module) -> list[int]:
+    transform = timm.data.create_transform(**timm.data.resolve_model_data_config(model))
+    batch = torch.stack([transform(Image.fromarray(i)) for i in load_sample_images().images])
+    with torch.inference_mode():
+        return model.eval()(batch).argmax(1).tolist()
+
+
+def test_bundled_weights_classify_sample_images():
+    model = backbone.create_backbone("tf_efficientnet_lite0", "bundled", num_classes=1000)
+    assert classify_samples(model) == [PALACE, DAISY]
+
+
+def test_bundled_weights_belong_to_the_tf_variant():
+    # Same tensors in efficientnet_lite0 (PyTorch padding, ImageNet mean/std): the flower fails.
+    model = timm.create_model("efficientnet_lite0")
+    model.load_state_dict(backbone.bundled_state_dict(model), strict=True)
+    assert classify_samples(model)[1] != DAISY
+
+
+def test_remap_covers_every_timm_key():
+    model = timm.create_model("tf_efficientnet_lite0")
+    remapped = backbone.bundled_state_dict(model)
+    assert set(remapped) == set(model.state_dict())
+    assert backbone.block_depths(model) == [1, 2, 2, 3, 3, 4, 1]
+
+
+def test_bundled_only_for_its_model():
+    with pytest.raises(UserError, match="'bundled' weights exist only for tf_efficientnet_lite0"):
+        backbone.create_backbone("resnet18", "bundled")
+
+
+def test_unknown_model_is_user_error():
+    with pytest.raises(UserError, match="unknown timm model 'no_such_net'"):
+        backbone.create_backbone("no_such_net", "none")
+
+
+def test_checkpoint_path_round_trip(tmp_path):
+    source = backbone.create_backbone(TINY_MODEL, "none", num_classes=1000)
+    path = tmp_path / "ckpt.pth"
+    torch.save({"state_dict": source.state_dict()}, path)
+    loaded = backbone.create_backbone(TINY_MODEL, str(path), num_classes=0)
+    key = "conv_stem.weight"
+    assert torch.equal(loaded.state_dict()[key], source.state_dict()[key])
+    with pytest.raises(UserError, match="not a file"):
+        backbone.create_backbone(TINY_MODEL, str(tmp_path / "missing.pth"))
+
+
+def test_features_head_and_new_head():
+    assert (
+        backbone.create_backbone(TINY_MODEL, "none", num_classes=0)(
+            torch.zeros(2, 3, 32, 32)
+        ).shape[1]
+        > 0
+    )
+    assert backbone.create_backbone(TINY_MODEL, "none", num_classes=7)(
+        torch.zeros(2, 3, 32, 32)
+    ).shape == (2, 7)
+
+
+def test_input_config_comes_from_timm():
+    model = timm.create_model("tf_efficientnet_lite0")
+    config = backbone.input_config(model, None)
+    assert config.size == 224 and config.mean == (0.5, 0.5, 0.5) and config.std == (0.5, 0.5, 0.5)
+    assert config.interpolation == "bicubic"
+    assert backbone.input_config(model, 64).size == 64
+
+
+def test_to_model_input_resizes_normalises_and_expands_grey():
+    config = backbone.InputConfig(8, (0.5,) * 3, (0.5,) * 3, "bilinear")
+    images = torch.full((2, 4, 4, 1), 255, dtype=torch.uint8)
+    x = backbone.to_model_input(images, config)
+    assert x.shape == (2, 3, 8, 8)
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(x, torch.ones_like(x))
+
+
+def test_uint8_batches_pad_the_last_batch():
+    images = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1)
+    batches = list(backbone.uint8_batches(images, 4, torch.device("cpu")))
+    assert [valid for _, valid in batches] == [4, 4, 2]
+    assert all(batch.shape[0] == 4 for batch, _ in batches)
+
+
+def test_resolve_device():
+    assert backbone.resolve_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        assert backbone.resolve_device("auto").type == "cpu"
+        with pytest.raises(UserError, match="no CUDA GPU"):
+            backbone.resolve_device("cuda")

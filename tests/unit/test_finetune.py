@@ -1,0 +1,70 @@
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from stages import backbone
+from stages.errors import UserError
+from stages.finetune import augment, build_model, predict_proba, train_model
+from tests.conftest import TINY_MODEL, make_images
+
+CPU = torch.device("cpu")
+
+
+def test_augment_shapes_range_and_seeded():
+    config = backbone.InputConfig(24, (0.5,) * 3, (0.5,) * 3, "bilinear")
+    images = torch.from_numpy(make_images(2).images)
+    a = augment(images, config, torch.Generator().manual_seed(0))
+    b = augment(images, config, torch.Generator().manual_seed(0))
+    c = augment(images, config, torch.Generator().manual_seed(1))
+    assert a.shape == (6, 3, 24, 24) and a.is_contiguous(memory_format=torch.channels_last)
+    assert a.min() >= -1 and a.max() <= 1
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_scratch_is_randomly_initialised():
+    pretrained = build_model("full", "tf_efficientnet_lite0", "bundled", 10)
+    scratch = build_model("scratch", "tf_efficientnet_lite0", "bundled", 10)
+    key = "conv_stem.weight"
+    assert not torch.equal(pretrained.state_dict()[key], scratch.state_dict()[key])
+    assert pretrained.num_classes == scratch.num_classes == 10
+
+
+def test_train_model_learns_and_keeps_best(params):
+    torch.manual_seed(0)
+    model = backbone.create_backbone(TINY_MODEL, "none", num_classes=3)
+    input_cfg = backbone.input_config(model, 32)
+    config = dataclasses.replace(params.finetune, epochs=3, batch_size=8, lr=3e-3)
+    result = train_model(
+        model,
+        train=make_images(16),
+        val=make_images(6, seed=1),
+        input_cfg=input_cfg,
+        config=config,
+        device=CPU,
+    )
+    assert [row["epoch"] for row in result.history] == [1, 2, 3]
+    best = max(row["val_accuracy"] for row in result.history)
+    assert result.best_val_accuracy == best
+    assert result.history[result.best_epoch - 1]["val_accuracy"] == best
+    assert result.images_per_s > 0
+    model.load_state_dict(result.state_dict)
+    probs = predict_proba(model, make_images(6, seed=1).images, input_cfg, batch_size=4, device=CPU)
+    assert probs.shape == (18, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert (probs.argmax(1) == make_images(6, seed=1).labels).mean() == best
+
+
+def test_non_finite_loss_stops_with_step_and_epoch(params):
+    model = backbone.create_backbone(TINY_MODEL, "none", num_classes=3)
+    with torch.no_grad():
+        model.get_classifier().weight.fill_(float("nan"))
+    with pytest.raises(UserError, match="non-finite loss .* at epoch 1, step 1"):
+        train_model(
+            model,
+            train=make_images(8),
+            val=make_images(2),
+            input_cfg=backbone.input_config(model, 32),
+            config=dataclasses.replace(params.finetune, epochs=1, batch_size=4),
+            device=CPU,
+        )

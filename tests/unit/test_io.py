@@ -1,0 +1,52 @@
+import errno
+import os
+
+import numpy as np
+import pytest
+
+from stages import io
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.json"
+    with pytest.raises(RuntimeError), io.atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_write_replaces_whole_file(tmp_path):
+    target = tmp_path / "sub" / "metrics.json"
+    io.write_json(target, {"b": 1, "a": 2})
+    io.write_json(target, {"a": 3})
+    assert io.read_json(target) == {"a": 3}
+    assert target.read_text().startswith('{\n  "a"')
+
+
+def test_array_round_trip_and_mmap(tmp_path):
+    array = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    path = io.split_file(tmp_path, "train", "images")
+    io.save_array(path, array)
+    assert path.name == "train_images.npy"
+    np.testing.assert_array_equal(io.load_array(path), array)
+    assert isinstance(io.load_array(path, mmap=True), np.memmap)
+
+
+def test_missing_array_is_user_error(tmp_path):
+    with pytest.raises(io.UserError, match="dvc repro"):
+        io.load_array(tmp_path / "nope.npy")
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [(errno.ENOSPC, "the disk is full"), (errno.EACCES, "permission denied")],
+)
+def test_disk_full_and_permission_errors_are_clear(tmp_path, monkeypatch, code, message):
+    def fail(*args):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(io.os, "replace", fail)
+    with pytest.raises(io.UserError, match=message):
+        io.write_json(tmp_path / "x.json", {})
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,81 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages.errors import UserError
+from stages.params import flatten, load_params, parse_params
+from tests.conftest import REPO
+
+
+def raw() -> dict:
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def test_shipped_params_parse_with_every_key_known():
+    params = load_params(REPO / "params.yaml")
+    assert params.backbone.name == "tf_efficientnet_lite0"
+    assert isinstance(params.paths.metrics, Path)
+    # every leaf of params.yaml survives the round trip, so none is silently ignored
+    assert set(flatten(raw())) <= set(flatten(_as_plain(params)))
+
+
+def _as_plain(params) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(params)
+
+
+def test_unknown_key_is_named():
+    bad = raw()
+    bad["probe"]["C_nmu"] = 3
+    with pytest.raises(UserError, match=r"unknown key probe\.C_nmu"):
+        parse_params(bad)
+
+
+def test_wrong_type_names_key_and_value():
+    bad = raw()
+    bad["finetune"]["epochs"] = "four"
+    with pytest.raises(UserError, match=r"finetune\.epochs: expected int, got 'four'"):
+        parse_params(bad)
+
+
+def test_bool_is_not_an_int():
+    bad = raw()
+    bad["finetune"]["epochs"] = True
+    with pytest.raises(UserError, match="finetune.epochs"):
+        parse_params(bad)
+
+
+def test_out_of_range_value_names_range():
+    bad = raw()
+    bad["data"]["val_fraction"] = 1.5
+    with pytest.raises(
+        UserError, match=r"data\.val_fraction: got 1\.5; allowed range \(0\.0, 1\.0\)"
+    ):
+        parse_params(bad)
+
+
+def test_unknown_choice_lists_allowed():
+    bad = raw()
+    bad["finetune"]["strategies"] = ["full", "fulll"]
+    with pytest.raises(UserError, match="finetune.strategies: got 'fulll'; allowed: full"):
+        parse_params(bad)
+
+
+def test_missing_key_is_named():
+    bad = raw()
+    del bad["extract"]["batch_size"]
+    with pytest.raises(UserError, match=r"missing key extract\.batch_size"):
+        parse_params(bad)
+
+
+def test_int_accepted_for_float():
+    good = raw()
+    good["finetune"]["lr"] = 1
+    assert parse_params(good).finetune.lr == 1.0
+
+
+def test_missing_file_is_user_error(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        load_params(tmp_path / "params.yaml")
