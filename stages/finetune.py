@@ -168,7 +168,8 @@ def main() -> None:
     params = load_params()
     if strategy not in params.finetune.strategies:
         raise UserError(
-            f"strategy {strategy!r} is not in finetune.strategies {list(params.finetune.strategies)}."
+            f"strategy {strategy!r} is not in finetune.strategies "
+            f"{list(params.finetune.strategies)}."
         )
     device = backbone.resolve_device(params.finetune.device)
     classes = data.load_classes(params.paths.prepared)
