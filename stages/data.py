@@ -133,7 +133,12 @@ def cap_per_class(labels: np.ndarray, cap: int | None, *, seed: int) -> np.ndarr
 
 
 def stratified_split(
-    labels: np.ndarray, fraction: float, *, seed: int
+    labels: np.ndarray,
+    fraction: float,
+    *,
+    seed: int,
+    classes: tuple[str, ...] | None = None,
+    key: str = "the split fraction",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split indices into (keep, held_out) with `fraction` of every class held out."""
     rng = np.random.default_rng(seed)
@@ -142,14 +147,24 @@ def stratified_split(
         members = rng.permutation(np.flatnonzero(labels == c))
         n_held = int(round(fraction * len(members)))
         if n_held == 0 or n_held == len(members):
+            name = repr(classes[int(c)]) if classes else str(int(c))
             raise UserError(
-                f"class {int(c)} has {len(members)} images, too few to hold out "
-                f"{fraction:.0%} of them; add images or change the split fraction."
+                f"class {name} has {len(members)} images, too few to hold out "
+                f"{fraction:.0%} of them (it needs at least {min_class_size(fraction)}); "
+                f"add images to it or change {key}."
             )
         held.append(members[:n_held])
     held_out = np.sort(np.concatenate(held))
     keep = np.setdiff1d(np.arange(len(labels)), held_out)
     return keep, held_out
+
+
+def min_class_size(fraction: float) -> int:
+    """Fewest images a class needs so that holding out `fraction` leaves both sides non-empty."""
+    n = 2
+    while not 0 < round(fraction * n) < n:
+        n += 1
+    return n
 
 
 def data_card(splits: dict[str, LabelledImages], classes: tuple[str, ...]) -> dict:

@@ -22,6 +22,8 @@ class Paths:
     features: Path
     methods: Path
     data_card: Path
+    rejects: Path
+    duplicates: Path
     extract_report: Path
     metrics: Path
     plots: Path
@@ -31,14 +33,23 @@ class Paths:
 class Data:
     source: str
     path: str
+    manifest: str
+    image_size: int
     train_per_class: int | None
     test_per_class: int | None
     val_fraction: float
+    test_fraction: float
+    max_reject_fraction: float
+    duplicates: str
     seed: int
 
     def __post_init__(self) -> None:
-        _check_choice("data.source", self.source, ("fashion-mnist",))
+        _check_choice("data.source", self.source, SOURCES)
+        _check_range("data.image_size", self.image_size, 8, 1024)
         _check_range("data.val_fraction", self.val_fraction, 0.0, 1.0, inclusive=False)
+        _check_range("data.test_fraction", self.test_fraction, 0.0, 1.0, inclusive=False)
+        _check_range("data.max_reject_fraction", self.max_reject_fraction, 0.0, 1.0)
+        _check_choice("data.duplicates", self.duplicates, DUPLICATE_POLICIES)
         for key in ("train_per_class", "test_per_class"):
             if getattr(self, key) is not None:
                 _check_range(f"data.{key}", getattr(self, key), 2, None)
@@ -116,6 +127,8 @@ class Params:
 
 
 DEVICES = ("auto", "cpu", "cuda")
+SOURCES = ("fashion-mnist", "imagefolder", "csv")
+DUPLICATE_POLICIES = ("keep", "drop", "fail")
 STRATEGIES = ("full", "scratch")
 
 
