@@ -111,7 +111,7 @@ def decode_file(path: Path, size: int) -> tuple[np.ndarray, str]:
         except MemoryError:
             raise
         except Exception as err:  # noqa: BLE001 - any decoder failure is recorded, never fatal
-            reason = "truncated" if "truncated" in str(err) else "corrupt"
+            reason = "truncated" if "truncat" in str(err).lower() else "corrupt"
             raise Rejected(reason, f"{type(err).__name__}: {err}") from None
     pixels = np.asarray(rgb, dtype=np.uint8)
     return fit_square(rgb, size), content_hash(pixels)
