@@ -83,3 +83,34 @@ def workspace(tmp_path_factory) -> Workspace:
     ws.run("git", "add", "-A")
     ws.run("git", "commit", "-qm", "shrunk copy")
     return ws
+
+
+@pytest.fixture(scope="module")
+def imagefolder_workspace(tmp_path_factory) -> Workspace:
+    """A repo copy whose params point at a small hostile image folder under data/raw/."""
+    from tests import hostile
+
+    root = tmp_path_factory.mktemp("repo-images")
+    copy_repo(root)
+    (root / "dvc.lock").unlink(missing_ok=True)
+    hostile.image_folder(root / "data" / "raw" / "pets")
+    ws = Workspace(root)
+    ws.set_params(SHRINK)
+    ws.set_params(
+        {
+            "data": {
+                "source": "imagefolder",
+                "path": "data/raw/pets",
+                "image_size": hostile.SIZE,
+                "train_per_class": None,
+                "test_per_class": None,
+                "test_fraction": 0.25,
+                "val_fraction": 0.25,
+                "max_reject_fraction": 0.2,
+            }
+        }
+    )
+    ws.run("git", "init", "-q")
+    ws.run("git", "add", "-A")
+    ws.run("git", "commit", "-qm", "image folder copy")
+    return ws
