@@ -89,25 +89,29 @@ def assign_splits(
         drawable = index[given != "val"]
         _require_every_class(labels[drawable], classes, "to draw a test split from")
         keep, held = data.stratified_split(
-            labels[drawable], config.test_fraction, seed=config.seed,
-            classes=classes, key="data.test_fraction",
-        )  # fmt: skip
-        test, rest = (
-            drawable[held],
-            np.sort(np.concatenate([drawable[keep], index[given == "val"]])),
+            labels[drawable],
+            config.test_fraction,
+            seed=config.seed,
+            classes=classes,
+            key="data.test_fraction",
         )
+        test = drawable[held]
+        rest = np.sort(np.concatenate([drawable[keep], index[given == "val"]]))
     test = test[data.cap_per_class(labels[test], config.test_per_class, seed=config.seed)]
     given_val = pool.given_split[rest] == "val"
     pool_index = rest[~given_val]
     _require_every_class(labels[pool_index], classes, "for training")
-    pool_index = pool_index[data.cap_per_class(labels[pool_index], config.train_per_class,
-                                               seed=config.seed)]  # fmt: skip
+    capped = data.cap_per_class(labels[pool_index], config.train_per_class, seed=config.seed)
+    pool_index = pool_index[capped]
     if given_val.any():
         return {"train": pool_index, "val": rest[given_val], "test": test}
     keep, held = data.stratified_split(
-        labels[pool_index], config.val_fraction, seed=config.seed,
-        classes=classes, key="data.val_fraction",
-    )  # fmt: skip
+        labels[pool_index],
+        config.val_fraction,
+        seed=config.seed,
+        classes=classes,
+        key="data.val_fraction",
+    )
     return {"train": pool_index[keep], "val": pool_index[held], "test": test}
 
 
@@ -121,74 +125,6 @@ def _require_every_class(labels: np.ndarray, classes: tuple[str, ...], purpose: 
         )
 
 
-def rejects_report(
-    pool: Pool, classes: tuple[str, ...], skipped: tuple[tuple[str, str], ...], max_fraction: float
-) -> dict:
-    """Every file not used, with its reason; skipped files never counted as images."""
-    bad = np.flatnonzero(~pool.readable)
-    return {
-        "summary": {
-            "listed": len(pool.files),
-            "rejected": len(bad),
-            "reject_fraction": round(len(bad) / max(1, len(pool.files)), 6),
-            "max_reject_fraction": max_fraction,
-            "skipped": len(skipped),
-        },
-        "rejected": [
-            {
-                "file": pool.files[i],
-                "label": classes[pool.labels[i]],
-                "given_split": str(pool.given_split[i]) or None,
-                "reason": pool.reasons[i],
-                "detail": pool.details[i],
-            }
-            for i in bad
-        ],
-        "skipped": [{"file": name, "reason": why} for name, why in skipped],
-    }
-
-
-def duplicates_report(
-    pool: Pool,
-    classes: tuple[str, ...],
-    groups: list[np.ndarray],
-    dropped: np.ndarray,
-    splits: dict[str, np.ndarray],
-    policy: str,
-) -> dict:
-    """Each group of identical images: label conflict, leakage across splits, fate of copies."""
-    where = np.full(len(pool.files), None, dtype=object)
-    for split, index in splits.items():
-        where[index] = split
-    records = []
-    for group in groups:
-        landed = sorted({where[i] for i in group if where[i] is not None})
-        records.append(
-            {
-                "hash": pool.hashes[group[0]],
-                "label_conflict": len(np.unique(pool.labels[group])) > 1,
-                "leakage": len(landed) > 1,
-                "members": [
-                    {
-                        "file": pool.files[i],
-                        "label": classes[pool.labels[i]],
-                        "given_split": str(pool.given_split[i]) or None,
-                        "split": where[i],
-                        "dropped": bool(dropped[i]),
-                    }
-                    for i in group
-                ],
-            }
-        )
-    summary = {
-        "groups": len(records),
-        "label_conflicts": sum(r["label_conflict"] for r in records),
-        "leakage": sum(r["leakage"] for r in records),
-        "dropped": int(dropped.sum()),
-    }
-    return {"policy": policy, "summary": summary, "groups": records}
-
-
 def enforce_duplicates(summary: dict, policy: str, report: object) -> None:
     """Under data.duplicates: fail, any group of identical images stops the stage."""
     if policy == "fail" and summary["groups"]:
@@ -197,26 +133,3 @@ def enforce_duplicates(summary: dict, policy: str, report: object) -> None:
             f"under conflicting labels, {summary['leakage']} across splits); {report} lists "
             "them. Remove the copies, or set data.duplicates to drop or keep."
         )
-
-
-def card_extras(pool: Pool, classes: tuple[str, ...], dropped: np.ndarray, train: np.ndarray):
-    """Rejected and dropped counts per class and given split; class imbalance in train."""
-    rejected: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(classes, 0))
-    for i in np.flatnonzero(~pool.readable):
-        rejected[str(pool.given_split[i]) or "unassigned"][classes[pool.labels[i]]] += 1
-    dropped_counts = np.bincount(pool.labels[dropped], minlength=len(classes))
-    train_counts = np.bincount(pool.labels[train], minlength=len(classes))
-    return {
-        "rejected": {"total": int((~pool.readable).sum()), "per_split": dict(rejected)},
-        "dropped_duplicates": {
-            "total": int(dropped.sum()),
-            "per_class": {name: int(n) for name, n in zip(classes, dropped_counts, strict=True)},
-        },
-        "imbalance": {
-            "train_largest_class": classes[int(train_counts.argmax())],
-            "train_smallest_class": classes[int(train_counts.argmin())],
-            "train_largest_over_smallest": round(
-                float(train_counts.max()) / max(1, int(train_counts.min())), 3
-            ),
-        },
-    }

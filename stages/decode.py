@@ -29,6 +29,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 BACKGROUND = (255, 255, 255)  # white: what a transparent product shot or icon is shown on
 WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+HASH_METHOD = "BLAKE2b-128 of the decoded RGB pixels and their size, before resizing"
 
 
 class Rejected(Exception):
@@ -139,7 +140,7 @@ def decode_all(
         # forkserver: workers start clean, inheriting no MLflow threads or locks.
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context) as pool:
             results = list(pool.map(_decode_chunk, tasks))
     flat = sorted(item for chunk_result in results for item in chunk_result)
     return Decoded(

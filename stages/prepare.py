@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from stages import curate, data, decode, io, sources
+from stages import curate, data, data_reports, decode, io, sources
 from stages.curate import Pool
 from stages.data import Dataset
 from stages.errors import cli
@@ -100,14 +100,16 @@ def prepare(config: Data, paths: Paths, run: Recorder, *, workers: int | None = 
     with scratch_dir(paths.prepared) as work:
         source = read_source(config, work, workers=workers)
         pool, classes = source.pool, source.classes
-        rejects = curate.rejects_report(pool, classes, source.skipped, config.max_reject_fraction)
+        rejects = data_reports.rejects_report(
+            pool, classes, source.skipped, config.max_reject_fraction
+        )
         io.write_json(paths.rejects, rejects)
         run.log_artifact(paths.rejects)
         curate.check_readable(pool, config.max_reject_fraction, paths.rejects)
         groups = curate.duplicate_groups(pool)
         dropped = curate.drop_duplicates(pool, groups, config.duplicates)
         splits = curate.assign_splits(pool, pool.readable & ~dropped, config, classes)
-        duplicates = curate.duplicates_report(
+        duplicates = data_reports.duplicates_report(
             pool, classes, groups, dropped, splits, config.duplicates
         )
         io.write_json(paths.duplicates, duplicates)
@@ -118,7 +120,7 @@ def prepare(config: Data, paths: Paths, run: Recorder, *, workers: int | None = 
     card = {
         "source": config.source,
         **data.data_card(parts, classes),
-        **curate.card_extras(pool, classes, dropped, splits["train"]),
+        **data_reports.card_extras(pool, classes, dropped, splits["train"]),
         "duplicates": duplicates["summary"],
     }
     io.write_json(paths.data_card, card)

@@ -79,3 +79,20 @@ def test_int_accepted_for_float():
 def test_missing_file_is_user_error(tmp_path):
     with pytest.raises(UserError, match="not found"):
         load_params(tmp_path / "params.yaml")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("source", "folder", "data.source: got 'folder'; allowed: fashion-mnist, imagefolder, csv"),
+        ("duplicates", "ignore", "data.duplicates: got 'ignore'; allowed: keep, drop, fail"),
+        ("max_reject_fraction", 1.5, r"data\.max_reject_fraction: got 1\.5"),
+        ("test_fraction", 0.0, r"data\.test_fraction: got 0\.0"),
+        ("image_size", 4, r"data\.image_size: got 4"),
+    ],
+)
+def test_data_source_keys_are_validated(key, value, message):
+    bad = raw()
+    bad["data"][key] = value
+    with pytest.raises(UserError, match=message):
+        parse_params(bad)

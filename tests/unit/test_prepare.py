@@ -72,9 +72,12 @@ def test_hostile_folder_rejects_keeps_and_records(setup, tmp_path):
         ("dog/notes.jpg", "dog", "not-an-image"),
     ]
     assert rejects["summary"] == {
-        "listed": 28, "rejected": 3, "reject_fraction": round(3 / 28, 6),
-        "max_reject_fraction": 0.2, "skipped": 2,
-    }  # fmt: skip
+        "listed": 28,
+        "rejected": 3,
+        "reject_fraction": round(3 / 28, 6),
+        "max_reject_fraction": 0.2,
+        "skipped": 2,
+    }
     # the twin under two labels is a conflict: both copies dropped; every odd mode kept
     duplicates = report(paths.duplicates)
     assert duplicates["summary"] == {"groups": 1, "label_conflicts": 1, "leakage": 0, "dropped": 2}
@@ -85,8 +88,10 @@ def test_hostile_folder_rejects_keeps_and_records(setup, tmp_path):
     kept = {s: card["splits"][s]["per_class"] for s in ("train", "val", "test")}
     # cat: 8 healthy + rotated = 9 -> test 2, val 2, train 5; dog: 8 + 6 odd modes = 14
     assert kept == {
-        "train": {"cat": 5, "dog": 8}, "val": {"cat": 2, "dog": 2}, "test": {"cat": 2, "dog": 4},
-    }  # fmt: skip
+        "train": {"cat": 5, "dog": 8},
+        "val": {"cat": 2, "dog": 2},
+        "test": {"cat": 2, "dog": 4},
+    }
     assert card["rejected"]["per_split"] == {"unassigned": {"cat": 2, "dog": 1}}
     assert card["dropped_duplicates"]["per_class"] == {"cat": 1, "dog": 1}
     assert card["image_shape"] == [S, S, 3] and card["source"] == "imagefolder"
@@ -127,8 +132,9 @@ def test_leakage_across_given_splits(setup, tmp_path):
     (group,) = report(paths.duplicates)["groups"]
     assert group["leakage"] and not group["label_conflict"]
     assert {(m["file"], m["split"], m["dropped"]) for m in group["members"]} == {
-        ("cat0.png", "test", False), ("copy.png", "train", False),
-    }  # fmt: skip
+        ("cat0.png", "test", False),
+        ("copy.png", "train", False),
+    }
     assert card["splits"]["test"]["total"] == 4  # the given test split, untouched
 
     card, _ = run(config, paths)  # drop keeps the test copy, so the benchmark stays the same
