@@ -49,9 +49,31 @@ class StageRun:
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
 
+class _SilentRun(StageRun):
+    """The handle non-zero torchrun ranks get: every call is a no-op."""
+
+    def __init__(self) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        pass
+
+    def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
+        pass
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        pass
+
+
 @contextlib.contextmanager
 def stage_run(stage: str, params: dict[str, Any]) -> Iterator[StageRun]:
-    """One child run for this stage under the pipeline's parent run."""
+    """One child run for this stage under the pipeline's parent run.
+
+    Under torchrun only rank 0 logs; other ranks get a handle that records nothing.
+    """
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield _SilentRun()
+        return
     client = MlflowClient()
     experiment_id = _experiment_id(client)
     tags = run_tags(stage)
