@@ -78,6 +78,17 @@ def shard_bounds(n: int, *, block: int = 1, part: int | None = None, parts: int 
     return min(first * block, n), min(last * block, n)
 
 
+def batch_rows(batch_size: int) -> tuple[int, int]:
+    """[first, last) rows of each global training batch that this rank trains on."""
+    if batch_size % world_size():
+        raise UserError(
+            f"finetune.batch_size {batch_size} must divide evenly over "
+            f"{world_size()} processes (launch.nproc_per_node x nodes)."
+        )
+    share = batch_size // world_size()
+    return rank() * share, (rank() + 1) * share
+
+
 def gather_rows(local: np.ndarray, n: int, *, block: int, device: torch.device) -> np.ndarray:
     """All ranks' shard_bounds(n, block) rows, concatenated in the original order."""
     if world_size() == 1:

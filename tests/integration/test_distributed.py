@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import socket
 import subprocess
 
 import numpy as np
@@ -11,8 +13,12 @@ import timm
 import torch
 import yaml
 from mlflow.tracking import MlflowClient
+from torch import nn
 
-from stages import data, io, tracking
+from stages import data, distributed, io, tracking
+from stages.backbone import InputConfig
+from stages.finetune import build_model, train_model
+from stages.params import load_params
 from tests.conftest import REPO, TINY_MODEL, make_images
 from tests.integration.conftest import BIN
 
@@ -76,3 +82,68 @@ def test_two_process_extraction_equals_one_process_exactly(stage_dir):
     assert io.read_json(stage_dir / "reports" / "extract.json")["processes"] == 2
     # Rank 0 alone logs: one extract run per launch, never one per process.
     assert [r.data.tags["stage"] for r in stage_runs(stage_dir)] == ["extract", "extract"]
+
+
+def test_two_process_finetune_writes_one_loadable_checkpoint(stage_dir):
+    launch(stage_dir, 2, "stages.finetune", "full")
+    out = stage_dir / "data" / "methods" / "full"
+    checkpoint = torch.load(out / io.CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+    model = build_model("full", TINY_MODEL, "none", checkpoint["config"]["num_classes"])
+    model.load_state_dict(checkpoint["model"])  # plain keys: no DDP "module." prefix
+    assert io.load_array(out / io.PREDICTIONS_FILE).shape == (21, 3)
+    assert len(io.read_json(out / io.RECORD_FILE)["history"]) == 1
+    assert [r.data.tags["stage"] for r in stage_runs(stage_dir)] == ["finetune@full"]
+
+
+def tiny_convnet() -> nn.Module:
+    """No BatchNorm: torch's SyncBatchNorm is GPU-only, and per-rank statistics would differ."""
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 3),
+    )
+
+
+def train_tiny() -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    config = dataclasses.replace(
+        load_params(REPO / "params.yaml").finetune, epochs=2, batch_size=8, device="cpu"
+    )
+    result = train_model(
+        tiny_convnet(),
+        train=make_images(8),  # 24 images: 3 steps of 8 per epoch
+        val=make_images(3, seed=1),
+        input_cfg=InputConfig(16, (0.5,) * 3, (0.5,) * 3, "bilinear"),
+        config=config,
+        device=torch.device("cpu"),
+    )
+    return result.state_dict
+
+
+def _ddp_rank(rank: int, port: int, out: str) -> None:
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE="2",
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    with distributed.process_group(torch.device("cpu")):
+        state = train_tiny()
+    if rank == 0:
+        torch.save(state, out)
+
+
+def test_ddp_training_matches_one_process_on_the_same_global_batches(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / "ddp.pt"
+    torch.multiprocessing.spawn(_ddp_rank, args=(port, str(out)), nprocs=2)
+    ddp = torch.load(out, weights_only=True)
+    single = train_tiny()
+    assert ddp.keys() == single.keys()
+    for key, value in single.items():
+        torch.testing.assert_close(ddp[key], value, rtol=1e-5, atol=1e-6)

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from stages import distributed
+from stages.errors import UserError
 
 
 @pytest.mark.parametrize(("n", "block", "parts"), [(15, 4, 2), (16, 4, 2), (3, 4, 2), (100, 7, 3)])
@@ -24,3 +25,11 @@ def test_single_process_helpers_are_identities():
     model = torch.nn.Linear(2, 2)
     assert distributed.wrap_ddp(model, torch.device("cpu")) is model
     assert distributed.mean_across_ranks(0.5, torch.device("cpu")) == 0.5
+
+
+def test_batch_rows_split_each_global_batch_evenly(monkeypatch):
+    monkeypatch.setattr(distributed, "world_size", lambda: 4)
+    monkeypatch.setattr(distributed, "rank", lambda: 2)
+    assert distributed.batch_rows(64) == (32, 48)
+    with pytest.raises(UserError, match="finetune.batch_size 66 must divide evenly over 4"):
+        distributed.batch_rows(66)
