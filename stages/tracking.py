@@ -124,10 +124,13 @@ def store_lock(uri: str) -> Iterator[None]:
     `dvc queue` workers otherwise fail with "database is locked" or race on creation.
     Not re-entrant: never nest it.
     """
-    if not uri.startswith("sqlite:///"):
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: parallel experiments there need an `mlflow server`
+        fcntl = None
+    if fcntl is None or not uri.startswith("sqlite:///"):
         yield
         return
-    import fcntl  # POSIX; elsewhere use an `mlflow server` for parallel experiments
 
     lock = Path(uri.removeprefix("sqlite:///") + ".lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
