@@ -8,10 +8,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from stages import backbone, data, io
+from stages import backbone, data, distributed, io
 from stages.backbone import InputConfig
 from stages.errors import cli
-from stages.params import load_params, to_dict
+from stages.params import Params, load_params, to_dict
 
 
 def extract_features(
@@ -32,34 +32,47 @@ def extract_features(
 
 @cli
 def main() -> None:
+    params = load_params()
+    with distributed.process_group(backbone.resolve_device(params.extract.device)) as device:
+        run_extract(params, device)
+
+
+def run_extract(params: Params, device: torch.device) -> None:
+    """Embed every split (this rank's shard under torchrun); rank 0 writes and logs."""
     from stages import tracking
 
-    params = load_params()
-    device = backbone.resolve_device(params.extract.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     model = backbone.create_backbone(params.backbone.name, params.backbone.weights)
+    distributed.broadcast_module(model, device)  # one model on every rank, even unseeded
     config = backbone.input_config(model, params.backbone.image_size)
+    batch_size = params.extract.batch_size
     logged = {"backbone": to_dict(params.backbone), "extract": to_dict(params.extract)}
     with tracking.stage_run("extract", logged) as run:
         images_done, seconds = 0, 0.0
         for split in data.SPLITS:
             part = data.load_prepared(params.paths.prepared, split)
-            start = time.perf_counter()
-            features = extract_features(
+            start, stop = distributed.shard_bounds(len(part), block=batch_size)
+            began = time.perf_counter()
+            local = extract_features(
                 model,
-                part.images,
+                part.images[start:stop],
                 config,
-                batch_size=params.extract.batch_size,
+                batch_size=batch_size,
                 device=device,
-                desc=f"extract {split}",
+                desc=f"extract {split} [{start}:{stop}]",
             )
-            seconds += time.perf_counter() - start
+            features = distributed.gather_rows(local, len(part), block=batch_size, device=device)
+            seconds += time.perf_counter() - began
             images_done += len(part)
-            io.save_array(io.split_file(params.paths.features, split, "features"), features)
-            io.save_array(io.split_file(params.paths.features, split, "labels"), part.labels)
+            if distributed.is_main():
+                io.save_array(io.split_file(params.paths.features, split, "features"), features)
+                io.save_array(io.split_file(params.paths.features, split, "labels"), part.labels)
+        if not distributed.is_main():
+            return
         report = {
             "device": str(device),
+            "processes": distributed.world_size(),
             "images": images_done,
             "seconds": round(seconds, 3),
             "images_per_s": round(images_done / seconds, 1),

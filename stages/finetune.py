@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from stages import backbone, data, io
+from stages import backbone, data, distributed, io
 from stages.backbone import InputConfig
 from stages.data import LabelledImages
 from stages.errors import UserError, cli
@@ -34,18 +34,28 @@ class TrainResult:
     images_per_s: float
 
 
-def augment(images: torch.Tensor, config: InputConfig, generator: torch.Generator) -> torch.Tensor:
+def augment(
+    images: torch.Tensor,
+    config: InputConfig,
+    generator: torch.Generator,
+    *,
+    rows_of: tuple[int, int] | None = None,
+) -> torch.Tensor:
     """uint8 (B, H, W, C) -> normalised float (B, 3, S, S): random flip, shift and scale.
 
     One affine resample does the resize and the augmentation together, on the device.
+    rows_of=(first, total): `images` are rows first.. of a global batch of `total`; draws are
+    made for all `total`, so every DDP rank's generator stays in step with one process's.
     """
     x = images.permute(0, 3, 1, 2).float().div_(255)
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
     b = x.shape[0]
+    first, total = rows_of or (0, b)
 
     def uniform(low: float, high: float) -> torch.Tensor:
-        return torch.rand(b, generator=generator, device=x.device) * (high - low) + low
+        draw = torch.rand(total, generator=generator, device=x.device)[first : first + b]
+        return draw * (high - low) + low
 
     scale = uniform(*SCALE_RANGE)
     flip = torch.where(uniform(0, 1) < 0.5, -1.0, 1.0)
@@ -69,11 +79,17 @@ def train_model(
     device: torch.device,
     desc: str = "finetune",
 ) -> TrainResult:
-    """AdamW + one-cycle + label smoothing; keeps the best-on-val weights."""
+    """AdamW + one-cycle + label smoothing; keeps the best-on-val weights.
+
+    Under torchrun each rank trains on its slice of every (global) batch, and DDP averages
+    the gradients, so the batch size, schedule and shuffle are those of one process.
+    """
     batch_size = min(config.batch_size, len(train))
     steps_per_epoch = len(train) // batch_size  # drop the ragged batch: constant shapes
     total_steps = steps_per_epoch * config.epochs
-    model = model.to(device, memory_format=torch.channels_last)
+    net = model.to(device, memory_format=torch.channels_last)
+    model = distributed.wrap_ddp(net, device)
+    first, last = distributed.batch_rows(batch_size)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
@@ -102,8 +118,13 @@ def train_model(
                 order.view(steps_per_epoch, batch_size), desc=f"{desc} epoch {epoch}", mininterval=2
             )
         ):
-            index = index.to(images.device)
-            x = augment(images[index].to(device, non_blocking=True), input_cfg, generator)
+            index = index[first:last].to(images.device)
+            x = augment(
+                images[index].to(device, non_blocking=True),
+                input_cfg,
+                generator,
+                rows_of=(first, batch_size),
+            )
             y = labels[index].to(device, non_blocking=True)
             with autocast:
                 loss = loss_fn(model(x), y)
@@ -118,9 +139,8 @@ def train_model(
             scheduler.step()
             running += loss.item()
         seconds += time.perf_counter() - start
-        val_probs = predict_proba(
-            model, val.images, input_cfg, batch_size=batch_size, device=device
-        )
+        running = distributed.mean_across_ranks(running, device)
+        val_probs = predict_proba(net, val.images, input_cfg, batch_size=batch_size, device=device)
         val_accuracy = float((val_probs.argmax(1) == val.labels).mean())
         history.append(
             {"epoch": epoch, "train_loss": running / steps_per_epoch, "val_accuracy": val_accuracy}
@@ -130,7 +150,7 @@ def train_model(
             file=sys.stderr,
         )
         if best is None or val_accuracy > best.best_val_accuracy:
-            state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
             best = TrainResult(state, epoch, val_accuracy, history, 0.0)
     assert best is not None
     rate = steps_per_epoch * batch_size * config.epochs / seconds
@@ -171,10 +191,13 @@ def main() -> None:
             f"strategy {strategy!r} is not in finetune.strategies "
             f"{list(params.finetune.strategies)}."
         )
-    device = backbone.resolve_device(params.finetune.device)
     classes = data.load_classes(params.paths.prepared)
+    device = backbone.resolve_device(params.finetune.device)
     # timm's weight init and dropout draw from torch's global RNG: seed it in a scope.
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with (
+        distributed.process_group(device) as device,
+        torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),
+    ):
         torch.manual_seed(params.finetune.seed)
         run_strategy(params, strategy, classes, device)
 
@@ -199,6 +222,8 @@ def run_strategy(params, strategy: str, classes: tuple[str, ...], device: torch.
             device=device,
             desc=strategy,
         )
+        if not distributed.is_main():
+            return  # rank 0 holds the same weights and writes everything
         model.load_state_dict(result.state_dict)
         out = io.method_dir(params.paths.methods, strategy)
         io.save_checkpoint(

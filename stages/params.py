@@ -30,6 +30,14 @@ class Paths:
 
 
 @dataclass(frozen=True)
+class Launch:
+    nproc_per_node: int
+
+    def __post_init__(self) -> None:
+        _check_range("launch.nproc_per_node", self.nproc_per_node, 1, None)
+
+
+@dataclass(frozen=True)
 class Data:
     source: str
     path: str
@@ -119,6 +127,7 @@ class Finetune:
 @dataclass(frozen=True)
 class Params:
     paths: Paths
+    launch: Launch
     data: Data
     backbone: Backbone
     extract: Extract

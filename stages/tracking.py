@@ -2,8 +2,9 @@
 
 Each stage that executes logs one run. Runs from one `dvc repro` / `dvc exp run` are
 children of one parent run, found by a key that names the dvc process running them.
-The store is MLflow's default (`sqlite:///mlflow.db` in the working directory) unless
-MLFLOW_TRACKING_URI says otherwise.
+The store is MLFLOW_TRACKING_URI when set (e.g. an `mlflow server` shared by a team),
+else `sqlite:///mlflow.db` at the DVC repo root. Parallel writers to that sqlite file
+(`dvc queue start -j N`) take turns through a file lock beside it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
@@ -26,6 +28,8 @@ from stages.params import flatten
 
 EXPERIMENT_NAME = "transfer-learning"
 PIPELINE_KEY_TAG = "pipeline_key"
+DEFAULT_STORE = "mlflow.db"  # at the DVC repo root, when MLFLOW_TRACKING_URI is unset
+DEFAULT_ARTIFACTS = "mlartifacts"
 _PROCESS_TOKEN = uuid.uuid4().hex  # stands in for a start time where /proc is absent
 
 
@@ -39,37 +43,103 @@ class StageRun:
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
         now = _now_ms()
         batch = [Metric(k, float(v), now, step) for k, v in flatten(metrics).items()]
-        for start in range(0, len(batch), 1000):
-            self.client.log_batch(self.run_id, metrics=batch[start : start + 1000])
+        with store_lock(self.client.tracking_uri):
+            for start in range(0, len(batch), 1000):
+                self.client.log_batch(self.run_id, metrics=batch[start : start + 1000])
 
     def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
-        self.client.log_artifact(self.run_id, str(path), artifact_path)
+        with store_lock(self.client.tracking_uri):
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        with store_lock(self.client.tracking_uri):
+            self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+class _SilentRun(StageRun):
+    """The handle non-zero torchrun ranks get: every call is a no-op."""
+
+    def __init__(self) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        pass
+
+    def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
+        pass
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        pass
 
 
 @contextlib.contextmanager
 def stage_run(stage: str, params: dict[str, Any]) -> Iterator[StageRun]:
-    """One child run for this stage under the pipeline's parent run."""
-    client = MlflowClient()
-    experiment_id = _experiment_id(client)
+    """One child run for this stage under the pipeline's parent run.
+
+    Under torchrun only rank 0 logs; other ranks get a handle that records nothing.
+    """
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield _SilentRun()
+        return
+    uri = tracking_uri()
+    client = MlflowClient(uri)
     tags = run_tags(stage)
-    parent_id = _parent_run_id(client, experiment_id, tags)
-    run = client.create_run(
-        experiment_id, tags={**tags, MLFLOW_PARENT_RUN_ID: parent_id}, run_name=stage
-    )
-    run_id = run.info.run_id
-    flat = flatten(params)
-    client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in flat.items()])
+    with store_lock(uri):
+        experiment_id = _experiment_id(client)
+        parent_id = _parent_run_id(client, experiment_id, tags)
+        run = client.create_run(
+            experiment_id, tags={**tags, MLFLOW_PARENT_RUN_ID: parent_id}, run_name=stage
+        )
+        run_id = run.info.run_id
+        flat = flatten(params)
+        client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in flat.items()])
     try:
         yield StageRun(client, run_id)
     except BaseException:
-        client.set_terminated(run_id, "FAILED")
-        client.set_terminated(parent_id, "FAILED")
+        with store_lock(uri):
+            client.set_terminated(run_id, "FAILED")
+            client.set_terminated(parent_id, "FAILED")
         raise
-    client.set_terminated(run_id, "FINISHED")
-    client.set_terminated(parent_id, "FINISHED")
+    with store_lock(uri):
+        client.set_terminated(run_id, "FINISHED")
+        client.set_terminated(parent_id, "FINISHED")
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI, else sqlite at the DVC repo root (DVC_ROOT), else here.
+
+    Queued experiments run in temp copies that DVC deletes afterwards; DVC_ROOT names the
+    main repo there, so their runs land in the same store as `dvc repro`'s.
+    """
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{_default_root() / DEFAULT_STORE}"
+
+
+@contextlib.contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock on <db>.lock while using a sqlite store; no-op for servers.
+
+    sqlite allows one writer, and MLflow's first connection migrates the schema: parallel
+    `dvc queue` workers otherwise fail with "database is locked" or race on creation.
+    Not re-entrant: never nest it.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: parallel experiments there need an `mlflow server`
+        fcntl = None
+    if fcntl is None or not uri.startswith("sqlite:///"):
+        yield
+        return
+
+    lock = Path(uri.removeprefix("sqlite:///") + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def run_tags(stage: str) -> dict[str, str]:
@@ -121,7 +191,18 @@ def _experiment_id(client: MlflowClient) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    return client.create_experiment(name)
+    # Beside the default store, not in the working directory (a temp copy for queued runs).
+    location = None
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        location = (_default_root() / DEFAULT_ARTIFACTS).as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:  # another worker on a server created it first
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def _default_root() -> Path:
+    return Path(os.environ.get("DVC_ROOT", ".")).resolve()
 
 
 def _proc_stat(pid: int) -> tuple[int, int] | None:

@@ -58,3 +58,14 @@ def test_run_tags_have_git_commit():
     tags = tracking.run_tags("evaluate")
     assert tags["stage"] == "evaluate"
     assert tags["git_commit"] == "unknown" or len(tags["git_commit"]) == 40
+
+
+def test_only_rank_zero_logs(mlflow_store, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    with tracking.stage_run("extract", {"a": 1}) as run:
+        run.log_metrics({"x": 1.0})
+    monkeypatch.setenv("RANK", "0")
+    with tracking.stage_run("extract", {"a": 1}):
+        pass
+    _, found = runs(mlflow_store)
+    assert [r.info.run_name for r in found if "stage" in r.data.tags] == ["extract"]

@@ -1,0 +1,149 @@
+"""torchrun with 2 gloo processes on CPU: the stage mains as dvc.yaml launches them."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import subprocess
+
+import numpy as np
+import pytest
+import timm
+import torch
+import yaml
+from mlflow.tracking import MlflowClient
+from torch import nn
+
+from stages import data, distributed, io, tracking
+from stages.backbone import InputConfig
+from stages.finetune import build_model, train_model
+from stages.params import load_params
+from tests.conftest import REPO, TINY_MODEL, make_images
+from tests.integration.conftest import BIN
+
+pytestmark = pytest.mark.distributed
+
+
+@pytest.fixture
+def stage_dir(tmp_path):
+    """params.yaml (the shipped one, shrunk) and prepared splits, as `prepare` leaves them."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    # Saved weights: both launches, and every rank, must embed with one and the same model.
+    torch.manual_seed(0)
+    weights = tmp_path / "backbone.pt"
+    torch.save(timm.create_model(TINY_MODEL).state_dict(), weights)
+    params["backbone"].update(name=TINY_MODEL, weights=str(weights), image_size=32)
+    # 4-image batches leave ragged batches and several batches per rank.
+    params["extract"].update(batch_size=4, device="cpu")
+    params["finetune"].update(epochs=1, batch_size=8, device="cpu")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    splits = {
+        "train": make_images(8),
+        "val": make_images(5, seed=1),
+        "test": make_images(7, seed=2),
+    }
+    data.save_prepared(tmp_path / params["paths"]["prepared"], splits, ("a", "b", "c"))
+    return tmp_path
+
+
+def launch(cwd, nproc: int, *stage: str) -> subprocess.CompletedProcess:
+    """Run a stage the way dvc.yaml does: torchrun --standalone --nproc-per-node N -m ..."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{cwd / 'mlflow.db'}",
+    }
+    cmd = [str(BIN / "torchrun"), "--standalone", f"--nproc-per-node={nproc}", "-m", *stage]
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{cmd} failed:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+def stage_runs(cwd) -> list:
+    client = MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(tracking.EXPERIMENT_NAME)
+    return [r for r in client.search_runs([experiment.experiment_id]) if "stage" in r.data.tags]
+
+
+def test_two_process_extraction_equals_one_process_exactly(stage_dir):
+    features = stage_dir / "data" / "features"
+    launch(stage_dir, 1, "stages.extract")
+    single = {s: io.load_array(io.split_file(features, s, "features")) for s in data.SPLITS}
+    for path in features.iterdir():
+        path.unlink()
+    launch(stage_dir, 2, "stages.extract")
+    for split in data.SPLITS:
+        gathered = io.load_array(io.split_file(features, split, "features"))
+        np.testing.assert_array_equal(gathered, single[split])  # bit-identical, in order
+        labels = io.load_array(io.split_file(features, split, "labels"))
+        prepared = data.load_prepared(stage_dir / "data" / "prepared", split)
+        np.testing.assert_array_equal(labels, prepared.labels)
+    assert io.read_json(stage_dir / "reports" / "extract.json")["processes"] == 2
+    # Rank 0 alone logs: one extract run per launch, never one per process.
+    assert [r.data.tags["stage"] for r in stage_runs(stage_dir)] == ["extract", "extract"]
+
+
+def test_two_process_finetune_writes_one_loadable_checkpoint(stage_dir):
+    launch(stage_dir, 2, "stages.finetune", "full")
+    out = stage_dir / "data" / "methods" / "full"
+    checkpoint = torch.load(out / io.CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+    model = build_model("full", TINY_MODEL, "none", checkpoint["config"]["num_classes"])
+    model.load_state_dict(checkpoint["model"])  # plain keys: no DDP "module." prefix
+    assert io.load_array(out / io.PREDICTIONS_FILE).shape == (21, 3)
+    assert len(io.read_json(out / io.RECORD_FILE)["history"]) == 1
+    assert [r.data.tags["stage"] for r in stage_runs(stage_dir)] == ["finetune@full"]
+
+
+def tiny_convnet() -> nn.Module:
+    """No BatchNorm: torch's SyncBatchNorm is GPU-only, and per-rank statistics would differ."""
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 3),
+    )
+
+
+def train_tiny() -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    config = dataclasses.replace(
+        load_params(REPO / "params.yaml").finetune, epochs=2, batch_size=8, device="cpu"
+    )
+    result = train_model(
+        tiny_convnet(),
+        train=make_images(8),  # 24 images: 3 steps of 8 per epoch
+        val=make_images(3, seed=1),
+        input_cfg=InputConfig(16, (0.5,) * 3, (0.5,) * 3, "bilinear"),
+        config=config,
+        device=torch.device("cpu"),
+    )
+    return result.state_dict
+
+
+def _ddp_rank(rank: int, port: int, out: str) -> None:
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE="2",
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    with distributed.process_group(torch.device("cpu")):
+        state = train_tiny()
+    if rank == 0:
+        torch.save(state, out)
+
+
+def test_ddp_training_matches_one_process_on_the_same_global_batches(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / "ddp.pt"
+    torch.multiprocessing.spawn(_ddp_rank, args=(port, str(out)), nprocs=2)
+    ddp = torch.load(out, weights_only=True)
+    single = train_tiny()
+    assert ddp.keys() == single.keys()
+    for key, value in single.items():
+        torch.testing.assert_close(ddp[key], value, rtol=1e-5, atol=1e-6)

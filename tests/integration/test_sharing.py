@@ -1,0 +1,139 @@
+"""Sharing across people and runs: a DVC remote round trip, and queued parallel experiments
+logging to a real `mlflow server`. One shrunk repro, in a temp copy, serves both."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+from stages import tracking
+from tests.integration.conftest import BIN, Workspace
+
+pytestmark = pytest.mark.distributed
+DEADLINE_S = 420
+
+
+@pytest.fixture(scope="module")
+def reproduced(workspace) -> Workspace:
+    workspace.set_params({"finetune": {"strategies": ["full"]}})  # one strategy: faster
+    workspace.dvc("repro")
+    workspace.run("git", "add", "-A")
+    workspace.run("git", "commit", "-qm", "reproduced")
+    return workspace
+
+
+def test_remote_round_trip_makes_repro_a_no_op(reproduced, tmp_path):
+    remote = tmp_path / "remote"
+    reproduced.dvc("remote", "add", "-d", "shared", str(remote))
+    reproduced.run("git", "commit", "-qam", "shared remote")
+    reproduced.dvc("push")
+    # A teammate: a fresh clone with an empty cache and no outputs.
+    teammate = Workspace(tmp_path / "teammate")
+    reproduced.run("git", "clone", "-q", str(reproduced.root), str(teammate.root))
+    assert not (teammate.root / "data").exists()
+    teammate.dvc("pull")
+    assert (teammate.root / "data" / "features" / "train_features.npy").is_file()
+    done = teammate.dvc("repro")
+    assert "Running stage" not in done.stdout, done.stdout
+
+
+@contextlib.contextmanager
+def mlflow_server(tmp_path):
+    """A real `mlflow server` on 127.0.0.1, sqlite backend in tmp; always terminated."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed below
+    server = subprocess.Popen(
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--default-artifact-root",
+            str(tmp_path / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with contextlib.suppress(OSError):
+                if urllib.request.urlopen(f"{uri}/health", timeout=2).status == 200:
+                    break
+            assert server.poll() is None, (tmp_path / "server.log").read_text()
+            assert time.monotonic() < deadline, "mlflow server did not start in 120 s"
+            time.sleep(1)
+        yield uri
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+def test_queued_parallel_experiments_all_land_on_the_server(reproduced, tmp_path):
+    with mlflow_server(tmp_path) as uri:
+        reproduced.env["MLFLOW_TRACKING_URI"] = uri  # the only change a user makes
+        try:
+            for c_num in (2, 4):
+                reproduced.dvc(
+                    "exp", "run", "--queue", "-n", f"c{c_num}", "-S", f"probe.C_num={c_num}"
+                )
+            reproduced.dvc("queue", "start", "-j", "2")
+            wait_for_queue(reproduced)
+        finally:
+            reproduced.dvc("queue", "stop", "--kill", check=False)
+            reproduced.env.pop("MLFLOW_TRACKING_URI")
+        shown = json.loads(reproduced.dvc("exp", "show", "--json").stdout)
+        client = MlflowClient(uri)
+        experiment = client.get_experiment_by_name(tracking.EXPERIMENT_NAME)
+        found = client.search_runs([experiment.experiment_id])
+    by_id = {r.info.run_id: r for r in found}
+    for name in ("c2", "c4"):
+        children = [
+            r
+            for r in found
+            if r.data.tags.get("dvc_exp_name") == name and MLFLOW_PARENT_RUN_ID in r.data.tags
+        ]
+        # probe.C_num reruns exactly probe and evaluate; each logs one FINISHED run.
+        assert sorted(r.data.tags["stage"] for r in children) == ["evaluate", "probe"], name
+        assert all(r.info.status == "FINISHED" for r in children)
+        (parent,) = {r.data.tags[MLFLOW_PARENT_RUN_ID] for r in children}
+        assert by_id[parent].info.run_name == name
+        (probe,) = [r for r in children if r.data.tags["stage"] == "probe"]
+        assert probe.data.params["probe.C_num"] == name.removeprefix("c")
+    assert "c2" in json.dumps(shown) and "c4" in json.dumps(shown)
+
+
+def wait_for_queue(ws: Workspace) -> None:
+    """Poll `dvc queue status` until nothing is queued or running, within DEADLINE_S."""
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        status = ws.dvc("queue", "status").stdout
+        if not any(word in status for word in ("Queued", "Running")):
+            assert "Failed" not in status, (
+                status + ws.dvc("queue", "logs", "c2", check=False).stdout
+            )
+            return
+        time.sleep(3)
+    raise AssertionError(f"queue still busy after {DEADLINE_S} s:\n{status}")
