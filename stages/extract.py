@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -10,7 +11,7 @@ from torch import nn
 
 from stages import backbone, data, io
 from stages.backbone import InputConfig
-from stages.errors import cli
+from stages.errors import UserError, cli
 from stages.params import load_params, to_dict
 
 
@@ -30,18 +31,31 @@ def extract_features(
     )
 
 
+REFERENCE = "random"  # `python -m stages.extract random`: the random-init reference
+
+
 @cli
 def main() -> None:
     from stages import tracking
 
     params = load_params()
+    reference = sys.argv[1:] == [REFERENCE]
+    if sys.argv[1:] and not reference:
+        raise UserError(f"usage: python -m stages.extract [{REFERENCE}]")
+    weights = "none" if reference else params.backbone.weights
+    out = params.paths.random_features if reference else params.paths.features
     device = backbone.resolve_device(params.extract.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    model = backbone.create_backbone(params.backbone.name, params.backbone.weights)
+    # timm's init draws from torch's global RNG: seed it in a scope so 'none' is repeatable.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(params.backbone.seed)
+        model = backbone.create_backbone(params.backbone.name, weights)
     config = backbone.input_config(model, params.backbone.image_size)
-    logged = {"backbone": to_dict(params.backbone), "extract": to_dict(params.extract)}
-    with tracking.stage_run("extract", logged) as run:
+    logged = {"backbone": {**to_dict(params.backbone), "weights": weights}}
+    logged["extract"] = to_dict(params.extract)
+    stage = f"extract@{REFERENCE}" if reference else "extract"
+    with tracking.stage_run(stage, logged) as run:
         images_done, seconds = 0, 0.0
         for split in data.SPLITS:
             part = data.load_prepared(params.paths.prepared, split)
@@ -56,8 +70,8 @@ def main() -> None:
             )
             seconds += time.perf_counter() - start
             images_done += len(part)
-            io.save_array(io.split_file(params.paths.features, split, "features"), features)
-            io.save_array(io.split_file(params.paths.features, split, "labels"), part.labels)
+            io.save_array(io.split_file(out, split, "features"), features)
+            io.save_array(io.split_file(out, split, "labels"), part.labels)
         report = {
             "device": str(device),
             "images": images_done,
@@ -66,9 +80,10 @@ def main() -> None:
             "feature_dim": int(model.num_features),
             "input_size": config.size,
         }
-        io.write_json(params.paths.extract_report, report)
         run.log_metrics({"extract_images_per_s": report["images_per_s"]})
-        run.log_artifact(params.paths.extract_report)
+        if not reference:  # the extract report describes the backbone under study
+            io.write_json(params.paths.extract_report, report)
+            run.log_artifact(params.paths.extract_report)
         print(f"extracted {images_done} images at {report['images_per_s']} img/s on {device}")
 
 

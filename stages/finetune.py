@@ -17,7 +17,7 @@ from stages import backbone, data, io, strategies
 from stages.backbone import InputConfig
 from stages.data import LabelledImages
 from stages.errors import UserError, cli
-from stages.params import STRATEGIES, Finetune, load_params, to_dict
+from stages.params import FROM_PROBE, STRATEGIES, Finetune, load_params, to_dict
 
 MAX_SHIFT = 0.125  # random translation, as a fraction of the image side
 SCALE_RANGE = (0.9, 1.1)
@@ -168,10 +168,10 @@ def main() -> None:
         raise UserError("usage: python -m stages.finetune <strategy>")
     strategy = sys.argv[1]
     params = load_params()
-    if strategy not in params.finetune.strategies:
+    if strategy not in params.finetune.runs:
         raise UserError(
-            f"strategy {strategy!r} is not in finetune.strategies "
-            f"{list(params.finetune.strategies)}."
+            f"strategy {strategy!r} is not in finetune.strategies or finetune.from_probe "
+            f"{list(params.finetune.runs)}."
         )
     device = backbone.resolve_device(params.finetune.device)
     classes = data.load_classes(params.paths.prepared)
@@ -199,7 +199,7 @@ def run_strategy(params, strategy: str, classes: tuple[str, ...], device: torch.
     own = {
         k: v
         for k, v in to_dict(params.finetune).items()
-        if k not in STRATEGIES or k == strategy
+        if k not in (*STRATEGIES, *FROM_PROBE) or k == strategy
     }
     logged = {"backbone": to_dict(params.backbone), "finetune": own}
     with tracking.stage_run(f"finetune@{strategy}", logged) as run:

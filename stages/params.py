@@ -28,6 +28,7 @@ class Paths:
     random_features: Path
     curves: Path
     report: Path
+    figures: Path
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ class Llrd(Plain):
 @dataclass(frozen=True)
 class Finetune:
     strategies: tuple[str, ...]
+    from_probe: tuple[str, ...]
     epochs: int
     batch_size: int
     weight_decay: float
@@ -141,17 +143,29 @@ class Finetune:
 
     def __post_init__(self) -> None:
         for strategy in self.strategies:
+            if strategy in FROM_PROBE:
+                raise UserError(
+                    f"finetune.strategies: {strategy!r} starts from the probe; list it under "
+                    "finetune.from_probe, whose stage depends on the probe's output."
+                )
             _check_choice("finetune.strategies", strategy, STRATEGIES)
+        for strategy in self.from_probe:
+            _check_choice("finetune.from_probe", strategy, FROM_PROBE)
         _check_range("finetune.epochs", self.epochs, 1, None)
         _check_range("finetune.batch_size", self.batch_size, 2, None)
         _check_range("finetune.patience", self.patience, 1, None)
-        for strategy in STRATEGIES:
+        for strategy in (*STRATEGIES, *FROM_PROBE):
             lr = getattr(self, strategy).lr
             _check_range(f"finetune.{strategy}.lr", lr, 0.0, None, inclusive=False)
         _check_range("finetune.weight_decay", self.weight_decay, 0.0, None)
         _check_range("finetune.label_smoothing", self.label_smoothing, 0.0, 1.0)
         _check_range("finetune.warmup_fraction", self.warmup_fraction, 0.0, 1.0, inclusive=False)
         _check_choice("finetune.device", self.device, DEVICES)
+
+    @property
+    def runs(self) -> tuple[str, ...]:
+        """Every strategy the pipeline trains, the probe-initialised ones included."""
+        return (*self.strategies, *self.from_probe)
 
 
 @dataclass(frozen=True)
@@ -194,7 +208,8 @@ class Params:
 
 
 DEVICES = ("auto", "cpu", "cuda")
-STRATEGIES = ("full", "freeze", "lpft", "llrd", "scratch")
+STRATEGIES = ("full", "freeze", "llrd", "scratch")  # independent of the probe
+FROM_PROBE = ("lpft",)  # heads initialised from the probe
 
 
 def load_params(path: Path = PARAMS_FILE) -> Params:

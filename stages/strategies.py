@@ -14,6 +14,7 @@ from stages import backbone, io
 from stages.errors import UserError
 from stages.params import Finetune
 
+
 def build_model(strategy: str, name: str, weights: str, num_classes: int) -> nn.Module:
     """The network a strategy starts from; scratch is the same architecture, random init."""
     return backbone.create_backbone(

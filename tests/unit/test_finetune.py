@@ -37,9 +37,11 @@ def test_train_model_learns_and_keeps_best(params):
     model = backbone.create_backbone(TINY_MODEL, "none", num_classes=3)
     input_cfg = backbone.input_config(model, 32)
     config = dataclasses.replace(
-        params.finetune, epochs=3, batch_size=8, patience=3, full=dataclasses.replace(
-            params.finetune.full, lr=3e-3
-        )
+        params.finetune,
+        epochs=3,
+        batch_size=8,
+        patience=3,
+        full=dataclasses.replace(params.finetune.full, lr=3e-3),
     )
     result = train_model(
         model,

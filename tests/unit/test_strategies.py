@@ -32,7 +32,9 @@ def test_freeze_keeps_parameters_and_bn_statistics_of_the_first_stages(params):
     assert "conv_stem" in frozen and any(n.startswith("blocks.1") for n in frozen)
     assert not any(n.startswith("blocks.2") for n in frozen)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    config = dataclasses.replace(params.finetune, freeze=dataclasses.replace(params.finetune.freeze, stages=2))
+    config = dataclasses.replace(
+        params.finetune, freeze=dataclasses.replace(params.finetune.freeze, stages=2)
+    )
     one_step(model, param_groups(model, "freeze", config))
     after = model.state_dict()
     early = [k for k in before if k.startswith(("conv_stem", "bn1", "blocks.0", "blocks.1"))]
