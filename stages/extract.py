@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -10,7 +11,7 @@ from torch import nn
 
 from stages import backbone, data, distributed, io
 from stages.backbone import InputConfig
-from stages.errors import cli
+from stages.errors import UserError, cli
 from stages.params import Params, load_params, to_dict
 
 
@@ -30,25 +31,38 @@ def extract_features(
     )
 
 
+REFERENCE = "random"  # `python -m stages.extract random`: the random-init reference
+
+
 @cli
 def main() -> None:
     params = load_params()
+    reference = sys.argv[1:] == [REFERENCE]
+    if sys.argv[1:] and not reference:
+        raise UserError(f"usage: python -m stages.extract [{REFERENCE}]")
     with distributed.process_group(backbone.resolve_device(params.extract.device)) as device:
-        run_extract(params, device)
+        run_extract(params, device, reference=reference)
 
 
-def run_extract(params: Params, device: torch.device) -> None:
+def run_extract(params: Params, device: torch.device, *, reference: bool) -> None:
     """Embed every split (this rank's shard under torchrun); rank 0 writes and logs."""
     from stages import tracking
 
+    weights = "none" if reference else params.backbone.weights
+    out = params.paths.random_features if reference else params.paths.features
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    model = backbone.create_backbone(params.backbone.name, params.backbone.weights)
-    distributed.broadcast_module(model, device)  # one model on every rank, even unseeded
+    # timm's init draws from torch's global RNG: seed it in a scope so 'none' is repeatable.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(params.backbone.seed)
+        model = backbone.create_backbone(params.backbone.name, weights)
+    distributed.broadcast_module(model, device)  # one model on every rank
     config = backbone.input_config(model, params.backbone.image_size)
     batch_size = params.extract.batch_size
-    logged = {"backbone": to_dict(params.backbone), "extract": to_dict(params.extract)}
-    with tracking.stage_run("extract", logged) as run:
+    logged = {"backbone": {**to_dict(params.backbone), "weights": weights}}
+    logged["extract"] = to_dict(params.extract)
+    stage = f"extract@{REFERENCE}" if reference else "extract"
+    with tracking.stage_run(stage, logged) as run:
         images_done, seconds = 0, 0.0
         for split in data.SPLITS:
             part = data.load_prepared(params.paths.prepared, split)
@@ -66,8 +80,8 @@ def run_extract(params: Params, device: torch.device) -> None:
             seconds += time.perf_counter() - began
             images_done += len(part)
             if distributed.is_main():
-                io.save_array(io.split_file(params.paths.features, split, "features"), features)
-                io.save_array(io.split_file(params.paths.features, split, "labels"), part.labels)
+                io.save_array(io.split_file(out, split, "features"), features)
+                io.save_array(io.split_file(out, split, "labels"), part.labels)
         if not distributed.is_main():
             return
         report = {
@@ -79,9 +93,10 @@ def run_extract(params: Params, device: torch.device) -> None:
             "feature_dim": int(model.num_features),
             "input_size": config.size,
         }
-        io.write_json(params.paths.extract_report, report)
         run.log_metrics({"extract_images_per_s": report["images_per_s"]})
-        run.log_artifact(params.paths.extract_report)
+        if not reference:  # the extract report describes the backbone under study
+            io.write_json(params.paths.extract_report, report)
+            run.log_artifact(params.paths.extract_report)
         print(f"extracted {images_done} images at {report['images_per_s']} img/s on {device}")
 
 

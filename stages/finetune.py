@@ -13,11 +13,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from stages import backbone, data, distributed, io
+from stages import backbone, data, distributed, io, strategies
 from stages.backbone import InputConfig
 from stages.data import LabelledImages
 from stages.errors import UserError, cli
-from stages.params import Finetune, load_params, to_dict
+from stages.params import FROM_PROBE, STRATEGIES, Finetune, load_params, to_dict
 
 MAX_SHIFT = 0.125  # random translation, as a fraction of the image side
 SCALE_RANGE = (0.9, 1.1)
@@ -77,24 +77,28 @@ def train_model(
     input_cfg: InputConfig,
     config: Finetune,
     device: torch.device,
+    param_groups: list[dict],
     desc: str = "finetune",
 ) -> TrainResult:
     """AdamW + one-cycle + label smoothing; keeps the best-on-val weights.
 
+    `param_groups` (strategies.param_groups) say what trains and at which peak lr; early
+    stopping ends training after `config.patience` epochs without a better val accuracy.
     Under torchrun each rank trains on its slice of every (global) batch, and DDP averages
     the gradients, so the batch size, schedule and shuffle are those of one process.
     """
     batch_size = min(config.batch_size, len(train))
     steps_per_epoch = len(train) // batch_size  # drop the ragged batch: constant shapes
     total_steps = steps_per_epoch * config.epochs
-    net = model.to(device, memory_format=torch.channels_last)
+    net = model.to(device, memory_format=torch.channels_last)  # keeps Parameter identity
     model = distributed.wrap_ddp(net, device)
     first, last = distributed.batch_rows(batch_size)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-    )
+    optimizer = torch.optim.AdamW(param_groups)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=config.warmup_fraction
+        optimizer,
+        max_lr=[group["lr"] for group in param_groups],
+        total_steps=total_steps,
+        pct_start=config.warmup_fraction,
     )
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     generator = torch.Generator(device=device).manual_seed(config.seed)
@@ -152,8 +156,11 @@ def train_model(
         if best is None or val_accuracy > best.best_val_accuracy:
             state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
             best = TrainResult(state, epoch, val_accuracy, history, 0.0)
+        if epoch - best.best_epoch >= config.patience:
+            print(f"{desc}: early stop after epoch {epoch}", file=sys.stderr)
+            break
     assert best is not None
-    rate = steps_per_epoch * batch_size * config.epochs / seconds
+    rate = steps_per_epoch * batch_size * len(history) / seconds
     return dataclasses.replace(best, history=history, images_per_s=rate)
 
 
@@ -172,13 +179,6 @@ def predict_proba(
     return torch.from_numpy(logits).softmax(1).numpy()
 
 
-def build_model(strategy: str, name: str, weights: str, num_classes: int) -> nn.Module:
-    """The network a strategy starts from; scratch is the same architecture, random init."""
-    return backbone.create_backbone(
-        name, "none" if strategy == "scratch" else weights, num_classes=num_classes
-    )
-
-
 @cli
 def main() -> None:
 
@@ -186,10 +186,10 @@ def main() -> None:
         raise UserError("usage: python -m stages.finetune <strategy>")
     strategy = sys.argv[1]
     params = load_params()
-    if strategy not in params.finetune.strategies:
+    if strategy not in params.finetune.runs:
         raise UserError(
-            f"strategy {strategy!r} is not in finetune.strategies "
-            f"{list(params.finetune.strategies)}."
+            f"strategy {strategy!r} is not in finetune.strategies or finetune.from_probe "
+            f"{list(params.finetune.runs)}."
         )
     classes = data.load_classes(params.paths.prepared)
     device = backbone.resolve_device(params.finetune.device)
@@ -206,12 +206,23 @@ def run_strategy(params, strategy: str, classes: tuple[str, ...], device: torch.
     """Train one strategy and write its checkpoint, predictions and record."""
     from stages import tracking
 
-    model = build_model(strategy, params.backbone.name, params.backbone.weights, len(classes))
+    model = strategies.build_model(
+        strategy, params.backbone.name, params.backbone.weights, len(classes)
+    )
+    applied = strategies.prepare(
+        model, strategy, params.finetune, io.method_dir(params.paths.methods, "probe")
+    )
     input_cfg = backbone.input_config(model, params.backbone.image_size)
     train = data.load_prepared(params.paths.prepared, "train", mmap=False)
     val = data.load_prepared(params.paths.prepared, "val")
     test = data.load_prepared(params.paths.prepared, "test")
-    logged = {"backbone": to_dict(params.backbone), "finetune": to_dict(params.finetune)}
+    # Log the shared settings and this strategy's own section, not the other strategies'.
+    own = {
+        k: v
+        for k, v in to_dict(params.finetune).items()
+        if k not in (*STRATEGIES, *FROM_PROBE) or k == strategy
+    }
+    logged = {"backbone": to_dict(params.backbone), "finetune": own}
     with tracking.stage_run(f"finetune@{strategy}", logged) as run:
         result = train_model(
             model,
@@ -220,6 +231,7 @@ def run_strategy(params, strategy: str, classes: tuple[str, ...], device: torch.
             input_cfg=input_cfg,
             config=params.finetune,
             device=device,
+            param_groups=strategies.param_groups(model, strategy, params.finetune),
             desc=strategy,
         )
         if not distributed.is_main():
@@ -237,6 +249,7 @@ def run_strategy(params, strategy: str, classes: tuple[str, ...], device: torch.
                     "classes": list(classes),
                     "input": dataclasses.asdict(input_cfg),
                     "best_epoch": result.best_epoch,
+                    **applied,
                 },
             },
         )
@@ -248,7 +261,9 @@ def run_strategy(params, strategy: str, classes: tuple[str, ...], device: torch.
             "method": strategy,
             "best_epoch": result.best_epoch,
             "val_accuracy": result.best_val_accuracy,
+            "epochs_run": len(result.history),
             "history": result.history,
+            **applied,
             "train_images_per_s": round(result.images_per_s, 1),
         }
         io.write_json(out / io.RECORD_FILE, record)

@@ -74,10 +74,25 @@ def split_file(directory: Path | str, split: str, kind: str) -> Path:
 PREDICTIONS_FILE = "test_probs.npy"
 RECORD_FILE = "record.json"
 CHECKPOINT_FILE = "model.pt"
+HEAD_FILE = "head.npz"  # the probe's fitted standardiser and linear head, for LP-FT
 
 
 def method_dir(root: Path | str, method: str) -> Path:
     return Path(root) / method
+
+
+def save_arrays(path: Path | str, **arrays: np.ndarray) -> None:
+    """Several named arrays in one .npz, atomically; never pickled."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **{k: np.asarray(v) for k, v in arrays.items()})
+
+
+def load_arrays(path: Path | str) -> dict[str, np.ndarray]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} is missing; run the stage that produces it (dvc repro).")
+    with np.load(path, allow_pickle=False) as stored:
+        return {key: stored[key] for key in stored.files}
 
 
 def save_checkpoint(path: Path | str, checkpoint: dict[str, Any]) -> None:

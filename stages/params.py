@@ -27,6 +27,10 @@ class Paths:
     extract_report: Path
     metrics: Path
     plots: Path
+    random_features: Path
+    curves: Path
+    report: Path
+    figures: Path
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class Backbone:
     name: str
     weights: str
     image_size: int | None
+    seed: int
 
     def __post_init__(self) -> None:
         if self.image_size is not None:
@@ -101,27 +106,111 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class Knn:
+    k: int
+    T: float
+    k_grid: tuple[int, ...]
+    T_grid: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        for k in (self.k, *self.k_grid):
+            _check_range("knn.k", k, 1, None)
+        for T in (self.T, *self.T_grid):
+            _check_range("knn.T", T, 0.0, None, inclusive=False)
+
+
+@dataclass(frozen=True)
+class Plain:
+    """A strategy whose only own knob is its learning rate (full, scratch, lpft)."""
+
+    lr: float
+
+
+@dataclass(frozen=True)
+class Freeze(Plain):
+    stages: int  # the first N entries of the model's timm feature_info are frozen
+
+    def __post_init__(self) -> None:
+        _check_range("finetune.freeze.stages", self.stages, 0, None)
+
+
+@dataclass(frozen=True)
+class Llrd(Plain):
+    layer_decay: float
+
+    def __post_init__(self) -> None:
+        _check_range("finetune.llrd.layer_decay", self.layer_decay, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
 class Finetune:
     strategies: tuple[str, ...]
+    from_probe: tuple[str, ...]
     epochs: int
     batch_size: int
-    lr: float
     weight_decay: float
     label_smoothing: float
     warmup_fraction: float
+    patience: int
     seed: int
     device: str
+    full: Plain
+    scratch: Plain
+    lpft: Plain
+    freeze: Freeze
+    llrd: Llrd
 
     def __post_init__(self) -> None:
         for strategy in self.strategies:
+            if strategy in FROM_PROBE:
+                raise UserError(
+                    f"finetune.strategies: {strategy!r} starts from the probe; list it under "
+                    "finetune.from_probe, whose stage depends on the probe's output."
+                )
             _check_choice("finetune.strategies", strategy, STRATEGIES)
+        for strategy in self.from_probe:
+            _check_choice("finetune.from_probe", strategy, FROM_PROBE)
         _check_range("finetune.epochs", self.epochs, 1, None)
         _check_range("finetune.batch_size", self.batch_size, 2, None)
-        _check_range("finetune.lr", self.lr, 0.0, None, inclusive=False)
+        _check_range("finetune.patience", self.patience, 1, None)
+        for strategy in (*STRATEGIES, *FROM_PROBE):
+            lr = getattr(self, strategy).lr
+            _check_range(f"finetune.{strategy}.lr", lr, 0.0, None, inclusive=False)
         _check_range("finetune.weight_decay", self.weight_decay, 0.0, None)
         _check_range("finetune.label_smoothing", self.label_smoothing, 0.0, 1.0)
         _check_range("finetune.warmup_fraction", self.warmup_fraction, 0.0, 1.0, inclusive=False)
         _check_choice("finetune.device", self.device, DEVICES)
+
+    @property
+    def runs(self) -> tuple[str, ...]:
+        """Every strategy the pipeline trains, the probe-initialised ones included."""
+        return (*self.strategies, *self.from_probe)
+
+
+@dataclass(frozen=True)
+class Curves:
+    shots: tuple[int | None, ...]  # images per class; null = the whole train split
+    seeds: int
+    pixel_size: int  # raw-pixel reference: images downsampled to at most this side
+
+    def __post_init__(self) -> None:
+        if not self.shots:
+            raise UserError("curves.shots: give at least one shot count.")
+        for shot in self.shots:
+            if shot is not None:
+                _check_range("curves.shots", shot, 1, None)
+        _check_range("curves.seeds", self.seeds, 1, None)
+        _check_range("curves.pixel_size", self.pixel_size, 1, None)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    confidence: float  # two-sided level of the t interval on the seeds' mean gain
+    single_seed_factor: float  # one seed: |gain| must exceed this many noise spreads
+
+    def __post_init__(self) -> None:
+        _check_range("verdict.confidence", self.confidence, 0.0, 1.0, inclusive=False)
+        _check_range("verdict.single_seed_factor", self.single_seed_factor, 0.0, None)
 
 
 @dataclass(frozen=True)
@@ -132,13 +221,17 @@ class Params:
     backbone: Backbone
     extract: Extract
     probe: Probe
+    knn: Knn
     finetune: Finetune
+    curves: Curves
+    verdict: Verdict
 
 
 DEVICES = ("auto", "cpu", "cuda")
 SOURCES = ("fashion-mnist", "imagefolder", "csv")
 DUPLICATE_POLICIES = ("keep", "drop", "fail")
-STRATEGIES = ("full", "scratch")
+STRATEGIES = ("full", "freeze", "llrd", "scratch")  # independent of the probe
+FROM_PROBE = ("lpft",)  # heads initialised from the probe
 
 
 def load_params(path: Path = PARAMS_FILE) -> Params:

@@ -85,6 +85,15 @@ def main() -> None:
         seconds = time.perf_counter() - start
         out = io.method_dir(params.paths.methods, METHOD)
         io.save_array(out / io.PREDICTIONS_FILE, fit.predict_proba(test_x))
+        # The fitted head as plain arrays, so LP-FT can start from it without unpickling.
+        io.save_arrays(
+            out / io.HEAD_FILE,
+            mean=fit.scaler.mean_,
+            scale=fit.scaler.scale_,
+            coef=fit.classifier.coef_,
+            intercept=fit.classifier.intercept_,
+            C=np.float64(fit.C),
+        )
         record = {
             "method": METHOD,
             "backend": "sklearn",

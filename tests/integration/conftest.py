@@ -20,6 +20,7 @@ SHRINK = {
     "extract": {"batch_size": 32},
     "probe": {"C_num": 3, "max_iter": 200},
     "finetune": {"epochs": 1, "batch_size": 8},
+    "curves": {"shots": [1, 2, None], "seeds": 2},
 }
 
 

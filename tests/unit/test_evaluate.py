@@ -1,6 +1,8 @@
 import numpy as np
+import pytest
 
 from stages.evaluate import confusion_rows, method_metrics, method_names
+from stages.report import expected_calibration_error, per_class_accuracy
 
 
 def test_metrics_use_argmax():
@@ -9,6 +11,21 @@ def test_metrics_use_argmax():
     metrics = method_metrics(labels, probs)
     assert metrics["accuracy"] == 0.75
     assert 0 < metrics["macro_f1"] < 1
+    assert metrics["ece"] == pytest.approx(0.25)  # confidence 1, accuracy 0.75
+
+
+def test_ece_of_calibrated_and_overconfident_predictions():
+    labels = np.array([0, 0, 0, 1])
+    calibrated = np.tile([0.75, 0.25], (4, 1))  # 75% confident, 75% right
+    assert expected_calibration_error(labels, calibrated) == pytest.approx(0.0)
+    over = np.tile([0.95, 0.05], (4, 1))
+    assert expected_calibration_error(labels, over) == pytest.approx(0.2)
+
+
+def test_per_class_accuracy_is_recall():
+    labels = np.array([0, 0, 1, 1])
+    probs = np.eye(2)[[0, 1, 1, 1]]
+    assert per_class_accuracy(labels, probs, ("a", "b")) == {"a": 0.5, "b": 1.0}
 
 
 def test_confusion_rows_name_classes():
@@ -17,4 +34,4 @@ def test_confusion_rows_name_classes():
 
 
 def test_methods_follow_params(params):
-    assert method_names(params) == ["probe", *params.finetune.strategies]
+    assert method_names(params) == ["probe", "knn", *params.finetune.runs]

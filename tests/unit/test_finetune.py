@@ -6,7 +6,8 @@ import torch
 
 from stages import backbone
 from stages.errors import UserError
-from stages.finetune import augment, build_model, predict_proba, train_model
+from stages.finetune import augment, predict_proba, train_model
+from stages.strategies import build_model, param_groups
 from tests.conftest import TINY_MODEL, make_images
 
 CPU = torch.device("cpu")
@@ -35,7 +36,13 @@ def test_train_model_learns_and_keeps_best(params):
     torch.manual_seed(0)
     model = backbone.create_backbone(TINY_MODEL, "none", num_classes=3)
     input_cfg = backbone.input_config(model, 32)
-    config = dataclasses.replace(params.finetune, epochs=3, batch_size=8, lr=3e-3)
+    config = dataclasses.replace(
+        params.finetune,
+        epochs=3,
+        batch_size=8,
+        patience=3,
+        full=dataclasses.replace(params.finetune.full, lr=3e-3),
+    )
     result = train_model(
         model,
         train=make_images(16),
@@ -43,6 +50,7 @@ def test_train_model_learns_and_keeps_best(params):
         input_cfg=input_cfg,
         config=config,
         device=CPU,
+        param_groups=param_groups(model, "full", config),
     )
     assert [row["epoch"] for row in result.history] == [1, 2, 3]
     best = max(row["val_accuracy"] for row in result.history)
@@ -67,4 +75,29 @@ def test_non_finite_loss_stops_with_step_and_epoch(params):
             input_cfg=backbone.input_config(model, 32),
             config=dataclasses.replace(params.finetune, epochs=1, batch_size=4),
             device=CPU,
+            param_groups=param_groups(model, "full", params.finetune),
         )
+
+
+def test_early_stopping_ends_after_patience_epochs_without_gain(params):
+    torch.manual_seed(0)
+    model = backbone.create_backbone(TINY_MODEL, "none", num_classes=3)
+    # lr so small that val accuracy cannot improve after epoch 1
+    config = dataclasses.replace(
+        params.finetune,
+        epochs=6,
+        batch_size=8,
+        patience=2,
+        full=dataclasses.replace(params.finetune.full, lr=1e-12),
+    )
+    result = train_model(
+        model,
+        train=make_images(8),
+        val=make_images(4, seed=1),
+        input_cfg=backbone.input_config(model, 32),
+        config=config,
+        device=CPU,
+        param_groups=param_groups(model, "full", config),
+    )
+    assert result.best_epoch == 1
+    assert [row["epoch"] for row in result.history] == [1, 2, 3]

@@ -72,8 +72,19 @@ def test_missing_key_is_named():
 
 def test_int_accepted_for_float():
     good = raw()
-    good["finetune"]["lr"] = 1
-    assert parse_params(good).finetune.lr == 1.0
+    good["finetune"]["full"]["lr"] = 1
+    assert parse_params(good).finetune.full.lr == 1.0
+
+
+def test_strategy_section_key_is_named():
+    bad = raw()
+    bad["finetune"]["llrd"]["layer_decay"] = 1.5
+    with pytest.raises(UserError, match=r"finetune\.llrd\.layer_decay"):
+        parse_params(bad)
+    bad = raw()
+    bad["finetune"]["lpft"]["lr"] = 0
+    with pytest.raises(UserError, match=r"finetune\.lpft\.lr"):
+        parse_params(bad)
 
 
 def test_missing_file_is_user_error(tmp_path):

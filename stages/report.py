@@ -1,0 +1,201 @@
+"""Metrics beyond accuracy, figures (matplotlib, Agg) and the markdown report."""
+
+from __future__ import annotations
+
+import csv
+import io as text_io
+import os
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import confusion_matrix
+
+from stages import io
+
+CALIBRATION_BINS = 15
+
+
+def reliability(labels: np.ndarray, probs: np.ndarray, bins: int = CALIBRATION_BINS):
+    """Per equal-width confidence bin: (mean confidence, accuracy, count)."""
+    confidence, predicted = probs.max(1), probs.argmax(1)
+    correct = (predicted == labels).astype(np.float64)
+    which = np.clip((confidence * bins).astype(int), 0, bins - 1)
+    count = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = np.bincount(which, confidence, bins) / count
+        accuracy = np.bincount(which, correct, bins) / count
+    return mean_conf, accuracy, count
+
+
+def expected_calibration_error(labels: np.ndarray, probs: np.ndarray) -> float:
+    """ECE: count-weighted |accuracy - confidence| over equal-width confidence bins."""
+    mean_conf, accuracy, count = reliability(labels, probs)
+    filled = count > 0
+    gaps = np.abs(accuracy[filled] - mean_conf[filled])
+    return float((gaps * count[filled]).sum() / count.sum())
+
+
+def per_class_accuracy(
+    labels: np.ndarray, probs: np.ndarray, classes: tuple[str, ...]
+) -> dict[str, float]:
+    """Recall per class: the diagonal of the row-normalised confusion matrix."""
+    matrix = confusion_matrix(labels, probs.argmax(1), labels=range(len(classes)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = matrix.diagonal() / matrix.sum(1)
+    return {name: round(float(r), 6) for name, r in zip(classes, recall, strict=True)}
+
+
+def history_csv(history: list[dict], column: str) -> str:
+    """epoch,<column> rows from a fine-tuning record's history, a DVC plot input."""
+    lines = [f"epoch,{column}"] + [f"{int(r['epoch'])},{r[column]:.6f}" for r in history]
+    return "\n".join(lines) + "\n"
+
+
+def shot_counts(shots: tuple[int | None, ...], train_labels: np.ndarray) -> list[int]:
+    """Images per class each shot stands for; 'all' is the largest class's count."""
+    largest = int(np.bincount(train_labels).max())
+    return [largest if s is None else min(s, largest) for s in shots]
+
+
+def curve_csv(summary: dict, shots: tuple[int | None, ...], train_labels: np.ndarray) -> str:
+    """One row per shot count: shots, then mean and std accuracy per series."""
+    buffer = text_io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["shots", *[f"{s}{suffix}" for s in summary for suffix in ("", "_std")]])
+    labels = ["all" if s is None else str(s) for s in shots]
+    for label, count in zip(labels, shot_counts(shots, train_labels), strict=True):
+        cells = [summary[s][label] for s in summary]
+        writer.writerow([count, *[f"{c[k]:.6f}" for c in cells for k in ("mean", "std")]])
+    return buffer.getvalue()
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on the machines that run stages
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    with io.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    _figure().close(fig)
+
+
+def plot_curves(
+    summary: dict, shots: tuple[int | None, ...], train_labels: np.ndarray, path: Path
+) -> None:
+    """Mean test accuracy against images per class, seed std as error bars."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    x = shot_counts(shots, train_labels)
+    labels = ["all" if s is None else str(s) for s in shots]
+    for series, cells in summary.items():
+        mean = [cells[label]["mean"] for label in labels]
+        std = [cells[label]["std"] for label in labels]
+        style = "-" if series.endswith("linear") else "--"
+        ax.errorbar(x, mean, yerr=std, fmt=style + "o", capsize=3, label=series, ms=3)
+    ax.set(xscale="log", xlabel="train images per class", ylabel="test accuracy")
+    ax.set_title("Data efficiency (mean ± seed std)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def plot_confusion(labels: np.ndarray, probs: np.ndarray, classes, title: str, path: Path) -> None:
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ConfusionMatrixDisplay.from_predictions(
+        labels,
+        probs.argmax(1),
+        labels=range(len(classes)),
+        display_labels=classes,
+        normalize="true",
+        values_format=".2f",
+        xticks_rotation=60,
+        ax=ax,
+        colorbar=False,
+    )
+    ax.set_title(title)
+    _save(fig, path)
+
+
+def plot_reliability(predictions: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> None:
+    """Accuracy against confidence per bin, one line per method; the diagonal is calibrated."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", lw=1, ls=":")
+    for method, (labels, probs) in predictions.items():
+        mean_conf, accuracy, count = reliability(labels, probs)
+        filled = count > 0
+        ece = expected_calibration_error(labels, probs)
+        ax.plot(mean_conf[filled], accuracy[filled], "o-", ms=3, label=f"{method} (ECE {ece:.3f})")
+    ax.set(xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
+    ax.set_title("Reliability")
+    ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def plot_training(histories: dict[str, list[dict]], path: Path) -> None:
+    """Train loss and val accuracy per epoch, per strategy."""
+    plt = _figure()
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for method, history in histories.items():
+        epochs = [r["epoch"] for r in history]
+        loss_ax.plot(epochs, [r["train_loss"] for r in history], "o-", ms=3, label=method)
+        acc_ax.plot(epochs, [r["val_accuracy"] for r in history], "o-", ms=3, label=method)
+    loss_ax.set(xlabel="epoch", ylabel="train loss")
+    acc_ax.set(xlabel="epoch", ylabel="val accuracy")
+    acc_ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def render(
+    *,
+    metrics: dict,
+    per_class: dict[str, dict[str, float]],
+    curve_summary: dict,
+    curve_verdicts: dict,
+    figures: list[Path],
+    root: Path,
+) -> str:
+    """The markdown report; figures are linked relative to the report's folder."""
+    methods = [m for m in metrics if m != "transfer"]
+    lines = ["# Transfer report", "", "## Test metrics", ""]
+    lines += ["| method | accuracy | macro-F1 | ECE |", "|---|---|---|---|"]
+    for m in methods:
+        v = metrics[m]
+        lines.append(f"| {m} | {v['accuracy']:.4f} | {v['macro_f1']:.4f} | {v['ece']:.4f} |")
+    lines += ["", "## Transfer verdicts", "", "| comparison | verdict | gain | spread | seeds |"]
+    lines.append("|---|---|---|---|---|")
+    for name, v in metrics.get("transfer", {}).items():
+        lines.append(
+            f"| {name} | **{v['verdict']}** | {v['gain']:+.4f} | {v['spread']:.4f} | {v['seeds']} |"
+        )
+    lines += ["", "Per shot count (probes on k-shot subsets, paired by seed):", ""]
+    shots = list(next(iter(curve_summary.values()), {}))
+    lines += ["| comparison | " + " | ".join(shots) + " |", "|---" * (len(shots) + 1) + "|"]
+    for name, by_shot in curve_verdicts.items():
+        cells = [
+            f"{by_shot[s]['verdict']} ({by_shot[s]['gain']:+.3f})" if s in by_shot else ""
+            for s in shots
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "## Data efficiency (test accuracy, mean ± seed std)", ""]
+    lines += ["| series | " + " | ".join(shots) + " |", "|---" * (len(shots) + 1) + "|"]
+    for series, cells in curve_summary.items():
+        row = [f"{cells[s]['mean']:.3f} ± {cells[s]['std']:.3f}" for s in shots]
+        lines.append(f"| {series} | " + " | ".join(row) + " |")
+    classes = list(next(iter(per_class.values()), {}))
+    lines += ["", "## Per-class accuracy", "", "| class | " + " | ".join(per_class) + " |"]
+    lines.append("|---" * (len(per_class) + 1) + "|")
+    for c in classes:
+        lines.append(f"| {c} | " + " | ".join(f"{per_class[m][c]:.3f}" for m in per_class) + " |")
+    lines += ["", "## Figures", ""]
+    for figure in figures:
+        lines.append(f"![{figure.stem}]({Path(os.path.relpath(figure, root)).as_posix()})")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,113 @@
+"""Fine-tuning strategies: which weights start where, which train, and at what rate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from timm.optim import param_groups_layer_decay
+from timm.utils.model import freeze
+from torch import nn
+
+from stages import backbone, io
+from stages.errors import UserError
+from stages.params import Finetune
+
+
+def build_model(strategy: str, name: str, weights: str, num_classes: int) -> nn.Module:
+    """The network a strategy starts from; scratch is the same architecture, random init."""
+    return backbone.create_backbone(
+        name, "none" if strategy == "scratch" else weights, num_classes=num_classes
+    )
+
+
+def stage_prefixes(model: nn.Module) -> list[str]:
+    """Module name of each feature stage, shallow to deep, from timm's feature_info."""
+    info = getattr(model, "feature_info", None)
+    if not info:
+        raise UserError(
+            f"{type(model).__name__} has no timm feature_info; the freeze strategy needs it."
+        )
+    return [entry["module"] for entry in info]
+
+
+def freeze_stages(model: nn.Module, stages: int) -> list[str]:
+    """Freeze the stem and the first `stages` feature stages, BatchNorm statistics included.
+
+    Everything created before the end of stage N (in module order) is frozen, so the stem
+    and any block between two feature_info taps go with the stage they lead into.
+    Returns the frozen module names.
+    """
+    if stages == 0:
+        return []
+    prefixes = stage_prefixes(model)
+    if stages > len(prefixes):
+        raise UserError(
+            f"finetune.freeze.stages: got {stages}; this model has {len(prefixes)} stages."
+        )
+    last = prefixes[stages - 1]
+    owners = [
+        name
+        for name, module in model.named_modules()
+        if name
+        and (
+            any(True for _ in module.parameters(recurse=False))
+            or any(True for _ in module.buffers(recurse=False))
+        )
+    ]
+    inside = [i for i, name in enumerate(owners) if name == last or name.startswith(last + ".")]
+    frozen = owners[: inside[-1] + 1]
+    # Keep only the outermost names: freezing a parent already covers its children.
+    frozen = [n for n in frozen if not any(n.startswith(p + ".") for p in frozen if p != n)]
+    freeze(model, frozen, include_bn_running_stats=True)  # BN -> FrozenBatchNorm
+    return frozen
+
+
+def param_groups(model: nn.Module, strategy: str, config: Finetune) -> list[dict]:
+    """AdamW groups with an absolute 'lr' each; frozen parameters are left out."""
+    lr = getattr(config, strategy).lr
+    if strategy == "llrd":
+        groups = param_groups_layer_decay(
+            model, weight_decay=config.weight_decay, layer_decay=config.llrd.layer_decay
+        )
+        return [
+            {"params": g["params"], "weight_decay": g["weight_decay"], "lr": lr * g["lr_scale"]}
+            for g in groups
+        ]
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    return [{"params": trainable, "weight_decay": config.weight_decay, "lr": lr}]
+
+
+def init_head_from_probe(model: nn.Module, head: dict[str, np.ndarray]) -> None:
+    """Set the classifier to the probe folded with its standardiser: logits = probe's scores.
+
+    The probe scores (x - mean) / scale @ coef.T + intercept, which is the linear layer
+    W = coef / scale, b = intercept - W @ mean on the raw pooled features.
+    """
+    coef, intercept = head["coef"], head["intercept"]
+    if len(coef) == 1:  # sklearn's binary head scores class 1 only; class 0 scores 0
+        coef = np.concatenate([np.zeros_like(coef), coef])
+        intercept = np.concatenate([np.zeros_like(intercept), intercept])
+    weight = torch.from_numpy(coef / head["scale"]).double()
+    mean = torch.from_numpy(np.asarray(head["mean"], np.float64))
+    bias = torch.from_numpy(np.asarray(intercept, np.float64)) - weight @ mean
+    classifier = model.get_classifier()
+    if classifier.weight.shape != weight.shape:
+        raise UserError(
+            f"probe head has shape {tuple(weight.shape)}, the model's classifier "
+            f"{tuple(classifier.weight.shape)}; rerun the probe on this backbone."
+        )
+    with torch.no_grad():
+        classifier.weight.copy_(weight)
+        classifier.bias.copy_(bias)
+
+
+def prepare(model: nn.Module, strategy: str, config: Finetune, probe_dir: Path) -> dict:
+    """Apply a strategy to a freshly built model; returns what it did, for the record."""
+    if strategy == "freeze":
+        return {"frozen_modules": len(freeze_stages(model, config.freeze.stages))}
+    if strategy == "lpft":
+        init_head_from_probe(model, io.load_arrays(probe_dir / io.HEAD_FILE))
+        return {"head": "probe"}
+    return {}
