@@ -48,7 +48,9 @@ def main() -> None:
     classes = load_classes(params.paths.prepared)
     labels = load_prepared(params.paths.prepared, "test").labels
     metrics: dict[str, dict[str, float]] = {}
-    with tracking.stage_run("evaluate", {"methods": method_names(params)}) as run:
+    with tracking.stage_run(
+        "evaluate", {"methods": method_names(params)}, required=params.tracking.required
+    ) as run:
         for method in method_names(params):
             probs = io.load_array(io.method_dir(params.paths.methods, method) / io.PREDICTIONS_FILE)
             metrics[method] = method_metrics(labels, probs)

@@ -41,7 +41,7 @@ def main() -> None:
     model = backbone.create_backbone(params.backbone.name, params.backbone.weights)
     config = backbone.input_config(model, params.backbone.image_size)
     logged = {"backbone": to_dict(params.backbone), "extract": to_dict(params.extract)}
-    with tracking.stage_run("extract", logged) as run:
+    with tracking.stage_run("extract", logged, required=params.tracking.required) as run:
         images_done, seconds = 0, 0.0
         for split in data.SPLITS:
             part = data.load_prepared(params.paths.prepared, split)

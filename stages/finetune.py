@@ -189,7 +189,9 @@ def run_strategy(params, strategy: str, classes: tuple[str, ...], device: torch.
     val = data.load_prepared(params.paths.prepared, "val")
     test = data.load_prepared(params.paths.prepared, "test")
     logged = {"backbone": to_dict(params.backbone), "finetune": to_dict(params.finetune)}
-    with tracking.stage_run(f"finetune@{strategy}", logged) as run:
+    with tracking.stage_run(
+        f"finetune@{strategy}", logged, required=params.tracking.required
+    ) as run:
         result = train_model(
             model,
             train=train,

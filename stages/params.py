@@ -106,6 +106,11 @@ class Finetune:
 
 
 @dataclass(frozen=True)
+class Tracking:
+    required: bool  # true: an unreachable MLflow store fails the stage instead of a warning
+
+
+@dataclass(frozen=True)
 class Params:
     paths: Paths
     data: Data
@@ -113,6 +118,7 @@ class Params:
     extract: Extract
     probe: Probe
     finetune: Finetune
+    tracking: Tracking
 
 
 DEVICES = ("auto", "cpu", "cuda")

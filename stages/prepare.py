@@ -36,7 +36,9 @@ def main() -> None:
     from stages import tracking
 
     params = load_params()
-    with tracking.stage_run("prepare", {"data": to_dict(params.data)}) as run:
+    with tracking.stage_run(
+        "prepare", {"data": to_dict(params.data)}, required=params.tracking.required
+    ) as run:
         dataset = read_source(params.data)
         splits = make_splits(dataset, params.data)
         data.save_prepared(params.paths.prepared, splits, dataset.classes)
