@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from stages import backbone, data, io
+from stages import backbone, data, guards, io
 from stages.backbone import InputConfig
 from stages.errors import cli
 from stages.params import load_params, to_dict
@@ -25,8 +25,11 @@ def extract_features(
 ) -> np.ndarray:
     """Pooled pre-logit features (N, D) float32 for uint8 images (N, H, W, C)."""
     # create_backbone(num_classes=0) leaves timm's pooled pre-logits as the output.
-    return backbone.forward_batches(
-        model, images, config, batch_size=batch_size, device=device, desc=desc
+    # On CUDA OOM the split is redone with half the batch (padding keeps outputs the same).
+    return guards.OomBackoff(batch_size, desc=desc).run(
+        lambda size: backbone.forward_batches(
+            model, images, config, batch_size=size, device=device, desc=desc
+        )
     )
 
 
@@ -41,7 +44,10 @@ def main() -> None:
     model = backbone.create_backbone(params.backbone.name, params.backbone.weights)
     config = backbone.input_config(model, params.backbone.image_size)
     logged = {"backbone": to_dict(params.backbone), "extract": to_dict(params.extract)}
-    with tracking.stage_run("extract", logged, required=params.tracking.required) as run:
+    with (
+        guards.deterministic(device),
+        tracking.stage_run("extract", logged, required=params.tracking.required) as run,
+    ):
         images_done, seconds = 0, 0.0
         for split in data.SPLITS:
             part = data.load_prepared(params.paths.prepared, split)

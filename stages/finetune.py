@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from stages import backbone, data, io
+from stages import backbone, data, guards, io
 from stages.backbone import InputConfig
 from stages.data import LabelledImages
 from stages.errors import UserError, cli
@@ -89,6 +89,7 @@ def train_model(
     if device.type == "cuda":
         images, labels = images.to(device), labels.to(device)
 
+    backoff = guards.OomBackoff(batch_size, floor=guards.MIN_TRAIN_MICRO_BATCH, desc=desc)
     best: TrainResult | None = None
     history: list[dict[str, float]] = []
     seconds = 0.0
@@ -105,15 +106,14 @@ def train_model(
             index = index.to(images.device)
             x = augment(images[index].to(device, non_blocking=True), input_cfg, generator)
             y = labels[index].to(device, non_blocking=True)
-            with autocast:
-                loss = loss_fn(model(x), y)
-            if not torch.isfinite(loss):
-                raise UserError(
-                    f"non-finite loss ({loss.item()}) at epoch {epoch}, step {step + 1}; no "
-                    "checkpoint was written. Lower finetune.lr or check the input data."
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+
+            def batch_loss(rows: slice, x=x, y=y) -> torch.Tensor:
+                with autocast:
+                    return loss_fn(model(x[rows]), y[rows])
+
+            # On CUDA OOM: smaller micro-batches, same effective batch (see stages/guards.py).
+            loss = backoff.backward(batch_loss, len(y), optimizer)
+            guards.check_finite(model, loss, epoch=epoch, step=step + 1)
             optimizer.step()
             scheduler.step()
             running += loss.item()
@@ -146,8 +146,10 @@ def predict_proba(
     device: torch.device,
 ) -> np.ndarray:
     """Class probabilities (N, K) float32, in input order."""
-    logits = backbone.forward_batches(
-        model, images, input_cfg, batch_size=batch_size, device=device, desc="predict"
+    logits = guards.OomBackoff(batch_size, desc="predict").run(
+        lambda size: backbone.forward_batches(
+            model, images, input_cfg, batch_size=size, device=device, desc="predict"
+        )
     )
     return torch.from_numpy(logits).softmax(1).numpy()
 
@@ -174,7 +176,10 @@ def main() -> None:
     device = backbone.resolve_device(params.finetune.device)
     classes = data.load_classes(params.paths.prepared)
     # timm's weight init and dropout draw from torch's global RNG: seed it in a scope.
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with (
+        torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),
+        guards.deterministic(device),
+    ):
         torch.manual_seed(params.finetune.seed)
         run_strategy(params, strategy, classes, device)
 
