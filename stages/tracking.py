@@ -126,7 +126,8 @@ def stage_run(stage: str, params: dict[str, Any], *, required: bool = False) -> 
     try:
         yield run
     except BaseException:
-        run.finish("FAILED")
+        with contextlib.suppress(UserError):  # the stage's own error is the one to report
+            run.finish("FAILED")
         raise
     run.finish("FINISHED")
 

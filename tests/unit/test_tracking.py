@@ -166,3 +166,12 @@ def test_client_retries_are_bounded_unless_the_user_chose(monkeypatch, mlflow_st
         pass
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "2"
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "33"
+
+
+def test_a_stage_error_is_not_masked_by_a_required_tracker_failing(mlflow_store):
+    with (
+        pytest.raises(ValueError, match="boom"),
+        tracking.stage_run("probe", {}, required=True) as run,
+    ):
+        run.client = MlflowClient(f"http://127.0.0.1:{closed_port()}")
+        raise ValueError("boom")
