@@ -121,7 +121,7 @@ def main() -> None:
     }
     rows: list[dict] = []
     start = time.perf_counter()
-    with tracking.stage_run("curves", logged) as run:
+    with tracking.stage_run("curves", logged, required=params.tracking.required) as run:
         seen: dict[tuple, float] = {}  # identical subsets (e.g. 'all') are fitted once
         for seed in range(config.seeds):
             for shot, index in kshot_subsets(train_y, config.shots, seed=seed).items():

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -21,13 +23,26 @@ def cli(main: F) -> F:
 
     @functools.wraps(main)
     def wrapper(*args: object, **kwargs: object) -> object:
+        # SIGTERM (schedulers, `kill`) unwinds like Ctrl-C, so temporary files are removed.
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
         try:
             return main(*args, **kwargs)
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(EXIT_USER_ERROR)
         except KeyboardInterrupt:
-            print("interrupted; no output was written for this stage.", file=sys.stderr)
+            print(
+                "interrupted; DVC has not recorded this stage's outputs, so `dvc repro` reruns it.",
+                file=sys.stderr,
+            )
             sys.exit(130)
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -80,7 +80,9 @@ def main() -> None:
     predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     histories: dict[str, list[dict]] = {}
     figures = []
-    with tracking.stage_run("evaluate", {"methods": method_names(params)}) as run:
+    with tracking.stage_run(
+        "evaluate", {"methods": method_names(params)}, required=params.tracking.required
+    ) as run:
         for method in method_names(params):
             folder = io.method_dir(paths.methods, method)
             probs = io.load_array(folder / io.PREDICTIONS_FILE)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from stages import backbone, data, distributed, io
+from stages import backbone, data, distributed, guards, io
 from stages.backbone import InputConfig
 from stages.errors import UserError, cli
 from stages.params import Params, load_params, to_dict
@@ -26,8 +26,11 @@ def extract_features(
 ) -> np.ndarray:
     """Pooled pre-logit features (N, D) float32 for uint8 images (N, H, W, C)."""
     # create_backbone(num_classes=0) leaves timm's pooled pre-logits as the output.
-    return backbone.forward_batches(
-        model, images, config, batch_size=batch_size, device=device, desc=desc
+    # On CUDA OOM the split is redone with half the batch (padding keeps outputs the same).
+    return guards.OomBackoff(batch_size, desc=desc).run(
+        lambda size: backbone.forward_batches(
+            model, images, config, batch_size=size, device=device, desc=desc
+        )
     )
 
 
@@ -62,7 +65,10 @@ def run_extract(params: Params, device: torch.device, *, reference: bool) -> Non
     logged = {"backbone": {**to_dict(params.backbone), "weights": weights}}
     logged["extract"] = to_dict(params.extract)
     stage = f"extract@{REFERENCE}" if reference else "extract"
-    with tracking.stage_run(stage, logged) as run:
+    with (
+        guards.deterministic(device),
+        tracking.stage_run(stage, logged, required=params.tracking.required) as run,
+    ):
         images_done, seconds = 0, 0.0
         for split in data.SPLITS:
             part = data.load_prepared(params.paths.prepared, split)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from stages import backbone, data, distributed, io, strategies
+from stages import backbone, data, distributed, guards, io, strategies
 from stages.backbone import InputConfig
 from stages.data import LabelledImages
 from stages.errors import UserError, cli
@@ -109,6 +109,7 @@ def train_model(
     if device.type == "cuda":
         images, labels = images.to(device), labels.to(device)
 
+    backoff = guards.OomBackoff(batch_size, floor=guards.MIN_TRAIN_MICRO_BATCH, desc=desc)
     best: TrainResult | None = None
     history: list[dict[str, float]] = []
     seconds = 0.0
@@ -130,15 +131,14 @@ def train_model(
                 rows_of=(first, batch_size),
             )
             y = labels[index].to(device, non_blocking=True)
-            with autocast:
-                loss = loss_fn(model(x), y)
-            if not torch.isfinite(loss):
-                raise UserError(
-                    f"non-finite loss ({loss.item()}) at epoch {epoch}, step {step + 1}; no "
-                    "checkpoint was written. Lower finetune.lr or check the input data."
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+
+            def batch_loss(rows: slice, x=x, y=y) -> torch.Tensor:
+                with autocast:
+                    return loss_fn(model(x[rows]), y[rows])
+
+            # On CUDA OOM: smaller micro-batches, same effective batch (see stages/guards.py).
+            loss = backoff.backward(batch_loss, len(y), optimizer)
+            guards.check_finite(model, loss, epoch=epoch, step=step + 1)
             optimizer.step()
             scheduler.step()
             running += loss.item()
@@ -173,8 +173,10 @@ def predict_proba(
     device: torch.device,
 ) -> np.ndarray:
     """Class probabilities (N, K) float32, in input order."""
-    logits = backbone.forward_batches(
-        model, images, input_cfg, batch_size=batch_size, device=device, desc="predict"
+    logits = guards.OomBackoff(batch_size, desc="predict").run(
+        lambda size: backbone.forward_batches(
+            model, images, input_cfg, batch_size=size, device=device, desc="predict"
+        )
     )
     return torch.from_numpy(logits).softmax(1).numpy()
 
@@ -197,6 +199,7 @@ def main() -> None:
     with (
         distributed.process_group(device) as device,
         torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),
+        guards.deterministic(device),
     ):
         torch.manual_seed(params.finetune.seed)
         run_strategy(params, strategy, classes, device)
@@ -223,7 +226,9 @@ def run_strategy(params, strategy: str, classes: tuple[str, ...], device: torch.
         if k not in (*STRATEGIES, *FROM_PROBE) or k == strategy
     }
     logged = {"backbone": to_dict(params.backbone), "finetune": own}
-    with tracking.stage_run(f"finetune@{strategy}", logged) as run:
+    with tracking.stage_run(
+        f"finetune@{strategy}", logged, required=params.tracking.required
+    ) as run:
         result = train_model(
             model,
             train=train,

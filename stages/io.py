@@ -62,7 +62,12 @@ def load_array(path: Path | str, *, mmap: bool = False) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} is missing; run the stage that produces it (dvc repro).")
-    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except ValueError as err:  # object arrays are pickles: never executed from a data input
+        raise UserError(
+            f"{path} cannot be loaded safely ({err}); rerun the stage that made it."
+        ) from None
 
 
 def split_file(directory: Path | str, split: str, kind: str) -> Path:
@@ -99,8 +104,10 @@ def save_checkpoint(path: Path | str, checkpoint: dict[str, Any]) -> None:
     """torch.save atomically; loadable with torch.load(weights_only=True)."""
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
+    # Through a Python file object, so a full disk surfaces as OSError (ENOSPC) rather than
+    # torch's opaque "enforce fail at inline_container.cc" RuntimeError.
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(checkpoint, handle)
 
 
 def _why(err: OSError) -> str:

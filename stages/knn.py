@@ -88,7 +88,9 @@ def main() -> None:
 
     (train_x, train_y), (val_x, val_y), (test_x, _) = split("train"), split("val"), split("test")
     num_classes = int(max(train_y.max(), val_y.max())) + 1
-    with tracking.stage_run(METHOD, {"knn": to_dict(params.knn)}) as run:
+    with tracking.stage_run(
+        METHOD, {"knn": to_dict(params.knn)}, required=params.tracking.required
+    ) as run:
         start = time.perf_counter()
         ks, Ts = grid(params.knn)
         k, T, scores = select_k_T(

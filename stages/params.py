@@ -214,6 +214,11 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class Tracking:
+    required: bool  # true: an unreachable MLflow store fails the stage instead of a warning
+
+
+@dataclass(frozen=True)
 class Params:
     paths: Paths
     launch: Launch
@@ -225,6 +230,7 @@ class Params:
     finetune: Finetune
     curves: Curves
     verdict: Verdict
+    tracking: Tracking
 
 
 DEVICES = ("auto", "cpu", "cuda")

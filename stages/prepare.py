@@ -141,7 +141,9 @@ def main() -> None:
     from stages import tracking
 
     params = load_params()
-    with tracking.stage_run("prepare", {"data": to_dict(params.data)}) as run:
+    with tracking.stage_run(
+        "prepare", {"data": to_dict(params.data)}, required=params.tracking.required
+    ) as run:
         card = prepare(params.data, params.paths, run)
     splits = ", ".join(f"{s}: {card['splits'][s]['total']}" for s in card["splits"])
     print(

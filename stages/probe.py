@@ -72,7 +72,9 @@ def main() -> None:
         )
 
     (train_x, train_y), (val_x, val_y), (test_x, _) = split("train"), split("val"), split("test")
-    with tracking.stage_run(METHOD, {"probe": to_dict(params.probe)}) as run:
+    with tracking.stage_run(
+        METHOD, {"probe": to_dict(params.probe)}, required=params.tracking.required
+    ) as run:
         start = time.perf_counter()
         fit = fit_probe(
             train_features=train_x,

@@ -4,18 +4,29 @@ Each stage that executes logs one run. Runs from one `dvc repro` / `dvc exp run`
 children of one parent run, found by a key that names the dvc process running them.
 The store is MLFLOW_TRACKING_URI when set (e.g. an `mlflow server` shared by a team),
 else `sqlite:///mlflow.db` at the DVC repo root. Parallel writers to that sqlite file
-(`dvc queue start -j N`) take turns through a file lock beside it.
+(`dvc queue start -j N`) take turns through a file lock beside it. Under torchrun only
+rank 0 logs.
+
+Tracking never costs a result: when the store cannot be reached (checked in about two
+seconds, before any MLflow client call) or fails mid-stage, the stage prints one warning
+and carries on untracked; its params and metrics are in its DVC outputs regardless.
+`tracking.required: true` turns that warning into an error.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
+import sqlite3
 import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +35,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
+from stages.errors import UserError
 from stages.params import flatten
 
 EXPERIMENT_NAME = "transfer-learning"
@@ -31,78 +43,126 @@ PIPELINE_KEY_TAG = "pipeline_key"
 DEFAULT_STORE = "mlflow.db"  # at the DVC repo root, when MLFLOW_TRACKING_URI is unset
 DEFAULT_ARTIFACTS = "mlartifacts"
 _PROCESS_TOKEN = uuid.uuid4().hex  # stands in for a start time where /proc is absent
+CHECK_TIMEOUT_S = 2.0
+# MLflow's client defaults retry for minutes (7 retries, 120 s per request); a stage must
+# not wait that long on a dead server. Applied only where the user has not set them.
+CLIENT_LIMITS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+_USERINFO = re.compile(r"(?<=://)[^/\s@]+@")
+_SECRET_QUERY = re.compile(
+    r"(?i)([?&;](?:password|passwd|pwd|token|access_token|secret|api_key|key|sig)=)[^&;\s]*"
+)
+
+
+class TrackingUnavailable(Exception):
+    """The tracking store did not answer the quick reachability check."""
 
 
 class StageRun:
-    """Logging handle for one stage's MLflow run."""
+    """Logging handle for one stage's MLflow run; inactive (a no-op) when tracking is down."""
 
-    def __init__(self, client: MlflowClient, run_id: str) -> None:
+    def __init__(
+        self,
+        client: MlflowClient | None,
+        run_id: str = "",
+        parent_id: str = "",
+        *,
+        uri: str = "",
+        required: bool = False,
+    ) -> None:
         self.client = client
         self.run_id = run_id
+        self.parent_id = parent_id
+        self.uri = uri
+        self.required = required
+
+    @property
+    def active(self) -> bool:
+        return self.client is not None
 
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
         now = _now_ms()
         batch = [Metric(k, float(v), now, step) for k, v in flatten(metrics).items()]
-        with store_lock(self.client.tracking_uri):
+
+        def send(client: MlflowClient) -> None:
             for start in range(0, len(batch), 1000):
-                self.client.log_batch(self.run_id, metrics=batch[start : start + 1000])
+                client.log_batch(self.run_id, metrics=batch[start : start + 1000])
+
+        self._safely(send)
 
     def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
-        with store_lock(self.client.tracking_uri):
-            self.client.log_artifact(self.run_id, str(path), artifact_path)
+        self._safely(lambda client: client.log_artifact(self.run_id, str(path), artifact_path))
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        with store_lock(self.client.tracking_uri):
-            self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self._safely(
+            lambda client: client.log_batch(
+                self.run_id, tags=[RunTag(k, redact(str(v))) for k, v in tags.items()]
+            )
+        )
 
+    def finish(self, status: str) -> None:
+        """Close this run and the pipeline's parent run with `status`."""
 
-class _SilentRun(StageRun):
-    """The handle non-zero torchrun ranks get: every call is a no-op."""
+        def close(client: MlflowClient) -> None:
+            client.set_terminated(self.run_id, status)
+            client.set_terminated(self.parent_id, status)
 
-    def __init__(self) -> None:
-        pass
+        self._safely(close)
 
-    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
-        pass
-
-    def log_artifact(self, path: Path | str, artifact_path: str | None = None) -> None:
-        pass
-
-    def set_tags(self, tags: dict[str, str]) -> None:
-        pass
+    def _safely(self, action: Callable[[MlflowClient], object]) -> None:
+        # A server that dies mid-stage costs the rest of the run's logging, never the stage.
+        if self.client is None:
+            return
+        try:
+            with store_lock(self.uri):
+                action(self.client)
+        except Exception as err:  # MLflow, HTTP and database errors all mean the same here
+            self.client = None
+            _lost(f"logging to MLflow at {redact(self.uri)} failed ({_reason(err)})", self.required)
 
 
 @contextlib.contextmanager
-def stage_run(stage: str, params: dict[str, Any]) -> Iterator[StageRun]:
-    """One child run for this stage under the pipeline's parent run.
-
-    Under torchrun only rank 0 logs; other ranks get a handle that records nothing.
-    """
-    if int(os.environ.get("RANK", "0")) != 0:
-        yield _SilentRun()
-        return
-    uri = tracking_uri()
-    client = MlflowClient(uri)
-    tags = run_tags(stage)
-    with store_lock(uri):
-        experiment_id = _experiment_id(client)
-        parent_id = _parent_run_id(client, experiment_id, tags)
-        run = client.create_run(
-            experiment_id, tags={**tags, MLFLOW_PARENT_RUN_ID: parent_id}, run_name=stage
-        )
-        run_id = run.info.run_id
-        flat = flatten(params)
-        client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in flat.items()])
+def stage_run(stage: str, params: dict[str, Any], *, required: bool = False) -> Iterator[StageRun]:
+    """One child run for this stage under the pipeline's parent run (a no-op if unreachable)."""
+    run = start_run(stage, params, required=required)
     try:
-        yield StageRun(client, run_id)
+        yield run
     except BaseException:
-        with store_lock(uri):
-            client.set_terminated(run_id, "FAILED")
-            client.set_terminated(parent_id, "FAILED")
+        with contextlib.suppress(UserError):  # the stage's own error is the one to report
+            run.finish("FAILED")
         raise
-    with store_lock(uri):
-        client.set_terminated(run_id, "FINISHED")
-        client.set_terminated(parent_id, "FINISHED")
+    run.finish("FINISHED")
+
+
+def start_run(stage: str, params: dict[str, Any], *, required: bool = False) -> StageRun:
+    """Check the store quickly, then open the child run; an inactive StageRun if that fails."""
+    uri = tracking_uri()
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 logs for every rank
+        return StageRun(None, uri=uri)
+    for name, value in CLIENT_LIMITS.items():
+        os.environ.setdefault(name, value)
+    try:
+        check_reachable(uri)
+        client = MlflowClient(uri)
+        tags = run_tags(stage)
+        flat = flatten(params)
+        with store_lock(uri):
+            experiment_id = _experiment_id(client)
+            parent_id = _parent_run_id(client, experiment_id, tags)
+            run = client.create_run(
+                experiment_id, tags={**tags, MLFLOW_PARENT_RUN_ID: parent_id}, run_name=stage
+            )
+            run_id = run.info.run_id
+            client.log_batch(
+                run_id, params=[Param(k, redact(str(v))[:6000]) for k, v in flat.items()]
+            )
+    except Exception as err:
+        _lost(f"MLflow tracking at {redact(uri)} is unreachable ({_reason(err)})", required)
+        return StageRun(None, uri=uri)
+    return StageRun(client, run_id, parent_id, uri=uri, required=required)
 
 
 def tracking_uri() -> str:
@@ -142,6 +202,69 @@ def store_lock(uri: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def check_reachable(uri: str, timeout: float = CHECK_TIMEOUT_S) -> None:
+    """Raise TrackingUnavailable within about `timeout` seconds if the store cannot answer."""
+    scheme = uri.split(":", 1)[0].lower()
+    if scheme in ("http", "https"):
+        _check_http(_USERINFO.sub("", uri).rstrip("/") + "/health", timeout)
+    elif scheme == "sqlite":
+        _check_sqlite(uri, timeout)
+
+
+def redact(text: str) -> str:
+    """Strip credentials (user:password@, ?token=...) from any URI inside `text`."""
+    return _SECRET_QUERY.sub(r"\1***", _USERINFO.sub("***@", text))
+
+
+def _check_http(url: str, timeout: float) -> None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            pass
+    except urllib.error.HTTPError as err:
+        if err.code >= 500:  # 401/403/404 mean something answers; let MLflow's calls decide
+            raise TrackingUnavailable(f"HTTP {err.code} from /health") from None
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        if "CERTIFICATE" in str(reason).upper():  # the server is there; TLS is MLflow's job
+            return
+        raise TrackingUnavailable(f"{reason}") from None
+
+
+def _check_sqlite(uri: str, timeout: float) -> None:
+    path = uri.split(":///", 1)[-1].split("?", 1)[0]
+    if not path or path == ":memory:":
+        return
+    if not os.path.exists(path):
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.access(folder, os.W_OK):
+            raise TrackingUnavailable(f"cannot create {path}: {folder} is not writable")
+        return
+    try:
+        connection = sqlite3.connect(path, timeout=timeout)
+        try:  # take and drop the write lock: fails fast when another process holds it
+            connection.execute("BEGIN IMMEDIATE")
+            connection.rollback()
+        finally:
+            connection.close()
+    except sqlite3.Error as err:
+        raise TrackingUnavailable(f"{path}: {err}") from None
+
+
+def _lost(problem: str, required: bool) -> None:
+    if required:
+        raise UserError(f"{problem}; tracking.required is true, so the stage stops.")
+    print(
+        f"warning: {problem}. This stage continues untracked; its params and metrics are "
+        "still in its DVC outputs. Set tracking.required: true to make this an error.",
+        file=sys.stderr,
+    )
+
+
+def _reason(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return redact(lines[0] if lines else type(err).__name__)[:300]
+
+
 def run_tags(stage: str) -> dict[str, str]:
     """Stage name, git commit and dirty flag, and the DVC experiment name when set."""
     tags = {"stage": stage, "git_commit": _git("rev-parse", "HEAD") or "unknown"}
@@ -149,7 +272,7 @@ def run_tags(stage: str) -> dict[str, str]:
     tags["git_dirty"] = "unknown" if status is None else str(bool(status)).lower()
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
-    return tags
+    return {k: redact(v) for k, v in tags.items()}
 
 
 def pipeline_key() -> str:

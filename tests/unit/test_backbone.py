@@ -101,3 +101,19 @@ def test_resolve_device():
         assert backbone.resolve_device("auto").type == "cpu"
         with pytest.raises(UserError, match="no CUDA GPU"):
             backbone.resolve_device("cuda")
+
+
+class _Payload:
+    """Unpickling this would run code; weights_only loading must refuse it."""
+
+    def __reduce__(self):
+        return (exec, ("import pathlib; pathlib.Path('PWNED').write_text('x')",))
+
+
+def test_checkpoint_with_code_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": {"w": torch.zeros(1)}, "extra": _Payload()}, path)
+    with pytest.raises(UserError, match="cannot load .*evil.pth as plain weights"):
+        backbone.create_backbone(TINY_MODEL, str(path))
+    assert not (tmp_path / "PWNED").exists()

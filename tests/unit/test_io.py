@@ -50,3 +50,50 @@ def test_disk_full_and_permission_errors_are_clear(tmp_path, monkeypatch, code, 
     with pytest.raises(io.UserError, match=message):
         io.write_json(tmp_path / "x.json", {})
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """Every temporary output file sits on a full disk: writes fail with ENOSPC."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full")
+    real = io.tempfile.mkstemp
+
+    def mkstemp(*args, **kwargs):
+        fd, name = real(*args, **kwargs)
+        os.unlink(name)
+        os.symlink("/dev/full", name)  # unlinking it later removes the link, not the device
+        return fd, name
+
+    monkeypatch.setattr(io.tempfile, "mkstemp", mkstemp)
+
+
+def test_disk_full_inside_np_save_is_clear(tmp_path, full_disk):
+    with pytest.raises(io.UserError, match=r"cannot write .*x\.npy: the disk is full"):
+        io.save_array(tmp_path / "x.npy", np.zeros(100_000))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_disk_full_inside_torch_save_is_clear(tmp_path, full_disk):
+    import torch
+
+    with pytest.raises(io.UserError, match=r"cannot write .*model\.pt: the disk is full"):
+        io.save_checkpoint(tmp_path / "model.pt", {"w": torch.zeros(100_000)})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_permission_error_inside_the_write_is_clear(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(io.np, "save", refuse)
+    with pytest.raises(io.UserError, match="permission denied"):
+        io.save_array(tmp_path / "x.npy", np.zeros(3))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_pickled_array_is_refused(tmp_path):
+    path = tmp_path / "evil.npy"
+    np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(io.UserError, match="cannot be loaded safely"):
+        io.load_array(path)

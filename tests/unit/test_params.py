@@ -20,6 +20,27 @@ def test_shipped_params_parse_with_every_key_known():
     assert set(flatten(raw())) <= set(flatten(_as_plain(params)))
 
 
+def test_every_schema_key_has_its_default_in_params_yaml():
+    # params.yaml is the only source of defaults: no field may exist without a value there.
+    assert set(flatten(_as_plain(load_params(REPO / "params.yaml")))) == set(flatten(raw()))
+
+
+def test_every_key_dvc_yaml_tracks_is_a_known_param():
+    known = set(flatten(raw()))
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        for key in (stage.get("do") or stage).get("params", []):
+            assert key in known or any(k.startswith(f"{key}.") for k in known), (name, key)
+
+
+def test_tracking_required_must_be_a_bool():
+    bad = raw()
+    bad["tracking"]["required"] = "yes"
+    with pytest.raises(UserError, match=r"tracking\.required: expected bool, got 'yes'"):
+        parse_params(bad)
+    assert parse_params(raw()).tracking.required is False
+
+
 def _as_plain(params) -> dict:
     import dataclasses
 

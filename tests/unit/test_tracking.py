@@ -1,12 +1,16 @@
 """Against a real MLflow sqlite store in tmp, never a mock."""
 
 import os
+import socket
+import sqlite3
+import time
 
 import pytest
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from stages import tracking
+from stages.errors import UserError
 
 
 def runs(uri: str):
@@ -69,3 +73,116 @@ def test_only_rank_zero_logs(mlflow_store, monkeypatch):
         pass
     _, found = runs(mlflow_store)
     assert [r.info.run_name for r in found if "stage" in r.data.tags] == ["extract"]
+
+
+def closed_port() -> int:
+    """A local port nobody listens on: connecting to it is refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_dead_server_warns_once_and_runs_untracked(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{closed_port()}")
+    start = time.perf_counter()
+    with tracking.stage_run("probe", {"probe": {"C_num": 3}}) as run:
+        run.log_metrics({"val_accuracy": 0.5})
+        run.log_artifact(tmp_path)
+        (tmp_path / "out.json").write_text("{}")  # the stage's own work goes on
+    assert time.perf_counter() - start < 5
+    assert not run.active
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "unreachable" in warnings[0]
+    assert "tracking.required" in warnings[0]
+
+
+def test_dead_server_with_tracking_required_is_a_user_error(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{closed_port()}")
+    with (
+        pytest.raises(UserError, match="unreachable.*tracking.required is true"),
+        tracking.stage_run("probe", {}, required=True),
+    ):
+        pytest.fail("the stage body must not run")
+
+
+def test_locked_sqlite_store_warns_quickly(mlflow_store, capsys):
+    with tracking.stage_run("prepare", {}):  # creates the store
+        pass
+    holder = sqlite3.connect(mlflow_store.removeprefix("sqlite:///"))
+    holder.execute("BEGIN EXCLUSIVE")  # another process mid-write, never finishing
+    try:
+        start = time.perf_counter()
+        with tracking.stage_run("extract", {}) as run:
+            run.log_metrics({"extract_images_per_s": 1.0})
+        assert time.perf_counter() - start < 2 * tracking.CHECK_TIMEOUT_S + 2
+    finally:
+        holder.rollback()
+        holder.close()
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "database is locked" in err
+    _, found = runs(mlflow_store)
+    assert "extract" not in {r.info.run_name for r in found}
+
+
+def test_server_dying_mid_stage_degrades_to_one_warning(mlflow_store, capsys, tmp_path):
+    report = tmp_path / "r.json"
+    report.write_text("{}")
+    with tracking.stage_run("probe", {"probe": {"C_num": 3}}) as run:
+        run.log_metrics({"val_accuracy": 0.5})
+        # From here on every call reaches a server that is gone.
+        run.client = MlflowClient(f"http://127.0.0.1:{closed_port()}")
+        run.log_metrics({"fit_seconds": 1.0})
+        run.log_artifact(report)
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "logging to MLflow" in err
+    _, found = runs(mlflow_store)
+    probe = {r.info.run_name: r for r in found}["probe"]
+    assert probe.data.metrics == {"val_accuracy": 0.5}
+
+
+def test_server_dying_mid_stage_with_tracking_required_fails(mlflow_store):
+    with tracking.stage_run("probe", {}, required=True) as run:
+        run.client = MlflowClient(f"http://127.0.0.1:{closed_port()}")
+        with pytest.raises(UserError, match="logging to MLflow"):
+            run.log_metrics({"fit_seconds": 1.0})
+
+
+def test_stage_errors_still_propagate_when_untracked(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{closed_port()}")
+    with pytest.raises(ValueError, match="boom"), tracking.stage_run("extract", {}):
+        raise ValueError("boom")
+
+
+def test_credentials_never_reach_params_tags_or_warnings(mlflow_store, monkeypatch, capsys):
+    monkeypatch.setenv("DVC_EXP_NAME", "https://bob:hunter2@host/x")
+    secret_uri = "https://alice:s3cret@storage.example/data?token=abc123&x=1"
+    with tracking.stage_run("prepare", {"data": {"path": secret_uri}}) as run:
+        run.set_tags({"source": secret_uri})
+    _, found = runs(mlflow_store)
+    stored = repr([(r.data.params, r.data.tags) for r in found])
+    for secret in ("s3cret", "abc123", "hunter2", "alice:", "bob:"):
+        assert secret not in stored
+    assert "https://***@storage.example/data?token=***&x=1" in stored
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://carol:pa55@127.0.0.1:{closed_port()}")
+    with tracking.stage_run("probe", {}):
+        pass
+    assert "pa55" not in capsys.readouterr().err
+
+
+def test_client_retries_are_bounded_unless_the_user_chose(monkeypatch, mlflow_store):
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "33")
+    with tracking.stage_run("probe", {}):
+        pass
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "2"
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "33"
+
+
+def test_a_stage_error_is_not_masked_by_a_required_tracker_failing(mlflow_store):
+    with (
+        pytest.raises(ValueError, match="boom"),
+        tracking.stage_run("probe", {}, required=True) as run,
+    ):
+        run.client = MlflowClient(f"http://127.0.0.1:{closed_port()}")
+        raise ValueError("boom")

@@ -1,0 +1,115 @@
+"""Numeric and resource guards: CUDA out-of-memory back-off, finiteness checks, determinism."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+import torch
+from torch import nn
+
+from stages.errors import UserError
+
+T = TypeVar("T")
+
+# Batch norm needs two values per channel in training; timm's pooled 1x1 maps give one per image.
+MIN_TRAIN_MICRO_BATCH = 2
+
+
+class OomBackoff:
+    """A micro-batch size that halves on CUDA out-of-memory, down to a floor, and stays there."""
+
+    def __init__(self, batch_size: int, *, floor: int = 1, desc: str) -> None:
+        self.batch_size = batch_size
+        self.floor = min(floor, batch_size)
+        self.desc = desc
+        self.size = batch_size
+
+    def run(self, fn: Callable[[int], T]) -> T:
+        """Return fn(micro_batch_size); on CUDA out-of-memory halve the size and call again."""
+        while True:
+            try:
+                return fn(self.size)
+            except torch.cuda.OutOfMemoryError:
+                pass  # leave the handler first, so the failed attempt's tensors can be freed
+            self._halve()
+
+    def backward(
+        self,
+        batch_loss: Callable[[slice], torch.Tensor],
+        rows: int,
+        optimizer: torch.optim.Optimizer,
+    ) -> torch.Tensor:
+        """Fresh gradients for one batch of `rows`, in micro-batches that shrink on OOM."""
+
+        def attempt(micro: int) -> torch.Tensor:
+            optimizer.zero_grad(set_to_none=True)  # drop a failed attempt's partial sums
+            return accumulate_gradients(batch_loss, rows, micro)
+
+        return self.run(attempt)
+
+    def _halve(self) -> None:
+        if self.size // 2 < self.floor:
+            raise UserError(
+                f"{self.desc}: CUDA out of memory even at batch size {self.size} (the floor is "
+                f"{self.floor}); free GPU memory, lower backbone.image_size, or use device: cpu."
+            )
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        self.size //= 2
+        print(
+            f"warning: {self.desc}: CUDA out of memory; retrying with batch size {self.size} "
+            f"(asked for {self.batch_size}).",
+            file=sys.stderr,
+        )
+
+
+def accumulate_gradients(
+    batch_loss: Callable[[slice], torch.Tensor], rows: int, micro: int
+) -> torch.Tensor:
+    """Backward through `rows` in micro-batches; the gradients equal one batch of `rows`.
+
+    `batch_loss(rows)` must return a mean-reduced loss, so each part is weighted by its
+    share of the batch. Returns the whole batch's (detached) loss.
+    """
+    total = torch.zeros(())
+    for start in range(0, rows, micro):
+        part = slice(start, min(start + micro, rows))
+        loss = batch_loss(part) * ((part.stop - part.start) / rows)
+        loss.backward()
+        total = total.to(loss.device) + loss.detach().float()
+    return total
+
+
+def check_finite(model: nn.Module, loss: torch.Tensor, *, epoch: int, step: int) -> None:
+    """Stop training on a non-finite loss or gradient, naming where it happened."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    grad_norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+    if bool(torch.isfinite(loss) & torch.isfinite(grad_norm)):  # one device sync for both
+        return
+    what = f"loss ({loss.item()})" if not torch.isfinite(loss) else f"gradient ({grad_norm.item()})"
+    raise UserError(
+        f"non-finite {what} at epoch {epoch}, step {step}; no checkpoint was written. "
+        "Lower finetune.lr or check the input data."
+    )
+
+
+@contextlib.contextmanager
+def deterministic(device: torch.device) -> Iterator[None]:
+    """Deterministic torch algorithms for the duration of a stage on CPU; restored after.
+
+    On CUDA this is left off: several kernels used here (grid_sample's backward, atomic-add
+    reductions) have no deterministic version, and forcing one costs speed.
+    """
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])

@@ -1,0 +1,173 @@
+"""What happens when things go wrong, driven from outside as a user would meet it.
+
+Bad params and signals are checked on a bare stage process; kill -9, a dead tracking
+server and run-to-run determinism on the real `dvc repro` in temporary repo copies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+from tests.integration.conftest import SHRINK, Workspace, copy_repo
+from tests.unit.test_tracking import closed_port
+
+# Keys whose values are wall-clock timings: everything else must match byte for byte.
+TIMINGS = {"seconds", "images_per_s", "fit_seconds", "train_images_per_s"}
+KILL_MARKER = "full epoch 1:"  # finetune@full is training (its progress bar has appeared)
+
+
+def run_python(cwd: Path, *args: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def test_bad_params_stop_a_stage_with_one_line_and_no_traceback(tmp_path):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["probe"]["C_nmu"] = 3
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    _, stderr = run_python(tmp_path, "-m", "stages.probe").communicate(timeout=120)
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert lines == [lines[0]] and lines[0].startswith("error: unknown key probe.C_nmu")
+
+
+def test_sigterm_unwinds_and_leaves_no_temporary_file(tmp_path):
+    script = textwrap.dedent(
+        """
+        import time
+        from stages import io
+        from stages.errors import cli
+
+        @cli
+        def main():
+            with io.atomic_path("out/features.npy") as tmp:
+                tmp.write_text("half")
+                open("started", "w").close()
+                time.sleep(60)
+
+        main()
+        """
+    )
+    process = run_python(tmp_path, "-c", script)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "started").exists():
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130 and "interrupted" in stderr
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def make_workspace(root: Path) -> Workspace:
+    copy_repo(root)
+    (root / "dvc.lock").unlink(missing_ok=True)
+    ws = Workspace(root)
+    ws.set_params({**SHRINK, "finetune": {**SHRINK["finetune"], "epochs": 3}})
+    ws.run("git", "init", "-q")
+    ws.run("git", "add", "-A")
+    ws.run("git", "commit", "-qm", "shrunk copy")
+    return ws
+
+
+def results(ws: Workspace) -> dict[str, bytes | dict]:
+    """Every DVC output file's bytes; JSON reports with their timing fields dropped."""
+    found: dict[str, bytes | dict] = {}
+    for folder in ("data", "reports"):
+        for path in sorted((ws.root / folder).rglob("*")):
+            if path.is_file():
+                name = str(path.relative_to(ws.root))
+                found[name] = path.read_bytes()
+                if path.suffix == ".json":
+                    found[name] = _drop_timings(json.loads(found[name]))
+    return found
+
+
+def _drop_timings(value):
+    if isinstance(value, dict):
+        return {k: _drop_timings(v) for k, v in value.items() if k not in TIMINGS}
+    if isinstance(value, list):
+        return [_drop_timings(v) for v in value]
+    return value
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Workspace:
+    ws = make_workspace(tmp_path_factory.mktemp("uninterrupted"))
+    ws.dvc("repro")
+    return ws
+
+
+@pytest.mark.slow
+def test_two_cpu_runs_are_identical_and_a_dead_tracker_changes_nothing(
+    uninterrupted, tmp_path_factory
+):
+    ws = make_workspace(tmp_path_factory.mktemp("untracked"))
+    ws.env["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{closed_port()}"
+    start = time.monotonic()
+    done = ws.dvc("repro")
+    log = done.stdout + done.stderr
+    # One warning per stage, and every stage still ran and wrote its outputs.
+    assert log.count("warning: MLflow tracking at http://127.0.0.1") == 6, log
+    assert log.count("Running stage") == 6
+    assert time.monotonic() - start < 600
+    first, second = results(uninterrupted), results(ws)
+    assert sorted(first) == sorted(second)
+    assert {"reports/metrics.json", "data/features/train_features.npy"} <= set(first)
+    assert (uninterrupted.root / "reports/metrics.json").read_bytes() == (
+        ws.root / "reports/metrics.json"
+    ).read_bytes()
+    for name in first:
+        assert first[name] == second[name], f"{name} differs between two identical runs"
+
+
+@pytest.mark.slow
+def test_kill_9_mid_stage_then_repro_gives_the_uninterrupted_result(
+    uninterrupted, tmp_path_factory
+):
+    ws = make_workspace(tmp_path_factory.mktemp("killed"))
+    log_path = ws.root.parent / "killed.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dvc"), "repro"],
+            cwd=ws.root,
+            env=ws.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: dvc and the stage die together
+        )
+        deadline = time.monotonic() + 900
+        while KILL_MARKER not in log_path.read_text():
+            assert process.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    lock = yaml.safe_load((ws.root / "dvc.lock").read_text())
+    assert "finetune@full" not in lock["stages"], "the kill came after the stage finished"
+    assert not (ws.root / "data/methods/full/model.pt").exists()
+
+    ws.dvc("repro")
+    first, second = results(uninterrupted), results(ws)
+    assert sorted(first) == sorted(second)
+    for name in first:
+        assert first[name] == second[name], f"{name} differs from the uninterrupted run"

@@ -1,0 +1,144 @@
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from stages import backbone, data, finetune, guards
+from stages.errors import UserError
+from tests.conftest import make_images
+from tests.unit.test_tracking import closed_port
+
+CPU = torch.device("cpu")
+
+
+def oom_above(limit: int, calls: list[int]):
+    """A batch job that, like a GPU, runs out of memory above `limit` rows."""
+
+    def job(size: int) -> int:
+        calls.append(size)
+        if size > limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return size * 10
+
+    return job
+
+
+def test_backoff_halves_until_it_fits_and_says_so(capsys):
+    calls: list[int] = []
+    backoff = guards.OomBackoff(32, desc="extract train")
+    assert backoff.run(oom_above(5, calls)) == 40
+    assert calls == [32, 16, 8, 4]
+    assert backoff.size == 4  # later batches start at the size that fitted
+    assert backoff.run(oom_above(5, calls)) == 40 and calls[-1] == 4
+    err = capsys.readouterr().err
+    assert "extract train: CUDA out of memory; retrying with batch size 4 (asked for 32)" in err
+
+
+def test_backoff_stops_at_the_floor():
+    backoff = guards.OomBackoff(8, floor=2, desc="finetune")
+    with pytest.raises(UserError, match="out of memory even at batch size 2"):
+        backoff.run(oom_above(1, []))
+
+
+def test_other_errors_are_not_retried():
+    def job(size: int) -> None:
+        raise RuntimeError("shape mismatch")
+
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        guards.OomBackoff(8, desc="x").run(job)
+
+
+def linear_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 3))
+
+
+class OomAbove(nn.Module):
+    """Wraps a model so that, like a small GPU, it runs out of memory above `limit` rows."""
+
+    def __init__(self, inner: nn.Module, limit: int) -> None:
+        super().__init__()
+        self.inner, self.limit = inner, limit
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] > self.limit and self.training:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory.")
+        return self.inner(x)
+
+
+def test_accumulated_gradients_equal_one_full_batch():
+    model = linear_model()
+    x, y = torch.randn(10, 3, 32, 32), torch.randint(0, 3, (10,))
+
+    def batch_loss(rows: slice) -> torch.Tensor:
+        return nn.functional.cross_entropy(model(x[rows]), y[rows])
+
+    full = guards.accumulate_gradients(batch_loss, 10, 10)
+    full_grad = model[1].weight.grad.clone()
+    model.zero_grad()
+    parts = guards.accumulate_gradients(batch_loss, 10, 3)  # 3 + 3 + 3 + 1 rows
+    torch.testing.assert_close(parts, full)
+    torch.testing.assert_close(model[1].weight.grad, full_grad)
+
+
+def train(model: nn.Module, params, **changes) -> finetune.TrainResult:
+    return finetune.train_model(
+        model,
+        train=make_images(8, size=32),
+        val=make_images(2, size=32, seed=1),
+        input_cfg=backbone.InputConfig(32, (0.5,) * 3, (0.5,) * 3, "bilinear"),
+        config=dataclasses.replace(params.finetune, epochs=2, batch_size=8, **changes),
+        device=CPU,
+    )
+
+
+def test_finetune_oom_keeps_the_effective_batch(params, capsys):
+    plain = train(linear_model(), params)
+    squeezed = train(OomAbove(linear_model(), limit=2), params)
+    assert "retrying with batch size 2 (asked for 8)" in capsys.readouterr().err
+    for key, value in plain.state_dict.items():
+        torch.testing.assert_close(squeezed.state_dict[f"inner.{key}"], value)
+    assert [r["train_loss"] for r in squeezed.history] == pytest.approx(
+        [r["train_loss"] for r in plain.history], rel=1e-5
+    )
+
+
+def test_non_finite_gradient_stops_with_step_and_epoch(params):
+    model = linear_model()
+    # The loss stays finite; only the gradient blows up, as with an fp overflow in backward.
+    model[1].weight.register_hook(lambda grad: grad * float("inf"))
+    with pytest.raises(UserError, match=r"non-finite gradient \(.*\) at epoch 1, step 1"):
+        train(model, params)
+
+
+def test_nan_during_training_writes_no_checkpoint(params, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{closed_port()}")  # untracked
+    splits = {"train": make_images(4, size=32), "val": make_images(2, size=32, seed=1)}
+    splits["test"] = make_images(2, size=32, seed=2)
+    prepared = tmp_path / "prepared"
+    data.save_prepared(prepared, splits, ("a", "b", "c"))
+    paths = dataclasses.replace(params.paths, prepared=prepared, methods=tmp_path / "methods")
+    run_params = dataclasses.replace(params, paths=paths)
+    broken = linear_model()
+    with torch.no_grad():
+        broken[1].weight.fill_(float("nan"))
+    monkeypatch.setattr(finetune, "build_model", lambda *args: broken)
+    with pytest.raises(UserError, match="non-finite loss .* at epoch 1, step 1"):
+        finetune.run_strategy(run_params, "full", ("a", "b", "c"), CPU)
+    assert not (tmp_path / "methods").exists()
+
+
+def test_deterministic_is_scoped_to_cpu_stages():
+    assert not torch.are_deterministic_algorithms_enabled()
+    with guards.deterministic(CPU):
+        assert torch.are_deterministic_algorithms_enabled()
+    assert not torch.are_deterministic_algorithms_enabled()
+    with guards.deterministic(torch.device("cuda")):
+        assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_deterministic_restores_state_after_an_error():
+    with pytest.raises(ValueError), guards.deterministic(CPU):
+        raise ValueError
+    assert not torch.are_deterministic_algorithms_enabled()
