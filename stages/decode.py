@@ -182,7 +182,7 @@ def _decode_chunk(
 
 def copy_rows(source: Path, index: np.ndarray, dest: Path) -> None:
     """Write rows `index` of the .npy `source`, in order, as a new .npy at `dest`."""
-    header = np.load(source, mmap_mode="r")
+    header = np.load(source, mmap_mode="r", allow_pickle=False)
     shape, dtype, offset = header.shape, header.dtype, header.offset
     del header
     row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize

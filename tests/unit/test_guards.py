@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from stages import backbone, data, finetune, guards
+from stages import backbone, data, finetune, guards, strategies
 from stages.errors import UserError
 from tests.conftest import make_images
 from tests.unit.test_tracking import closed_port
@@ -83,13 +83,15 @@ def test_accumulated_gradients_equal_one_full_batch():
 
 
 def train(model: nn.Module, params, **changes) -> finetune.TrainResult:
+    config = dataclasses.replace(params.finetune, epochs=2, batch_size=8, **changes)
     return finetune.train_model(
         model,
         train=make_images(8, size=32),
         val=make_images(2, size=32, seed=1),
         input_cfg=backbone.InputConfig(32, (0.5,) * 3, (0.5,) * 3, "bilinear"),
-        config=dataclasses.replace(params.finetune, epochs=2, batch_size=8, **changes),
+        config=config,
         device=CPU,
+        param_groups=strategies.param_groups(model, "full", config),
     )
 
 
@@ -123,7 +125,7 @@ def test_nan_during_training_writes_no_checkpoint(params, tmp_path, monkeypatch)
     broken = linear_model()
     with torch.no_grad():
         broken[1].weight.fill_(float("nan"))
-    monkeypatch.setattr(finetune, "build_model", lambda *args: broken)
+    monkeypatch.setattr(strategies, "build_model", lambda *args: broken)
     with pytest.raises(UserError, match="non-finite loss .* at epoch 1, step 1"):
         finetune.run_strategy(run_params, "full", ("a", "b", "c"), CPU)
     assert not (tmp_path / "methods").exists()

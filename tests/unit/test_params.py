@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from stages.errors import UserError
-from stages.params import flatten, load_params, parse_params
+from stages.params import FROM_PROBE, STRATEGIES, flatten, load_params, parse_params
 from tests.conftest import REPO
 
 
@@ -29,8 +29,14 @@ def test_every_key_dvc_yaml_tracks_is_a_known_param():
     known = set(flatten(raw()))
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     for name, stage in stages.items():
-        for key in (stage.get("do") or stage).get("params", []):
-            assert key in known or any(k.startswith(f"{key}.") for k in known), (name, key)
+        items = [None]
+        if "foreach" in stage:  # e.g. ${finetune.strategies}: every variant's keys must exist
+            section, key = stage["foreach"].strip("${}").split(".")
+            items = raw()[section][key] + list(STRATEGIES + FROM_PROBE)
+        for item in items:
+            for key in (stage.get("do") or stage).get("params", []):
+                key = key.replace("${item}", str(item))
+                assert key in known or any(k.startswith(f"{key}.") for k in known), (name, key)
 
 
 def test_tracking_required_must_be_a_bool():
