@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from stages import backbone, data, io
+from stages import backbone, data, feed, io
 from stages.backbone import InputConfig
 from stages.data import LabelledImages
 from stages.errors import UserError, cli
@@ -21,6 +21,7 @@ from stages.params import Finetune, load_params, to_dict
 
 MAX_SHIFT = 0.125  # random translation, as a fraction of the image side
 SCALE_RANGE = (0.9, 1.1)
+LOSS_CHECK_EVERY = 50  # steps between host-side checks for a non-finite loss
 
 
 @dataclass
@@ -39,10 +40,8 @@ def augment(images: torch.Tensor, config: InputConfig, generator: torch.Generato
 
     One affine resample does the resize and the augmentation together, on the device.
     """
-    x = images.permute(0, 3, 1, 2).float().div_(255)
-    if x.shape[1] == 1:
-        x = x.expand(-1, 3, -1, -1)
-    b = x.shape[0]
+    x = images.permute(0, 3, 1, 2).float().div_(255)  # greyscale stays one channel here
+    b, channels = x.shape[:2]
 
     def uniform(low: float, high: float) -> torch.Tensor:
         return torch.rand(b, generator=generator, device=x.device) * (high - low) + low
@@ -54,9 +53,9 @@ def augment(images: torch.Tensor, config: InputConfig, generator: torch.Generato
     theta[:, 1, 1] = scale
     theta[:, 0, 2] = uniform(-2 * MAX_SHIFT, 2 * MAX_SHIFT)
     theta[:, 1, 2] = uniform(-2 * MAX_SHIFT, 2 * MAX_SHIFT)
-    grid = F.affine_grid(theta, [b, 3, config.size, config.size], align_corners=False)
+    grid = F.affine_grid(theta, [b, channels, config.size, config.size], align_corners=False)
     x = F.grid_sample(x, grid, mode=config.interpolation, padding_mode="zeros", align_corners=False)
-    return backbone.normalise(x.clamp_(0, 1), config).contiguous(memory_format=torch.channels_last)
+    return backbone.normalised_rgb(x.clamp_(0, 1), config)
 
 
 def train_model(
@@ -84,10 +83,9 @@ def train_model(
     generator = torch.Generator(device=device).manual_seed(config.seed)
     shuffle = torch.Generator().manual_seed(config.seed)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    images = torch.from_numpy(np.ascontiguousarray(train.images))
-    labels = torch.from_numpy(train.labels)
-    if device.type == "cuda":
-        images, labels = images.to(device), labels.to(device)
+    feed.setup_device(device)
+    images = feed.resident(train.images, device)  # None: stream from host memory instead
+    labels = torch.from_numpy(train.labels).to(device)
 
     best: TrainResult | None = None
     history: list[dict[str, float]] = []
@@ -95,28 +93,37 @@ def train_model(
     for epoch in range(1, config.epochs + 1):
         model.train()
         order = torch.randperm(len(train), generator=shuffle)[: steps_per_epoch * batch_size]
-        running = 0.0
-        start = time.perf_counter()
-        for step, index in enumerate(
-            tqdm(
-                order.view(steps_per_epoch, batch_size), desc=f"{desc} epoch {epoch}", mininterval=2
+        order = order.view(steps_per_epoch, batch_size)
+        # One index copy per epoch: a per-step host->device copy would stall the queue.
+        index = order.to(device)
+        if images is not None:
+            batches = (images[row] for row in index)
+        else:
+            host_order = order.numpy()
+            batches = feed.stream(
+                lambda i, rows=host_order: train.images[np.sort(rows[i])], steps_per_epoch, device
             )
+            index = index.sort(dim=1).values  # labels in the same (sorted) row order
+        # Losses stay on the device and are checked in blocks: loss.item() every step
+        # would make the host wait for the GPU each time.
+        losses = torch.zeros(steps_per_epoch, device=device)
+        start = time.perf_counter()
+        for step, batch in enumerate(
+            tqdm(batches, total=steps_per_epoch, desc=f"{desc} epoch {epoch}", mininterval=2)
         ):
-            index = index.to(images.device)
-            x = augment(images[index].to(device, non_blocking=True), input_cfg, generator)
-            y = labels[index].to(device, non_blocking=True)
+            x = augment(batch, input_cfg, generator)
             with autocast:
-                loss = loss_fn(model(x), y)
-            if not torch.isfinite(loss):
-                raise UserError(
-                    f"non-finite loss ({loss.item()}) at epoch {epoch}, step {step + 1}; no "
-                    "checkpoint was written. Lower finetune.lr or check the input data."
-                )
+                loss = loss_fn(model(x), labels[index[step]])
+            losses[step] = loss.detach()
+            if (step + 1) % LOSS_CHECK_EVERY == 0 or step + 1 == steps_per_epoch:
+                check_finite(losses, step, epoch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
-            running += loss.item()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        running = float(losses.sum())
         seconds += time.perf_counter() - start
         val_probs = predict_proba(
             model, val.images, input_cfg, batch_size=batch_size, device=device
@@ -135,6 +142,18 @@ def train_model(
     assert best is not None
     rate = steps_per_epoch * batch_size * config.epochs / seconds
     return dataclasses.replace(best, history=history, images_per_s=rate)
+
+
+def check_finite(losses: torch.Tensor, step: int, epoch: int) -> None:
+    """Raise at the first non-finite loss among steps 0..step of this epoch."""
+    seen = losses[: step + 1]
+    bad = (~torch.isfinite(seen)).nonzero()
+    if len(bad):
+        first = int(bad[0])
+        raise UserError(
+            f"non-finite loss ({float(seen[first])}) at epoch {epoch}, step {first + 1}; no "
+            "checkpoint was written. Lower finetune.lr or check the input data."
+        )
 
 
 def predict_proba(
