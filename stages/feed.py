@@ -21,8 +21,6 @@ def setup_device(device: torch.device) -> None:
         # Every batch has the same shape (extraction pads, training drops the ragged batch),
         # so autotuning runs once per shape and pays for itself within a few batches.
         torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
     else:
         cores = usable_cpus()
         if torch.get_num_threads() > cores:  # containers often allow fewer CPUs than exist

@@ -72,8 +72,10 @@ class Probe:
     C_num: int
     max_iter: int
     device: str
+    backend: str
 
     def __post_init__(self) -> None:
+        _check_choice("probe.backend", self.backend, PROBE_BACKENDS)
         _check_range("probe.C_min", self.C_min, 0.0, None, inclusive=False)
         _check_range("probe.C_max", self.C_max, self.C_min, None)
         _check_range("probe.C_num", self.C_num, 1, None)
@@ -117,6 +119,7 @@ class Params:
 
 DEVICES = ("auto", "cpu", "cuda")
 STRATEGIES = ("full", "scratch")
+PROBE_BACKENDS = ("auto", "sklearn", "torch")
 
 
 def load_params(path: Path = PARAMS_FILE) -> Params:
