@@ -7,7 +7,6 @@ what to measure and reports it. Nothing here imports dvc or mlflow.
 from __future__ import annotations
 
 import dataclasses
-import resource
 import time
 from collections.abc import Callable
 
@@ -143,11 +142,6 @@ def finetuning(
     if device.type == "cuda":
         run(WARMUP_STEPS)  # tunes cudnn for the training shapes; train_model times itself
     return run(steps)
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def probe_single_fit(

@@ -21,6 +21,7 @@ from bench import measure
 from stages import backbone, data, feed, finetune, io, prepare
 from stages.data import LabelledImages
 from stages.errors import cli
+from stages.extract import peak_rss_mb
 from stages.params import PARAMS_FILE, Params, load_params
 from stages.probe import C_grid, fit_probe, resolve_backend
 
@@ -123,7 +124,7 @@ def run_bench(
     report["extract"] = {
         "images": images,
         "images_per_s": images / seconds,
-        "peak_rss_mb": measure.peak_rss_mb(),  # process peak, measured first: data + model
+        "peak_rss_mb": peak_rss_mb(),  # process peak, measured first: data + model
         "ceiling_images_per_s": measure.inference_ceiling(
             model, batch_size=batch, size=cfg.size, batches=sizes.ceiling_batches, device=device
         ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import time
 
 import numpy as np
@@ -28,6 +29,11 @@ def extract_features(
     return backbone.forward_batches(
         model, images, config, batch_size=batch_size, device=device, desc=desc
     )
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 @cli
@@ -65,6 +71,7 @@ def main() -> None:
             "images_per_s": round(images_done / seconds, 1),
             "feature_dim": int(model.num_features),
             "input_size": config.size,
+            "peak_rss_mb": round(peak_rss_mb(), 1),
         }
         io.write_json(params.paths.extract_report, report)
         run.log_metrics({"extract_images_per_s": report["images_per_s"]})

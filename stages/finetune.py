@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,26 +95,17 @@ def train_model(
         model.train()
         order = torch.randperm(len(train), generator=shuffle)[: steps_per_epoch * batch_size]
         order = order.view(steps_per_epoch, batch_size)
-        # One index copy per epoch: a per-step host->device copy would stall the queue.
-        index = order.to(device)
-        if images is not None:
-            batches = (images[row] for row in index)
-        else:
-            host_order = order.numpy()
-            batches = feed.stream(
-                lambda i, rows=host_order: train.images[np.sort(rows[i])], steps_per_epoch, device
-            )
-            index = index.sort(dim=1).values  # labels in the same (sorted) row order
+        batches = epoch_batches(train.images, labels, order, images, device)
         # Losses stay on the device and are checked in blocks: loss.item() every step
         # would make the host wait for the GPU each time.
         losses = torch.zeros(steps_per_epoch, device=device)
         start = time.perf_counter()
-        for step, batch in enumerate(
+        for step, (batch, y) in enumerate(
             tqdm(batches, total=steps_per_epoch, desc=f"{desc} epoch {epoch}", mininterval=2)
         ):
             x = augment(batch, input_cfg, generator)
             with autocast:
-                loss = loss_fn(model(x), labels[index[step]])
+                loss = loss_fn(model(x), y)
             losses[step] = loss.detach()
             if (step + 1) % LOSS_CHECK_EVERY == 0 or step + 1 == steps_per_epoch:
                 check_finite(losses, step, epoch)
@@ -142,6 +134,30 @@ def train_model(
     assert best is not None
     rate = steps_per_epoch * batch_size * config.epochs / seconds
     return dataclasses.replace(best, history=history, images_per_s=rate)
+
+
+def epoch_batches(
+    images: np.ndarray,
+    labels: torch.Tensor,
+    order: torch.Tensor,
+    resident: torch.Tensor | None,
+    device: torch.device,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(uint8 images, labels) on the device for each row of `order` (steps, batch).
+
+    From device-resident images when they fit, else streamed from host memory.
+    """
+    if resident is not None:
+        # One index copy per epoch: a per-step host->device copy would stall the queue.
+        for rows in order.to(device):
+            yield resident[rows], labels[rows]
+        return
+    # Sorted rows read a memory-mapped array in file order; the batch is the same set.
+    host_rows = order.sort(dim=1).values
+    index = host_rows.to(device)
+    stream = feed.stream(lambda i: images[host_rows[i].numpy()], len(order), device)
+    for rows, batch in zip(index, stream, strict=True):
+        yield batch, labels[rows]
 
 
 def check_finite(losses: torch.Tensor, step: int, epoch: int) -> None:
