@@ -221,7 +221,9 @@ def forward_batches(
     row = 0
     with tqdm(total=len(images), desc=desc, unit="img", mininterval=2) as bar, autocast:
         for batch, valid in uint8_batches(images, batch_size, device):
-            out = model(to_model_input(batch, config))[:valid]
+            with feed.input_threads(device):
+                x = to_model_input(batch, config)
+            out = model(x)[:valid]
             if outputs is None:
                 outputs = torch.empty(
                     (len(images), out.shape[1]), dtype=torch.float32, device=device

@@ -103,7 +103,8 @@ def train_model(
         for step, (batch, y) in enumerate(
             tqdm(batches, total=steps_per_epoch, desc=f"{desc} epoch {epoch}", mininterval=2)
         ):
-            x = augment(batch, input_cfg, generator)
+            with feed.input_threads(device):
+                x = augment(batch, input_cfg, generator)
             with autocast:
                 loss = loss_fn(model(x), y)
             losses[step] = loss.detach()
