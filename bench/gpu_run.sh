@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-reports/gpu}"
 FMNIST="${FMNIST:-.fmnist}"
-PYTHON="${PYTHON:-python}"
+PYTHON="${PYTHON:-$(command -v python || command -v python3)}"
 SITE="${SITE:-/tmp/site}"
 
 shopt -s nullglob
