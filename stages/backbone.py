@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from stages import feed
 from stages.errors import UserError
 
 BUNDLED_MODEL = "tf_efficientnet_lite0"
@@ -146,8 +147,6 @@ def input_config(model: nn.Module, image_size: int | None) -> InputConfig:
 def to_model_input(images: torch.Tensor, config: InputConfig) -> torch.Tensor:
     """uint8 (B, H, W, C) on any device -> normalised float (B, 3, S, S), channels_last."""
     x = images.permute(0, 3, 1, 2).float().div_(255)
-    if x.shape[1] == 1:  # greyscale sources are stored with one channel
-        x = x.expand(-1, 3, -1, -1)
     if x.shape[-1] != config.size or x.shape[-2] != config.size:
         x = F.interpolate(
             x,
@@ -156,13 +155,20 @@ def to_model_input(images: torch.Tensor, config: InputConfig) -> torch.Tensor:
             align_corners=False,
             antialias=x.shape[-1] > config.size,
         )
-    return normalise(x, config).contiguous(memory_format=torch.channels_last)
+    return normalised_rgb(x, config)
 
 
-def normalise(x: torch.Tensor, config: InputConfig) -> torch.Tensor:
+def normalised_rgb(x: torch.Tensor, config: InputConfig) -> torch.Tensor:
+    """Resampled float (B, 1|3, S, S) in [0, 1] -> normalised RGB, channels_last.
+
+    Greyscale is expanded only here, after resampling, so resampling runs on one channel.
+    """
+    if x.shape[1] == 1:  # greyscale sources are stored with one channel
+        x = x.expand(-1, 3, -1, -1)
+    x = x.contiguous(memory_format=torch.channels_last)  # the one copy; the rest is in place
     mean = torch.tensor(config.mean, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(config.std, device=x.device).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return x.sub_(mean).div_(std)
 
 
 def resolve_device(choice: str) -> torch.device:
@@ -180,27 +186,24 @@ def uint8_batches(
     """Yield (uint8 batch on device, valid rows); the last batch is padded to full size.
 
     Padding keeps every batch the same shape, so cudnn.benchmark tunes once per run.
-    On CUDA the whole array moves to the device once when it fits in a quarter of free
-    memory; otherwise batches stream from pinned host memory.
+    On CUDA the whole array moves to the device once when it fits; otherwise batches
+    stream from pinned host memory with copies overlapped with compute (stages.feed).
     """
     n = len(images)
-    resident = None
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        if images.nbytes < free // 4:
-            resident = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        if resident is not None:
-            batch = resident[start:stop]
-        else:
-            batch = torch.from_numpy(np.ascontiguousarray(images[start:stop]))
-            if device.type == "cuda":
-                batch = batch.pin_memory().to(device, non_blocking=True)
-        if stop - start < batch_size:
-            pad = batch[-1:].expand(batch_size - (stop - start), *batch.shape[1:])
+    count = -(-n // batch_size)
+    on_device = feed.resident(images, device)
+    if on_device is not None:
+        batches = (on_device[i * batch_size : (i + 1) * batch_size] for i in range(count))
+    else:
+        batches = feed.stream(
+            lambda i: images[i * batch_size : (i + 1) * batch_size], count, device
+        )
+    for i, batch in enumerate(batches):
+        valid = min(batch_size, n - i * batch_size)
+        if valid < batch_size:
+            pad = batch[-1:].expand(batch_size - valid, *batch.shape[1:])
             batch = torch.cat([batch, pad])
-        yield batch, stop - start
+        yield batch, valid
 
 
 @torch.inference_mode()
@@ -214,18 +217,25 @@ def forward_batches(
     desc: str,
 ) -> np.ndarray:
     """Run the model in eval mode over uint8 images; float32 outputs (N, D), in order."""
+    if len(images) == 0:
+        raise UserError(f"{desc}: no images to process.")
+    feed.setup_device(device)
     model = model.eval().to(device, memory_format=torch.channels_last)
-    outputs: np.ndarray | None = None
+    # Outputs collect on the device and come back in one copy: a per-batch .cpu() would
+    # make the host wait for every batch and leave the GPU idle between them.
+    outputs: torch.Tensor | None = None
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     row = 0
     with tqdm(total=len(images), desc=desc, unit="img", mininterval=2) as bar, autocast:
         for batch, valid in uint8_batches(images, batch_size, device):
-            out = model(to_model_input(batch, config))[:valid].float().cpu().numpy()
+            with feed.input_threads(device):
+                x = to_model_input(batch, config)
+            out = model(x)[:valid]
             if outputs is None:
-                outputs = np.empty((len(images), out.shape[1]), dtype=np.float32)
+                outputs = torch.empty(
+                    (len(images), out.shape[1]), dtype=torch.float32, device=device
+                )
             outputs[row : row + valid] = out
             row += valid
             bar.update(valid)
-    if outputs is None:
-        raise UserError(f"{desc}: no images to process.")
-    return outputs
+    return outputs.cpu().numpy()

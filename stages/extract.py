@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import sys
 import time
 
@@ -32,6 +33,11 @@ def extract_features(
             model, images, config, batch_size=size, device=device, desc=desc
         )
     )
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 REFERENCE = "random"  # `python -m stages.extract random`: the random-init reference
@@ -98,6 +104,7 @@ def run_extract(params: Params, device: torch.device, *, reference: bool) -> Non
             "images_per_s": round(images_done / seconds, 1),
             "feature_dim": int(model.num_features),
             "input_size": config.size,
+            "peak_rss_mb": round(peak_rss_mb(), 1),
         }
         run.log_metrics({"extract_images_per_s": report["images_per_s"]})
         if not reference:  # the extract report describes the backbone under study

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from stages import backbone, data, distributed, guards, io, strategies
+from stages import backbone, data, distributed, feed, guards, io, strategies
 from stages.backbone import InputConfig
 from stages.data import LabelledImages
 from stages.errors import UserError, cli
@@ -21,6 +22,7 @@ from stages.params import FROM_PROBE, STRATEGIES, Finetune, load_params, to_dict
 
 MAX_SHIFT = 0.125  # random translation, as a fraction of the image side
 SCALE_RANGE = (0.9, 1.1)
+LOSS_CHECK_EVERY = 50  # CUDA: steps between host-side checks for non-finite values
 
 
 @dataclass
@@ -47,10 +49,8 @@ def augment(
     rows_of=(first, total): `images` are rows first.. of a global batch of `total`; draws are
     made for all `total`, so every DDP rank's generator stays in step with one process's.
     """
-    x = images.permute(0, 3, 1, 2).float().div_(255)
-    if x.shape[1] == 1:
-        x = x.expand(-1, 3, -1, -1)
-    b = x.shape[0]
+    x = images.permute(0, 3, 1, 2).float().div_(255)  # greyscale stays one channel here
+    b, channels = x.shape[:2]
     first, total = rows_of or (0, b)
 
     def uniform(low: float, high: float) -> torch.Tensor:
@@ -64,9 +64,9 @@ def augment(
     theta[:, 1, 1] = scale
     theta[:, 0, 2] = uniform(-2 * MAX_SHIFT, 2 * MAX_SHIFT)
     theta[:, 1, 2] = uniform(-2 * MAX_SHIFT, 2 * MAX_SHIFT)
-    grid = F.affine_grid(theta, [b, 3, config.size, config.size], align_corners=False)
+    grid = F.affine_grid(theta, [b, channels, config.size, config.size], align_corners=False)
     x = F.grid_sample(x, grid, mode=config.interpolation, padding_mode="zeros", align_corners=False)
-    return backbone.normalise(x.clamp_(0, 1), config).contiguous(memory_format=torch.channels_last)
+    return backbone.normalised_rgb(x.clamp_(0, 1), config)
 
 
 def train_model(
@@ -104,33 +104,32 @@ def train_model(
     generator = torch.Generator(device=device).manual_seed(config.seed)
     shuffle = torch.Generator().manual_seed(config.seed)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    images = torch.from_numpy(np.ascontiguousarray(train.images))
-    labels = torch.from_numpy(train.labels)
-    if device.type == "cuda":
-        images, labels = images.to(device), labels.to(device)
+    feed.setup_device(device)
+    images = feed.resident(train.images, device)  # None: stream from host memory instead
+    labels = torch.from_numpy(train.labels).to(device)
 
-    backoff = guards.OomBackoff(batch_size, floor=guards.MIN_TRAIN_MICRO_BATCH, desc=desc)
+    backoff = guards.OomBackoff(last - first, floor=guards.MIN_TRAIN_MICRO_BATCH, desc=desc)
+    check_every = LOSS_CHECK_EVERY if device.type == "cuda" else 1
     best: TrainResult | None = None
     history: list[dict[str, float]] = []
     seconds = 0.0
     for epoch in range(1, config.epochs + 1):
         model.train()
         order = torch.randperm(len(train), generator=shuffle)[: steps_per_epoch * batch_size]
-        running = 0.0
+        # Sorted rows read a memory-mapped array in file order (the batch is the same set);
+        # sorting before taking this rank's slice keeps DDP's batches those of one process.
+        order = order.view(steps_per_epoch, batch_size).sort(dim=1).values[:, first:last]
+        batches = epoch_batches(train.images, labels, order, images, device)
+        # Losses and gradient norms stay on the device and are checked in blocks: a host
+        # read every step would make the host wait for the GPU each time.
+        losses = torch.zeros(steps_per_epoch, device=device)
+        grad_norms = torch.zeros(steps_per_epoch, device=device)
         start = time.perf_counter()
-        for step, index in enumerate(
-            tqdm(
-                order.view(steps_per_epoch, batch_size), desc=f"{desc} epoch {epoch}", mininterval=2
-            )
+        for step, (batch, y) in enumerate(
+            tqdm(batches, total=steps_per_epoch, desc=f"{desc} epoch {epoch}", mininterval=2)
         ):
-            index = index[first:last].to(images.device)
-            x = augment(
-                images[index].to(device, non_blocking=True),
-                input_cfg,
-                generator,
-                rows_of=(first, batch_size),
-            )
-            y = labels[index].to(device, non_blocking=True)
+            with feed.input_threads(device):
+                x = augment(batch, input_cfg, generator, rows_of=(first, batch_size))
 
             def batch_loss(rows: slice, x=x, y=y) -> torch.Tensor:
                 with autocast:
@@ -138,10 +137,15 @@ def train_model(
 
             # On CUDA OOM: smaller micro-batches, same effective batch (see stages/guards.py).
             loss = backoff.backward(batch_loss, len(y), optimizer)
-            guards.check_finite(model, loss, epoch=epoch, step=step + 1)
+            losses[step] = loss.detach()
+            grad_norms[step] = guards.grad_norm(model)
+            if (step + 1) % check_every == 0 or step + 1 == steps_per_epoch:
+                guards.check_finite(losses, grad_norms, upto=step, epoch=epoch)
             optimizer.step()
             scheduler.step()
-            running += loss.item()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        running = float(losses.sum())
         seconds += time.perf_counter() - start
         running = distributed.mean_across_ranks(running, device)
         val_probs = predict_proba(net, val.images, input_cfg, batch_size=batch_size, device=device)
@@ -162,6 +166,28 @@ def train_model(
     assert best is not None
     rate = steps_per_epoch * batch_size * len(history) / seconds
     return dataclasses.replace(best, history=history, images_per_s=rate)
+
+
+def epoch_batches(
+    images: np.ndarray,
+    labels: torch.Tensor,
+    order: torch.Tensor,
+    resident: torch.Tensor | None,
+    device: torch.device,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(uint8 images, labels) on the device for each row of `order` (steps, batch).
+
+    From device-resident images when they fit, else streamed from host memory.
+    """
+    if resident is not None:
+        # One index copy per epoch: a per-step host->device copy would stall the queue.
+        for rows in order.to(device):
+            yield resident[rows], labels[rows]
+        return
+    index = order.to(device)
+    stream = feed.stream(lambda i: images[order[i].numpy()], len(order), device)
+    for rows, batch in zip(index, stream, strict=True):
+        yield batch, labels[rows]
 
 
 def predict_proba(

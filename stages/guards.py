@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -83,15 +84,23 @@ def accumulate_gradients(
     return total
 
 
-def check_finite(model: nn.Module, loss: torch.Tensor, *, epoch: int, step: int) -> None:
-    """Stop training on a non-finite loss or gradient, naming where it happened."""
+def grad_norm(model: nn.Module) -> torch.Tensor:
+    """Total gradient norm as a device scalar (no host sync); 0 when nothing has a gradient."""
     grads = [p.grad for p in model.parameters() if p.grad is not None]
-    grad_norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
-    if bool(torch.isfinite(loss) & torch.isfinite(grad_norm)):  # one device sync for both
+    return torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+
+
+def check_finite(losses: torch.Tensor, grad_norms: torch.Tensor, *, upto: int, epoch: int) -> None:
+    """Stop at the first step in 0..upto whose loss or gradient is non-finite, naming it."""
+    seen_loss, seen_grad = losses[: upto + 1], grad_norms[: upto + 1]
+    bad = (~(torch.isfinite(seen_loss) & torch.isfinite(seen_grad))).nonzero()  # one sync
+    if not len(bad):
         return
-    what = f"loss ({loss.item()})" if not torch.isfinite(loss) else f"gradient ({grad_norm.item()})"
+    step = int(bad[0])
+    loss = float(seen_loss[step])
+    what = f"loss ({loss})" if not math.isfinite(loss) else f"gradient ({float(seen_grad[step])})"
     raise UserError(
-        f"non-finite {what} at epoch {epoch}, step {step}; no checkpoint was written. "
+        f"non-finite {what} at epoch {epoch}, step {step + 1}; no checkpoint was written. "
         "Lower finetune.lr or check the input data."
     )
 

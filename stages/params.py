@@ -96,8 +96,10 @@ class Probe:
     C_num: int
     max_iter: int
     device: str
+    backend: str
 
     def __post_init__(self) -> None:
+        _check_choice("probe.backend", self.backend, PROBE_BACKENDS)
         _check_range("probe.C_min", self.C_min, 0.0, None, inclusive=False)
         _check_range("probe.C_max", self.C_max, self.C_min, None)
         _check_range("probe.C_num", self.C_num, 1, None)
@@ -238,6 +240,7 @@ SOURCES = ("fashion-mnist", "imagefolder", "csv")
 DUPLICATE_POLICIES = ("keep", "drop", "fail")
 STRATEGIES = ("full", "freeze", "llrd", "scratch")  # independent of the probe
 FROM_PROBE = ("lpft",)  # heads initialised from the probe
+PROBE_BACKENDS = ("auto", "sklearn", "torch")
 
 
 def load_params(path: Path = PARAMS_FILE) -> Params:

@@ -4,26 +4,36 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from stages import io
+from stages import io, linear
 from stages.errors import cli
 from stages.params import Probe, load_params, to_dict
 
 METHOD = "probe"
+# probe.backend: auto picks torch L-BFGS on CUDA, and on CPU the backend `python -m bench`
+# measured faster at equal accuracy on this project's features (docs/notes/perf.md).
+CPU_BACKEND = "torch"
 
 
 @dataclass(frozen=True)
 class ProbeFit:
-    """A fitted probe: the scaler and classifier, the chosen C and the val score per C."""
+    """A fitted probe: the scaler and classifier, the chosen C and the val score per C.
 
-    scaler: StandardScaler
-    classifier: LogisticRegression
+    Both backends expose scikit-learn's names: scaler.mean_/scale_/transform,
+    classifier.coef_/intercept_/predict_proba.
+    """
+
+    scaler: Any  # StandardScaler | linear.Standardiser
+    classifier: Any  # LogisticRegression | linear.SoftmaxHead
     C: float
     val_accuracy: dict[float, float]
+    backend: str = "sklearn"
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         return self.classifier.predict_proba(self.scaler.transform(features)).astype(np.float32)
@@ -34,6 +44,13 @@ def C_grid(config: Probe) -> np.ndarray:
     return np.logspace(np.log10(config.C_min), np.log10(config.C_max), config.C_num)
 
 
+def resolve_backend(choice: str, device: torch.device) -> str:
+    """'auto' -> torch on CUDA, else the measured-faster CPU backend."""
+    if choice != "auto":
+        return choice
+    return "torch" if device.type == "cuda" else CPU_BACKEND
+
+
 def fit_probe(
     *,
     train_features: np.ndarray,
@@ -42,8 +59,23 @@ def fit_probe(
     val_labels: np.ndarray,
     grid: np.ndarray,
     max_iter: int,
+    backend: str = "sklearn",
+    device: torch.device | None = None,
 ) -> ProbeFit:
     """Choose C on val (warm-starting along the grid), then refit on train+val."""
+    if backend == "torch":
+        fit = linear.fit_grid(
+            train_features=train_features,
+            train_labels=train_labels,
+            val_features=val_features,
+            val_labels=val_labels,
+            grid=grid,
+            max_iter=max_iter,
+            device=device or torch.device("cpu"),
+        )
+        return ProbeFit(fit.scaler, fit.head, fit.C, fit.val_accuracy, backend)
+    if backend != "sklearn":
+        raise ValueError(f"unknown probe backend {backend!r}")
     # Standardise with train statistics only, so val and test never leak into scaling.
     scaler = StandardScaler().fit(train_features)
     train_x, val_x = scaler.transform(train_features), scaler.transform(val_features)
@@ -56,14 +88,17 @@ def fit_probe(
     final = LogisticRegression(C=best_C, max_iter=max_iter).fit(
         np.concatenate([train_x, val_x]), np.concatenate([train_labels, val_labels])
     )
-    return ProbeFit(scaler, final, best_C, scores)
+    return ProbeFit(scaler, final, best_C, scores, backend)
 
 
 @cli
 def main() -> None:
     from stages import tracking
+    from stages.backbone import resolve_device
 
     params = load_params()
+    device = resolve_device(params.probe.device)
+    backend = resolve_backend(params.probe.backend, device)
 
     def split(name: str) -> tuple[np.ndarray, np.ndarray]:
         return (
@@ -83,6 +118,8 @@ def main() -> None:
             val_labels=val_y,
             grid=C_grid(params.probe),
             max_iter=params.probe.max_iter,
+            backend=backend,
+            device=device,
         )
         seconds = time.perf_counter() - start
         out = io.method_dir(params.paths.methods, METHOD)
@@ -98,7 +135,8 @@ def main() -> None:
         )
         record = {
             "method": METHOD,
-            "backend": "sklearn",
+            "backend": fit.backend,
+            "device": str(device),
             "C": fit.C,
             "val_accuracy": fit.val_accuracy[fit.C],
             "val_accuracy_by_C": {f"{c:.3g}": a for c, a in fit.val_accuracy.items()},
@@ -109,7 +147,10 @@ def main() -> None:
             {"C": fit.C, "val_accuracy": record["val_accuracy"], "fit_seconds": seconds}
         )
         run.log_artifact(out / io.RECORD_FILE)
-        print(f"probe: C={fit.C:.3g}, val accuracy {record['val_accuracy']:.4f} ({seconds:.1f} s)")
+        print(
+            f"probe ({fit.backend} on {device}): C={fit.C:.3g}, "
+            f"val accuracy {record['val_accuracy']:.4f} ({seconds:.1f} s)"
+        )
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 import dataclasses
 
 import numpy as np
+import pytest
+import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from stages.probe import C_grid, fit_probe
+from stages.probe import C_grid, fit_probe, resolve_backend
 
 
 def test_grid_is_log_spaced_and_full_protocol_is_one_change(params):
@@ -23,7 +25,8 @@ def synthetic(n: int, seed: int, d: int = 200, signal: float = 0.9):
     return x, labels
 
 
-def test_probe_picks_the_interior_C_that_brute_force_finds():
+@pytest.mark.parametrize("backend", ["sklearn", "torch"])
+def test_probe_picks_the_interior_C_that_brute_force_finds(backend):
     train_x, train_y = synthetic(60, 0)
     val_x, val_y = synthetic(1000, 1)
     grid = np.logspace(-4, 4, 9)
@@ -34,7 +37,9 @@ def test_probe_picks_the_interior_C_that_brute_force_finds():
         val_labels=val_y,
         grid=grid,
         max_iter=1000,
+        backend=backend,
     )
+    assert fit.backend == backend
     # independent brute force: a cold fit per C, scored on val
     scaler = StandardScaler().fit(train_x)
     brute = {
@@ -52,3 +57,30 @@ def test_probe_picks_the_interior_C_that_brute_force_finds():
     assert fit.val_accuracy[fit.C] > fit.val_accuracy[1e4] + 0.01
     probs = fit.predict_proba(val_x)
     assert probs.shape == (1000, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_probe_exposes_head_weights_for_either_backend():
+    train_x, train_y = synthetic(60, 0)
+    fits = {
+        backend: fit_probe(
+            train_features=train_x,
+            train_labels=train_y,
+            val_features=train_x,
+            val_labels=train_y,
+            grid=np.array([1e-2]),
+            max_iter=1000,
+            backend=backend,
+        )
+        for backend in ("sklearn", "torch")
+    }
+    sk, ours = fits["sklearn"], fits["torch"]
+    np.testing.assert_allclose(ours.scaler.mean_, sk.scaler.mean_, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ours.scaler.scale_, sk.scaler.scale_, rtol=1e-5)
+    np.testing.assert_allclose(ours.classifier.coef_, sk.classifier.coef_, atol=2e-3)
+    np.testing.assert_allclose(ours.classifier.intercept_, sk.classifier.intercept_, atol=2e-3)
+
+
+def test_auto_backend_is_torch_on_cuda():
+    assert resolve_backend("auto", torch.device("cuda")) == "torch"
+    assert resolve_backend("sklearn", torch.device("cuda")) == "sklearn"
+    assert resolve_backend("auto", torch.device("cpu")) in ("sklearn", "torch")

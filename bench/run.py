@@ -1,0 +1,331 @@
+"""python -m bench: model-only ceilings against the project's own code paths, in one run.
+
+Defaults come from params.yaml; flags only override them. Imports neither dvc nor mlflow,
+so it runs on a bare GPU box with torch, timm, numpy and scikit-learn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import timm
+import torch
+
+from bench import measure
+from stages import backbone, data, feed, finetune, io, prepare
+from stages.data import LabelledImages
+from stages.errors import cli
+from stages.extract import peak_rss_mb
+from stages.params import PARAMS_FILE, Params, load_params
+from stages.probe import C_grid, fit_probe, resolve_backend
+
+BENCH_REPORT = Path("reports/bench.json")
+LOADER_MAX_WORKERS = 16
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much each measurement runs; full_data means all 70k images at the model's size."""
+
+    split_images: int | None  # cap per split for extraction and the probe; None keeps all
+    speed_batches: int  # extraction batches per speed sample (pipeline and ceiling alike)
+    finetune_steps: int  # training steps per speed sample (pipeline and ceiling alike)
+    repeats: int  # interleaved (ceiling, pipeline) sample pairs; the best of each is kept
+    loader_batches: int
+    full_data: bool
+
+
+# Best-of-N over interleaved samples: on a shared machine other load only ever slows a
+# sample down, so the fastest one is the closest to the code's own speed, and pipeline and
+# ceiling are sampled alternately so a burst of load cannot favour either side.
+SIZES = {
+    "tiny": Sizes(96, 1, 1, 1, 1, False),  # for tests: seconds, not figures
+    "quick": Sizes(2000, 4, 10, 3, 4, False),  # CPU: a few minutes on 2 cores
+    "full": Sizes(None, 50, 150, 3, 20, True),  # GPU: full 60k/10k at 224 px
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Flags override params.yaml; none of their defaults repeats a param."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    mode = parser.add_mutually_exclusive_group()
+    for name in SIZES:
+        mode.add_argument(f"--{name}", dest="size", action="store_const", const=name)
+    parser.add_argument("--device", help="auto | cpu | cuda (default: extract.device)")
+    parser.add_argument("--grid-size", type=int, help="C values in the grid (default: C_num)")
+    parser.add_argument("--compare-max-iter", type=int, help="single-C fits (default: max_iter)")
+    parser.add_argument("--sklearn-grid", action="store_true", help="also time sklearn's grid")
+    parser.add_argument("--data-path", help="Fashion-MNIST .gz folder (default: data.path)")
+    parser.add_argument("--backbone", help="timm model name (default: backbone.name)")
+    parser.add_argument("--weights", help="bundled | hub | none | path (default: params)")
+    parser.add_argument("--image-size", type=int, help="default: backbone.image_size")
+    parser.add_argument("--params", type=Path, default=PARAMS_FILE)
+    parser.add_argument("--out", type=Path, default=BENCH_REPORT)
+    return parser.parse_args(argv)
+
+
+def configure(params: Params, args: argparse.Namespace, sizes: Sizes) -> Params:
+    """params.yaml with the command line's overrides applied."""
+    data_cfg = params.data
+    if args.data_path:
+        data_cfg = dataclasses.replace(data_cfg, path=args.data_path)
+    if sizes.full_data:
+        data_cfg = dataclasses.replace(data_cfg, train_per_class=None, test_per_class=None)
+    image_size = params.backbone.image_size if not sizes.full_data else None
+    backbone_cfg = dataclasses.replace(
+        params.backbone,
+        name=args.backbone or params.backbone.name,
+        weights=args.weights or params.backbone.weights,
+        image_size=args.image_size or image_size,
+    )
+    return dataclasses.replace(params, data=data_cfg, backbone=backbone_cfg)
+
+
+def load_splits(params: Params, sizes: Sizes) -> dict[str, LabelledImages]:
+    """The prepared folder when present (and not full), else prepared here from the source."""
+    if not sizes.full_data and io.split_file(params.paths.prepared, "train", "images").is_file():
+        splits = {s: data.load_prepared(params.paths.prepared, s, mmap=False) for s in data.SPLITS}
+    else:
+        splits = prepare.make_splits(prepare.read_source(params.data), params.data)
+    if sizes.split_images is None:
+        return splits
+    return {
+        s: part.subset(np.arange(min(len(part), sizes.split_images))) for s, part in splits.items()
+    }
+
+
+def run_bench(
+    params: Params,
+    sizes: Sizes,
+    device: torch.device,
+    *,
+    grid_size: int,
+    compare_max_iter: int,
+    sklearn_grid: bool,
+) -> dict:
+    """Every measurement, in one process on one device; returns the bench.json content."""
+    splits = load_splits(params, sizes)
+    num_classes = int(splits["train"].labels.max()) + 1
+    name, weights = params.backbone.name, params.backbone.weights
+    model = backbone.create_backbone(name, weights)
+    cfg = backbone.input_config(model, params.backbone.image_size)
+    batch = params.extract.batch_size
+    report: dict = {"environment": environment(device), "sizes": dataclasses.asdict(sizes)}
+
+    features, seconds = {}, 0.0
+    for split, part in splits.items():  # the whole pass, for the probe's features
+        features[split], rate = measure.extraction(
+            model, part.images, cfg, batch_size=batch, device=device
+        )
+        seconds += len(part) / rate
+    images = sum(len(part) for part in splits.values())
+    rss = peak_rss_mb()  # process peak so far: data, model and one extraction pass
+    sample = splits["train"].images[: sizes.speed_batches * batch]
+    pipeline, ceiling = [], []
+    for _ in range(sizes.repeats):
+        ceiling.append(
+            measure.inference_ceiling(
+                model, batch_size=batch, size=cfg.size, batches=sizes.speed_batches, device=device
+            )
+        )
+        pipeline.append(measure.extraction(model, sample, cfg, batch_size=batch, device=device)[1])
+    report["extract"] = {
+        "images_per_s": max(pipeline),
+        "ceiling_images_per_s": max(ceiling),
+        "samples": {"pipeline": pipeline, "ceiling": ceiling},
+        "all_splits_images": images,
+        "all_splits_images_per_s": images / seconds,
+        "peak_rss_mb": rss,
+        "batch_size": batch,
+        "input_size": cfg.size,
+    }
+
+    train_batch = params.finetune.batch_size
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(params.finetune.seed)
+        tuned = finetune.build_model("full", name, weights, num_classes)
+        ceiling_model = backbone.create_backbone(name, "none", num_classes=num_classes)
+    val = splits["val"].subset(np.arange(min(len(splits["val"]), train_batch)))
+    pipeline, ceiling = [], []
+    for _ in range(sizes.repeats):
+        ceiling.append(
+            measure.training_ceiling(
+                ceiling_model,
+                batch_size=train_batch,
+                size=cfg.size,
+                steps=sizes.finetune_steps,
+                num_classes=num_classes,
+                config=params.finetune,
+                device=device,
+            )
+        )
+        pipeline.append(
+            measure.finetuning(
+                tuned,
+                splits["train"],
+                val,
+                cfg,
+                finetune_config=params.finetune,
+                steps=sizes.finetune_steps,
+                device=device,
+            )
+        )
+    report["finetune"] = {
+        "images_per_s": max(pipeline),
+        "ceiling_images_per_s": max(ceiling),
+        "samples": {"pipeline": pipeline, "ceiling": ceiling},
+        "batch_size": train_batch,
+    }
+    del tuned, ceiling_model
+
+    report["probe"] = probe_report(
+        params,
+        splits,
+        features,
+        device,
+        grid_size=grid_size,
+        compare_max_iter=compare_max_iter,
+        sklearn_grid=sklearn_grid,
+    )
+    loader_images = splits["train"].images[: sizes.loader_batches * batch]
+    workers = min(feed.usable_cpus(), LOADER_MAX_WORKERS)
+    report["reference_loader"] = {
+        "images_per_s": measure.reference_loader(
+            model, loader_images, cfg, batch_size=batch, workers=workers, device=device
+        ),
+        "workers": workers,
+        "images": len(loader_images),
+    }
+    for part in ("extract", "finetune"):
+        section = report[part]
+        section["ratio"] = section["images_per_s"] / section["ceiling_images_per_s"]
+    report["extract"]["speedup_over_reference_loader"] = (
+        report["extract"]["images_per_s"] / report["reference_loader"]["images_per_s"]
+    )
+    report["device"] = report["environment"]["device"]
+    return report
+
+
+def probe_report(
+    params: Params,
+    splits: dict[str, LabelledImages],
+    features: dict[str, np.ndarray],
+    device: torch.device,
+    *,
+    grid_size: int,
+    compare_max_iter: int,
+    sklearn_grid: bool,
+) -> dict:
+    """The project's grid (time, chosen C), then one fit at that C: ours vs scikit-learn."""
+    grid = C_grid(dataclasses.replace(params.probe, C_num=grid_size))
+    backend = resolve_backend(params.probe.backend, device)
+    fit_args = dict(
+        train_features=features["train"],
+        train_labels=splits["train"].labels,
+        val_features=features["val"],
+        val_labels=splits["val"].labels,
+        grid=grid,
+        max_iter=params.probe.max_iter,
+        device=device,
+    )
+    start = time.perf_counter()
+    fit = fit_probe(**fit_args, backend=backend)
+    report = {
+        "backend": backend,
+        "grid_size": len(grid),
+        "grid_seconds": time.perf_counter() - start,
+    }
+    report["C"] = fit.C
+    report["grid_test_accuracy"] = float(
+        (fit.predict_proba(features["test"]).argmax(1) == splits["test"].labels).mean()
+    )
+    if sklearn_grid:
+        start = time.perf_counter()
+        fit_probe(**fit_args, backend="sklearn")
+        report["sklearn_grid_seconds"] = time.perf_counter() - start
+    single = measure.probe_single_fit(
+        features["train"],
+        splits["train"].labels,
+        features["test"],
+        splits["test"].labels,
+        C=fit.C,
+        max_iter=compare_max_iter,
+        device=device,
+    )
+    report.update(single, max_iter=compare_max_iter)
+    report["speedup_over_sklearn"] = single["sklearn_fit_seconds"] / single["fit_seconds"]
+    report["accuracy_gap_points"] = 100 * (single["accuracy"] - single["sklearn_accuracy"])
+    return report
+
+
+def environment(device: torch.device) -> dict:
+    return {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "device_type": device.type,
+        "cpus": feed.usable_cpus(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+
+
+def table(report: dict) -> str:
+    """The figures people compare, one row each."""
+    e, f, p, r = report["extract"], report["finetune"], report["probe"], report["reference_loader"]
+    rows = [
+        ("device", report["device"], ""),
+        (
+            "extract img/s (ceiling, ratio)",
+            f"{e['images_per_s']:.0f}",
+            f"{e['ceiling_images_per_s']:.0f}, {e['ratio']:.2f}x",
+        ),
+        (
+            "finetune img/s (ceiling, ratio)",
+            f"{f['images_per_s']:.0f}",
+            f"{f['ceiling_images_per_s']:.0f}, {f['ratio']:.2f}x",
+        ),
+        ("PIL+DataLoader img/s (workers)", f"{r['images_per_s']:.0f}", f"{r['workers']}"),
+        ("extract peak RSS MiB", f"{e['peak_rss_mb']:.0f}", ""),
+        (
+            f"probe fit s ({p['backend']}) / sklearn",
+            f"{p['fit_seconds']:.2f}",
+            f"{p['sklearn_fit_seconds']:.2f}, {p['speedup_over_sklearn']:.1f}x faster",
+        ),
+        ("probe test acc / sklearn", f"{p['accuracy']:.4f}", f"{p['sklearn_accuracy']:.4f}"),
+        (
+            f"probe grid of {p['grid_size']} s",
+            f"{p['grid_seconds']:.2f}",
+            f"sklearn {p['sklearn_grid_seconds']:.2f}" if "sklearn_grid_seconds" in p else "",
+        ),
+    ]
+    width = max(len(label) for label, _, _ in rows)
+    return "\n".join(f"{label:<{width}}  {value:>10}  {extra}" for label, value, extra in rows)
+
+
+@cli
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    params = load_params(args.params)
+    device = backbone.resolve_device(args.device or params.extract.device)
+    sizes = SIZES[args.size or ("full" if device.type == "cuda" else "quick")]
+    params = configure(params, args, sizes)
+    report = run_bench(
+        params,
+        sizes,
+        device,
+        grid_size=args.grid_size or params.probe.C_num,
+        compare_max_iter=args.compare_max_iter or params.probe.max_iter,
+        sklearn_grid=args.sklearn_grid,
+    )
+    report["mode"] = args.size or ("full" if device.type == "cuda" else "quick")
+    io.write_json(args.out, report)
+    print(table(report))
+    print(f"wrote {args.out}")

@@ -1,0 +1,154 @@
+"""Multinomial logistic regression by full-batch L-BFGS in torch, float32 on any device.
+
+The objective is scikit-learn's LogisticRegression(penalty="l2"): summed log-loss plus
+||W||^2 / (2C), intercept unpenalised, so C means the same thing in both backends. It is
+minimised in its mean form (divided by n), as scikit-learn does, which keeps float32
+gradients well scaled; the minimiser is the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HISTORY = 10  # L-BFGS memory, scikit-learn's (scipy's maxcor) default
+TOLERANCE = 1e-4  # max |gradient| of the mean objective, scikit-learn's default tol
+
+
+@dataclass(frozen=True)
+class Standardiser:
+    """Per-feature mean and scale (population std, zeros -> 1), like StandardScaler."""
+
+    mean_: np.ndarray
+    scale_: np.ndarray
+
+    def transform(self, features: np.ndarray) -> np.ndarray:
+        return ((features - self.mean_) / self.scale_).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class SoftmaxHead:
+    """A fitted linear softmax classifier with scikit-learn's attribute names."""
+
+    coef_: np.ndarray  # (K, D)
+    intercept_: np.ndarray  # (K,)
+    classes_: np.ndarray  # (K,) original labels
+    n_iter_: int
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        logits = features.astype(np.float32) @ self.coef_.T + self.intercept_
+        return torch.from_numpy(logits).softmax(1).numpy()
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        return self.classes_[self.predict_proba(features).argmax(1)]
+
+
+@dataclass(frozen=True)
+class GridFit:
+    """Scaler, head refit on train+val at the chosen C, and the val accuracy per C."""
+
+    scaler: Standardiser
+    head: SoftmaxHead
+    C: float
+    val_accuracy: dict[float, float]
+
+
+def standardise(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, scale) per feature; constant features get scale 1, as in StandardScaler."""
+    mean = features.mean(0)
+    scale = features.var(0, correction=0).sqrt()
+    return mean, torch.where(scale > 0, scale, torch.ones_like(scale))
+
+
+def fit_logistic(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    C: float,
+    num_classes: int,
+    max_iter: int,
+    init: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(W (K, D), b (K,), iterations) minimising mean log-loss + ||W||^2 / (2 C n)."""
+    if x.dtype != torch.float32:
+        raise TypeError(f"features must be float32, got {x.dtype}")
+    if init is None:
+        weight = torch.zeros(num_classes, x.shape[1], device=x.device)
+        bias = torch.zeros(num_classes, device=x.device)
+    else:
+        weight, bias = (t.detach().clone() for t in init)
+    weight.requires_grad_(True)
+    bias.requires_grad_(True)
+    penalty = 1.0 / (2.0 * C * len(x))
+    optimizer = torch.optim.LBFGS(
+        [weight, bias],
+        lr=1,
+        max_iter=max_iter,
+        history_size=HISTORY,
+        tolerance_grad=TOLERANCE,
+        tolerance_change=1e-9,
+        line_search_fn="strong_wolfe",
+    )
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=False)
+        loss = F.cross_entropy(x @ weight.T + bias, y) + penalty * weight.square().sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    n_iter = int(optimizer.state[weight].get("n_iter", 0))
+    return weight.detach(), bias.detach(), n_iter
+
+
+def accuracy(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> float:
+    return float(((x @ weight.T + bias).argmax(1) == y).float().mean())
+
+
+def fit_grid(
+    *,
+    train_features: np.ndarray,
+    train_labels: np.ndarray,
+    val_features: np.ndarray,
+    val_labels: np.ndarray,
+    grid: np.ndarray,
+    max_iter: int,
+    device: torch.device,
+) -> GridFit:
+    """Choose C on val, warm-starting each C from the last, then refit on train+val."""
+    classes = np.unique(train_labels)
+
+    def tensors(features: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.as_tensor(np.asarray(features, dtype=np.float32), device=device)
+        y = torch.as_tensor(np.searchsorted(classes, labels), device=device)
+        return x, y
+
+    train_x, train_y = tensors(train_features, train_labels)
+    val_x, val_y = tensors(val_features, val_labels)
+    # Standardise with train statistics only, so val and test never leak into scaling.
+    mean, scale = standardise(train_x)
+    train_x, val_x = (train_x - mean) / scale, (val_x - mean) / scale
+    scores: dict[float, float] = {}
+    solutions: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
+    previous = None
+    for C in sorted(float(c) for c in grid):
+        weight, bias, _ = fit_logistic(
+            train_x, train_y, C=C, num_classes=len(classes), max_iter=max_iter, init=previous
+        )
+        previous = solutions[C] = (weight, bias)
+        scores[C] = accuracy(val_x, val_y, weight, bias)
+    best_C = max(scores, key=lambda c: (scores[c], -c))  # ties go to the stronger prior
+    weight, bias, n_iter = fit_logistic(
+        torch.cat([train_x, val_x]),
+        torch.cat([train_y, val_y]),
+        C=best_C,
+        num_classes=len(classes),
+        max_iter=max_iter,
+        init=solutions[best_C],
+    )
+    scaler = Standardiser(mean.cpu().numpy(), scale.cpu().numpy())
+    head = SoftmaxHead(weight.cpu().numpy(), bias.cpu().numpy(), classes, n_iter)
+    return GridFit(scaler, head, best_C, scores)
