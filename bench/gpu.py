@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from bench import run as bench_run
+from bench.report import environment
 from stages import backbone, finetune, io, prepare
 from stages.errors import cli
 from stages.evaluate import method_metrics
@@ -67,7 +68,7 @@ def pipeline_params(params: Params, args: argparse.Namespace) -> Params:
 def run_pipeline(params: Params, device: torch.device, out: Path) -> dict:
     """prepare -> extract -> probe -> fine-tune strategies, each scored on test."""
     start = time.perf_counter()
-    record: dict = {"device": bench_run.environment(device), "finetune": to_dict(params.finetune)}
+    record: dict = {"device": environment(device), "finetune": to_dict(params.finetune)}
 
     def save(step: str) -> None:
         record.setdefault("elapsed_s", {})[step] = round(time.perf_counter() - start, 1)

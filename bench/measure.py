@@ -14,10 +14,9 @@ import numpy as np
 import timm
 import torch
 from PIL import Image
-from sklearn.linear_model import LogisticRegression
 from torch import nn
 
-from stages import feed, finetune, linear
+from stages import feed, finetune
 from stages.backbone import InputConfig
 from stages.data import LabelledImages
 from stages.extract import extract_features
@@ -142,43 +141,6 @@ def finetuning(
     if device.type == "cuda":
         run(WARMUP_STEPS)  # tunes cudnn for the training shapes; train_model times itself
     return run(steps)
-
-
-def probe_single_fit(
-    train_x: np.ndarray,
-    train_y: np.ndarray,
-    test_x: np.ndarray,
-    test_y: np.ndarray,
-    *,
-    C: float,
-    max_iter: int,
-    device: torch.device,
-) -> dict[str, float]:
-    """Our L-BFGS vs scikit-learn's lbfgs at the same C on the same standardised features."""
-    x, y = torch.from_numpy(train_x).to(device), torch.from_numpy(train_y).to(device)
-    mean, scale = linear.standardise(x)
-    x = (x - mean) / scale
-    (weight, bias, n_iter), seconds = timed(
-        device,
-        lambda: linear.fit_logistic(
-            x, y, C=C, num_classes=int(train_y.max()) + 1, max_iter=max_iter
-        ),
-    )
-    test = (torch.from_numpy(test_x).to(device) - mean) / scale
-    ours = linear.accuracy(test, torch.from_numpy(test_y).to(device), weight, bias)
-    host_x, host_test = x.cpu().numpy(), test.cpu().numpy()
-    reference = LogisticRegression(C=C, max_iter=max_iter)
-    start = time.perf_counter()
-    reference.fit(host_x, train_y)
-    sk_seconds = time.perf_counter() - start
-    return {
-        "fit_seconds": seconds,
-        "accuracy": ours,
-        "iterations": n_iter,
-        "sklearn_fit_seconds": sk_seconds,
-        "sklearn_accuracy": float(reference.score(host_test, test_y)),
-        "sklearn_iterations": int(reference.n_iter_.max()),
-    }
 
 
 class PilImages(torch.utils.data.Dataset):

@@ -8,22 +8,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import platform
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import timm
 import torch
 
-from bench import measure
+from bench import measure, probe
+from bench.report import environment, table
 from stages import backbone, data, feed, finetune, io, prepare
 from stages.data import LabelledImages
 from stages.errors import cli
 from stages.extract import peak_rss_mb
 from stages.params import PARAMS_FILE, Params, load_params
-from stages.probe import C_grid, fit_probe, resolve_backend
 
 BENCH_REPORT = Path("reports/bench.json")
 LOADER_MAX_WORKERS = 16
@@ -184,7 +181,7 @@ def run_bench(
     }
     del tuned, ceiling_model
 
-    report["probe"] = probe_report(
+    report["probe"] = probe.probe_report(
         params,
         splits,
         features,
@@ -210,104 +207,6 @@ def run_bench(
     )
     report["device"] = report["environment"]["device"]
     return report
-
-
-def probe_report(
-    params: Params,
-    splits: dict[str, LabelledImages],
-    features: dict[str, np.ndarray],
-    device: torch.device,
-    *,
-    grid_size: int,
-    compare_max_iter: int,
-    sklearn_grid: bool,
-) -> dict:
-    """The project's grid (time, chosen C), then one fit at that C: ours vs scikit-learn."""
-    grid = C_grid(dataclasses.replace(params.probe, C_num=grid_size))
-    backend = resolve_backend(params.probe.backend, device)
-    fit_args = dict(
-        train_features=features["train"],
-        train_labels=splits["train"].labels,
-        val_features=features["val"],
-        val_labels=splits["val"].labels,
-        grid=grid,
-        max_iter=params.probe.max_iter,
-        device=device,
-    )
-    start = time.perf_counter()
-    fit = fit_probe(**fit_args, backend=backend)
-    report = {
-        "backend": backend,
-        "grid_size": len(grid),
-        "grid_seconds": time.perf_counter() - start,
-    }
-    report["C"] = fit.C
-    report["grid_test_accuracy"] = float(
-        (fit.predict_proba(features["test"]).argmax(1) == splits["test"].labels).mean()
-    )
-    if sklearn_grid:
-        start = time.perf_counter()
-        fit_probe(**fit_args, backend="sklearn")
-        report["sklearn_grid_seconds"] = time.perf_counter() - start
-    single = measure.probe_single_fit(
-        features["train"],
-        splits["train"].labels,
-        features["test"],
-        splits["test"].labels,
-        C=fit.C,
-        max_iter=compare_max_iter,
-        device=device,
-    )
-    report.update(single, max_iter=compare_max_iter)
-    report["speedup_over_sklearn"] = single["sklearn_fit_seconds"] / single["fit_seconds"]
-    report["accuracy_gap_points"] = 100 * (single["accuracy"] - single["sklearn_accuracy"])
-    return report
-
-
-def environment(device: torch.device) -> dict:
-    return {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "device_type": device.type,
-        "cpus": feed.usable_cpus(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "timm": timm.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-    }
-
-
-def table(report: dict) -> str:
-    """The figures people compare, one row each."""
-    e, f, p, r = report["extract"], report["finetune"], report["probe"], report["reference_loader"]
-    rows = [
-        ("device", report["device"], ""),
-        (
-            "extract img/s (ceiling, ratio)",
-            f"{e['images_per_s']:.0f}",
-            f"{e['ceiling_images_per_s']:.0f}, {e['ratio']:.2f}x",
-        ),
-        (
-            "finetune img/s (ceiling, ratio)",
-            f"{f['images_per_s']:.0f}",
-            f"{f['ceiling_images_per_s']:.0f}, {f['ratio']:.2f}x",
-        ),
-        ("PIL+DataLoader img/s (workers)", f"{r['images_per_s']:.0f}", f"{r['workers']}"),
-        ("extract peak RSS MiB", f"{e['peak_rss_mb']:.0f}", ""),
-        (
-            f"probe fit s ({p['backend']}) / sklearn",
-            f"{p['fit_seconds']:.2f}",
-            f"{p['sklearn_fit_seconds']:.2f}, {p['speedup_over_sklearn']:.1f}x faster",
-        ),
-        ("probe test acc / sklearn", f"{p['accuracy']:.4f}", f"{p['sklearn_accuracy']:.4f}"),
-        (
-            f"probe grid of {p['grid_size']} s",
-            f"{p['grid_seconds']:.2f}",
-            f"sklearn {p['sklearn_grid_seconds']:.2f}" if "sklearn_grid_seconds" in p else "",
-        ),
-    ]
-    width = max(len(label) for label, _, _ in rows)
-    return "\n".join(f"{label:<{width}}  {value:>10}  {extra}" for label, value, extra in rows)
 
 
 @cli
