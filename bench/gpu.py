@@ -17,7 +17,7 @@ import torch
 
 from bench import run as bench_run
 from bench.report import environment
-from stages import backbone, finetune, io, prepare
+from stages import backbone, finetune, io, strategies
 from stages.errors import cli
 from stages.evaluate import method_metrics
 from stages.extract import extract_features
@@ -35,7 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-path", help="Fashion-MNIST .gz folder (default: data.path)")
     parser.add_argument("--epochs", type=int, help="fine-tune epochs (default: finetune.epochs)")
     parser.add_argument("--batch-size", type=int, help="default: finetune.batch_size")
-    parser.add_argument("--lr", type=float, help="default: finetune.lr")
+    parser.add_argument(
+        "--lr", type=float, help="peak lr of every strategy (default: finetune.<s>.lr)"
+    )
     parser.add_argument("--grid-size", type=int, help="bench probe grid (default: probe.C_num)")
     parser.add_argument("--compare-max-iter", type=int, help="bench single-C fits")
     parser.add_argument("--skip-bench", action="store_true")
@@ -50,8 +52,11 @@ def pipeline_params(params: Params, args: argparse.Namespace) -> Params:
     tuned = {
         "epochs": args.epochs or params.finetune.epochs,
         "batch_size": args.batch_size or params.finetune.batch_size,
-        "lr": args.lr or params.finetune.lr,
     }
+    if args.lr:
+        for strategy in params.finetune.runs:
+            own = getattr(params.finetune, strategy)
+            tuned[strategy] = dataclasses.replace(own, lr=args.lr)
     return dataclasses.replace(
         params,
         data=dataclasses.replace(
@@ -74,7 +79,7 @@ def run_pipeline(params: Params, device: torch.device, out: Path) -> dict:
         record.setdefault("elapsed_s", {})[step] = round(time.perf_counter() - start, 1)
         io.write_json(out, record)
 
-    splits = prepare.make_splits(prepare.read_source(params.data), params.data)
+    splits = bench_run.prepare_in_memory(params)
     record["images"] = {split: len(part) for split, part in splits.items()}
     save("prepare")
 
@@ -120,7 +125,7 @@ def run_pipeline(params: Params, device: torch.device, out: Path) -> dict:
         # timm's init and dropout draw from the global RNG: seed it in a scope, as the stage does.
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(params.finetune.seed)
-            net = finetune.build_model(strategy, name, weights, num_classes)
+            net = strategies.build_model(strategy, name, weights, num_classes)
             result = finetune.train_model(
                 net,
                 train=splits["train"],
@@ -128,6 +133,7 @@ def run_pipeline(params: Params, device: torch.device, out: Path) -> dict:
                 input_cfg=cfg,
                 config=params.finetune,
                 device=device,
+                param_groups=strategies.param_groups(net, strategy, params.finetune),
                 desc=strategy,
             )
         net.load_state_dict(result.state_dict)

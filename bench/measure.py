@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from stages import feed, finetune
+from stages import feed, finetune, strategies
 from stages.backbone import InputConfig
 from stages.data import LabelledImages
 from stages.extract import extract_features
@@ -80,9 +80,7 @@ def training_ceiling(
     """Images/s of forward, backward and AdamW step alone, random input on the device."""
     feed.setup_device(device)
     model = model.train().to(device, memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-    )
+    optimizer = torch.optim.AdamW(strategies.param_groups(model, "full", config))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     x = random_input(batch_size, size, device)
     y = torch.randint(num_classes, (batch_size,), generator=torch.Generator().manual_seed(0))
@@ -135,7 +133,13 @@ def finetuning(
     def run(n_steps: int) -> float:
         part = train.subset(np.arange(min(len(train), n_steps * batch)))
         return finetune.train_model(
-            model, train=part, val=val, input_cfg=config, config=one_epoch, device=device
+            model,
+            train=part,
+            val=val,
+            input_cfg=config,
+            config=one_epoch,
+            device=device,
+            param_groups=strategies.param_groups(model, "full", one_epoch),
         ).images_per_s
 
     if device.type == "cuda":

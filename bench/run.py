@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import torch
 
 from bench import measure, probe
 from bench.report import environment, table
-from stages import backbone, data, feed, finetune, io, prepare
+from stages import backbone, data, feed, io, prepare, strategies
 from stages.data import LabelledImages
 from stages.errors import cli
 from stages.extract import peak_rss_mb
@@ -84,12 +85,37 @@ def configure(params: Params, args: argparse.Namespace, sizes: Sizes) -> Params:
     return dataclasses.replace(params, data=data_cfg, backbone=backbone_cfg)
 
 
+class _NoTracking:
+    """The prepare stage's recorder, minus MLflow: the bench runs without it."""
+
+    def log_artifact(self, path: object, artifact_path: str | None = None) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict, step: int = 0) -> None:
+        pass
+
+
+def prepare_in_memory(params: Params) -> dict[str, LabelledImages]:
+    """Run the prepare stage's own code into a temporary folder and load the splits."""
+    with tempfile.TemporaryDirectory(prefix="bench-prepare-") as work:
+        root = Path(work)
+        paths = dataclasses.replace(
+            params.paths,
+            prepared=root / "prepared",
+            data_card=root / "data_card.json",
+            rejects=root / "rejects.json",
+            duplicates=root / "duplicates.json",
+        )
+        prepare.prepare(params.data, paths, _NoTracking())
+        return {s: data.load_prepared(paths.prepared, s, mmap=False) for s in data.SPLITS}
+
+
 def load_splits(params: Params, sizes: Sizes) -> dict[str, LabelledImages]:
     """The prepared folder when present (and not full), else prepared here from the source."""
     if not sizes.full_data and io.split_file(params.paths.prepared, "train", "images").is_file():
         splits = {s: data.load_prepared(params.paths.prepared, s, mmap=False) for s in data.SPLITS}
     else:
-        splits = prepare.make_splits(prepare.read_source(params.data), params.data)
+        splits = prepare_in_memory(params)
     if sizes.split_images is None:
         return splits
     return {
@@ -146,7 +172,7 @@ def run_bench(
     train_batch = params.finetune.batch_size
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(params.finetune.seed)
-        tuned = finetune.build_model("full", name, weights, num_classes)
+        tuned = strategies.build_model("full", name, weights, num_classes)
         ceiling_model = backbone.create_backbone(name, "none", num_classes=num_classes)
     val = splits["val"].subset(np.arange(min(len(splits["val"]), train_batch)))
     pipeline, ceiling = [], []
