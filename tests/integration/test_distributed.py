@@ -19,7 +19,7 @@ from stages import data, distributed, io, tracking
 from stages.backbone import InputConfig
 from stages.finetune import train_model
 from stages.params import load_params
-from stages.strategies import build_model
+from stages.strategies import build_model, param_groups
 from tests.conftest import REPO, TINY_MODEL, make_images
 from tests.integration.conftest import BIN
 
@@ -54,6 +54,9 @@ def launch(cwd, nproc: int, *stage: str) -> subprocess.CompletedProcess:
         **os.environ,
         "PYTHONPATH": str(REPO),
         "MLFLOW_TRACKING_URI": f"sqlite:///{cwd / 'mlflow.db'}",
+        # torchrun gives each of N > 1 processes one thread; a single process gets the same,
+        # since CPU kernels may sum in another order with another thread count.
+        "OMP_NUM_THREADS": "1",
     }
     cmd = [str(BIN / "torchrun"), "--standalone", f"--nproc-per-node={nproc}", "-m", *stage]
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
@@ -112,13 +115,15 @@ def train_tiny() -> dict[str, torch.Tensor]:
     config = dataclasses.replace(
         load_params(REPO / "params.yaml").finetune, epochs=2, batch_size=8, device="cpu"
     )
+    model = tiny_convnet()
     result = train_model(
-        tiny_convnet(),
+        model,
         train=make_images(8),  # 24 images: 3 steps of 8 per epoch
         val=make_images(3, seed=1),
         input_cfg=InputConfig(16, (0.5,) * 3, (0.5,) * 3, "bilinear"),
         config=config,
         device=torch.device("cpu"),
+        param_groups=param_groups(model, "full", config),
     )
     return result.state_dict
 

@@ -127,8 +127,9 @@ def test_two_cpu_runs_are_identical_and_a_dead_tracker_changes_nothing(
     done = ws.dvc("repro")
     log = done.stdout + done.stderr
     # One warning per stage, and every stage still ran and wrote its outputs.
-    assert log.count("warning: MLflow tracking at http://127.0.0.1") == 6, log
-    assert log.count("Running stage") == 6
+    stages = len(ws.dvc("stage", "list").stdout.splitlines())
+    assert log.count("Running stage") == stages
+    assert log.count("warning: MLflow tracking at http://127.0.0.1") == stages, log
     assert time.monotonic() - start < 600
     first, second = results(uninterrupted), results(ws)
     assert sorted(first) == sorted(second)

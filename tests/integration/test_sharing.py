@@ -115,8 +115,10 @@ def test_queued_parallel_experiments_all_land_on_the_server(reproduced, tmp_path
             for r in found
             if r.data.tags.get("dvc_exp_name") == name and MLFLOW_PARENT_RUN_ID in r.data.tags
         ]
-        # probe.C_num reruns exactly probe and evaluate; each logs one FINISHED run.
-        assert sorted(r.data.tags["stage"] for r in children) == ["evaluate", "probe"], name
+        # probe.C_num reruns the probe and what reads it (LP-FT's head, the curves, evaluate);
+        # each logs one FINISHED run.
+        stages = sorted(r.data.tags["stage"] for r in children)
+        assert stages == ["curves", "evaluate", "finetune@lpft", "probe"], name
         assert all(r.info.status == "FINISHED" for r in children)
         (parent,) = {r.data.tags[MLFLOW_PARENT_RUN_ID] for r in children}
         assert by_id[parent].info.run_name == name
