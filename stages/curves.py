@@ -8,10 +8,8 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
-from stages import data, io, knn, verdict
+from stages import data, io, knn, linear, verdict
 from stages.errors import cli
 from stages.params import load_params, to_dict
 from stages.probe import C_grid
@@ -21,6 +19,7 @@ PROBES = ("linear", "knn")
 CSV_FILE = "data_efficiency.csv"
 SUMMARY_FILE = "summary.json"
 FIGURE_FILE = "data_efficiency.png"
+CPU = torch.device("cpu")
 
 
 def kshot_subsets(
@@ -48,25 +47,38 @@ def linear_probe_accuracy(
     test_labels: np.ndarray,
     grid: np.ndarray,
     max_iter: int,
+    device: torch.device = CPU,
 ) -> float:
     """Test accuracy of the k-shot fit whose C scored best on val.
 
-    No refit on train+val here: that would add val's labels to a k-shot training set.
+    The probe's own solver (stages/linear.py, warm-started along the grid), without the
+    probe's refit on train+val: that would add val's labels to a k-shot training set.
     """
-    scaler = StandardScaler().fit(train_features)
-    train_x, val_x = scaler.transform(train_features), scaler.transform(val_features)
-    classifier = LogisticRegression(max_iter=max_iter, warm_start=True)
-    best, best_score = None, -1.0
-    for C in grid:
-        classifier.set_params(C=float(C)).fit(train_x, train_labels)
-        score = float((classifier.predict(val_x) == val_labels).mean())
+    classes = np.unique(train_labels)
+
+    def tensor(features: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(features, dtype=np.float32), device=device)
+
+    train_x = tensor(train_features)
+    mean, scale = linear.standardise(train_x)  # train statistics only
+    train_x = (train_x - mean) / scale
+    val_x, test_x = (tensor(val_features) - mean) / scale, (tensor(test_features) - mean) / scale
+    train_y = torch.as_tensor(np.searchsorted(classes, train_labels), device=device)
+
+    def predict(x: torch.Tensor, head: tuple[torch.Tensor, torch.Tensor]) -> np.ndarray:
+        weight, bias = head
+        return classes[(x @ weight.T + bias).argmax(1).cpu().numpy()]
+
+    best, best_score, previous = None, -1.0, None
+    for C in sorted(float(c) for c in grid):
+        weight, bias, _ = linear.fit_logistic(
+            train_x, train_y, C=C, num_classes=len(classes), max_iter=max_iter, init=previous
+        )
+        previous = (weight, bias)
+        score = float((predict(val_x, previous) == val_labels).mean())
         if score > best_score:  # strict: ties keep the smaller C, the stronger prior
-            best_score = score
-            best = (classifier.coef_.copy(), classifier.intercept_.copy())
-    coef, intercept = best
-    scores = scaler.transform(test_features) @ coef.T + intercept
-    predicted = classifier.classes_[scores.argmax(1) if scores.shape[1] > 1 else scores[:, 0] > 0]
-    return float((predicted == test_labels).mean())
+            best_score, best = score, previous
+    return float((predict(test_x, best) == test_labels).mean())
 
 
 def raw_pixels(images: np.ndarray, size: int) -> np.ndarray:
