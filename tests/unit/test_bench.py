@@ -87,3 +87,26 @@ def test_gpu_script_runs_at_tiny_size(tmp_path, no_dvc_no_mlflow):
         assert 0 <= pipeline[method]["accuracy"] <= 1
     assert (tmp_path / "out" / "bench.json").is_file()
     assert done.stdout.strip().splitlines()[-1].startswith("total")
+
+
+@pytest.mark.slow
+def test_variation_reports_identical_cpu_runs(tmp_path):
+    from bench import variation
+
+    report = variation.main(
+        [
+            "--per-class",
+            "6",
+            "--image-size",
+            "32",
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "v.json"),
+        ]
+    )
+    # The stages are deterministic on CPU: two identical runs agree exactly.
+    assert report["extract_identical"] and report["extract_max_abs_diff"] == 0.0
+    assert report["finetune_max_abs_weight_diff"] == 0.0
+    assert report["finetune_predictions_differing"] == 0
+    assert (tmp_path / "v.json").is_file()
