@@ -177,7 +177,11 @@ def render(
             f"| {name} | **{v['verdict']}** | {v['gain']:+.4f} | {v['spread']:.4f} | {v['seeds']} |"
         )
     lines += ["", "Per shot count (probes on k-shot subsets, paired by seed):", ""]
-    shots = list(next(iter(curve_summary.values()), {}))
+    # JSON sorts keys as strings ("10" < "5"): order shot counts by number, "all" last.
+    shots = sorted(
+        next(iter(curve_summary.values()), {}),
+        key=lambda s: (s == "all", int(s) if s.isdigit() else 0),
+    )
     lines += ["| comparison | " + " | ".join(shots) + " |", "|---" * (len(shots) + 1) + "|"]
     for name, by_shot in curve_verdicts.items():
         cells = [

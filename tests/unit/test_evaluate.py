@@ -35,3 +35,18 @@ def test_confusion_rows_name_classes():
 
 def test_methods_follow_params(params):
     assert method_names(params) == ["probe", "knn", *params.finetune.runs]
+
+
+def test_report_orders_shot_counts_by_number(tmp_path):
+    from stages import report
+
+    cell = {"mean": 0.5, "std": 0.1, "by_seed": {"0": 0.5}}
+    text = report.render(
+        metrics={"probe": {"accuracy": 0.8, "macro_f1": 0.8, "ece": 0.05}, "transfer": {}},
+        per_class={},
+        curve_summary={"pretrained_linear": {"10": cell, "5": cell, "all": cell}},
+        curve_verdicts={},
+        figures=[],
+        root=tmp_path,
+    )
+    assert "| series | 5 | 10 | all |" in text
