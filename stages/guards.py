@@ -101,7 +101,7 @@ def check_finite(losses: torch.Tensor, grad_norms: torch.Tensor, *, upto: int, e
     what = f"loss ({loss})" if not math.isfinite(loss) else f"gradient ({float(seen_grad[step])})"
     raise UserError(
         f"non-finite {what} at epoch {epoch}, step {step + 1}; no checkpoint was written. "
-        "Lower finetune.lr or check the input data."
+        "Lower finetune.<strategy>.lr or check the input data."
     )
 
 
