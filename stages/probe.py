@@ -17,7 +17,7 @@ from stages.params import Probe, load_params, to_dict
 
 METHOD = "probe"
 # probe.backend: auto picks torch L-BFGS on CUDA, and on CPU the backend `python -m bench`
-# measured faster at equal accuracy on this project's features (docs/notes/perf.md).
+# measured faster at equal accuracy on this project's features (README.md, "Performance").
 CPU_BACKEND = "torch"
 
 

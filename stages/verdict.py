@@ -1,6 +1,6 @@
 """Transfer verdicts: is a gain beyond the noise the seeds measured? Pure functions.
 
-The rule (documented in docs/notes/protocols.md):
+The rule (documented in README.md, "Transfer verdict"):
 - Two or more seeds with distinct data: the two-sided t interval (level `confidence`) of
   the mean paired gain decides; above 0 is positive, below 0 negative, else inconclusive.
 - One seed (or seeds that drew identical data): |gain| must exceed `single_seed_factor`
