@@ -13,11 +13,14 @@ import dataclasses
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from bench import run as bench_run
 from bench.report import environment
 from stages import backbone, finetune, io, strategies
+from stages.backbone import InputConfig
+from stages.data import LabelledImages
 from stages.errors import cli
 from stages.evaluate import method_metrics
 from stages.extract import extract_features
@@ -68,6 +71,37 @@ def pipeline_params(params: Params, args: argparse.Namespace) -> Params:
         backbone=dataclasses.replace(params.backbone, image_size=TINY_SIZE if args.tiny else None),
         finetune=dataclasses.replace(params.finetune, **tuned),
     )
+
+
+def train_and_predict(
+    params: Params,
+    strategy: str,
+    splits: dict[str, LabelledImages],
+    cfg: InputConfig,
+    device: torch.device,
+    num_classes: int,
+) -> tuple[finetune.TrainResult, np.ndarray]:
+    """Train one strategy as the stage does (seeded in a scope), then test probabilities."""
+    name, weights = params.backbone.name, params.backbone.weights
+    # timm's init and dropout draw from the global RNG: seed it in a scope, as the stage does.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(params.finetune.seed)
+        net = strategies.build_model(strategy, name, weights, num_classes)
+        result = finetune.train_model(
+            net,
+            train=splits["train"],
+            val=splits["val"],
+            input_cfg=cfg,
+            config=params.finetune,
+            device=device,
+            param_groups=strategies.param_groups(net, strategy, params.finetune),
+            desc=strategy,
+        )
+    net.load_state_dict(result.state_dict)
+    probs = finetune.predict_proba(
+        net, splits["test"].images, cfg, batch_size=params.extract.batch_size, device=device
+    )
+    return result, probs
 
 
 def run_pipeline(params: Params, device: torch.device, out: Path) -> dict:
@@ -122,24 +156,7 @@ def run_pipeline(params: Params, device: torch.device, out: Path) -> dict:
     num_classes = int(splits["train"].labels.max()) + 1
     for strategy in params.finetune.strategies:
         tick = time.perf_counter()
-        # timm's init and dropout draw from the global RNG: seed it in a scope, as the stage does.
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(params.finetune.seed)
-            net = strategies.build_model(strategy, name, weights, num_classes)
-            result = finetune.train_model(
-                net,
-                train=splits["train"],
-                val=splits["val"],
-                input_cfg=cfg,
-                config=params.finetune,
-                device=device,
-                param_groups=strategies.param_groups(net, strategy, params.finetune),
-                desc=strategy,
-            )
-        net.load_state_dict(result.state_dict)
-        probs = finetune.predict_proba(
-            net, splits["test"].images, cfg, batch_size=params.extract.batch_size, device=device
-        )
+        result, probs = train_and_predict(params, strategy, splits, cfg, device, num_classes)
         record[strategy] = {
             **method_metrics(splits["test"].labels, probs),
             "best_epoch": result.best_epoch,

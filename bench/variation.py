@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench import gpu
 from bench import run as bench_run
-from stages import backbone, finetune, strategies
+from stages import backbone
 from stages.extract import extract_features
 from stages.params import PARAMS_FILE, load_params
 
@@ -62,26 +63,9 @@ def main(argv: list[str] | None = None) -> dict:
         for _ in range(2)
     ]
     num_classes = int(splits["train"].labels.max()) + 1
-    trained = []
-    for _ in range(2):
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(params.finetune.seed)
-            net = strategies.build_model("full", name, weights, num_classes)
-            result = finetune.train_model(
-                net,
-                train=splits["train"],
-                val=splits["val"],
-                input_cfg=cfg,
-                config=params.finetune,
-                device=device,
-                param_groups=strategies.param_groups(net, "full", params.finetune),
-                desc="full",
-            )
-        net.load_state_dict(result.state_dict)
-        probs = finetune.predict_proba(
-            net, splits["test"].images, cfg, batch_size=batch, device=device
-        )
-        trained.append((result, probs))
+    trained = [
+        gpu.train_and_predict(params, "full", splits, cfg, device, num_classes) for _ in range(2)
+    ]
     (first, p1), (second, p2) = trained
     weight_diff = max(
         float((first.state_dict[k].float() - second.state_dict[k].float()).abs().max())
