@@ -80,7 +80,7 @@ def training_ceiling(
     """Images/s of forward, backward and AdamW step alone, random input on the device."""
     feed.setup_device(device)
     model = model.train().to(device, memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(strategies.param_groups(model, "full", config))
+    optimizer = strategies.optimizer(strategies.param_groups(model, "full", config), device)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     x = random_input(batch_size, size, device)
     y = torch.randint(num_classes, (batch_size,), generator=torch.Generator().manual_seed(0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import pickle
 import re
 from collections.abc import Iterator
@@ -166,9 +167,22 @@ def normalised_rgb(x: torch.Tensor, config: InputConfig) -> torch.Tensor:
     if x.shape[1] == 1:  # greyscale sources are stored with one channel
         x = x.expand(-1, 3, -1, -1)
     x = x.contiguous(memory_format=torch.channels_last)  # the one copy; the rest is in place
-    mean = torch.tensor(config.mean, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(config.std, device=x.device).view(1, 3, 1, 1)
+    mean, std = channel_stats(config.mean, config.std, x.device)
     return x.sub_(mean).div_(std)
+
+
+@functools.cache
+def channel_stats(
+    mean: tuple[float, ...], std: tuple[float, ...], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """mean and std as (1, C, 1, 1) tensors on `device`, made once per process.
+
+    Made per batch, each would be a blocking host-to-device copy: on CUDA the host would
+    wait for the queued GPU work every batch and the GPU would idle while it caught up.
+    """
+    with torch.inference_mode(False):  # usable in training too, whoever asks first
+        stats = torch.tensor([mean, std], dtype=torch.float32).to(device)
+    return stats[0].view(1, -1, 1, 1), stats[1].view(1, -1, 1, 1)
 
 
 def resolve_device(choice: str) -> torch.device:

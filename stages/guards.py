@@ -75,13 +75,14 @@ def accumulate_gradients(
     `batch_loss(rows)` must return a mean-reduced loss, so each part is weighted by its
     share of the batch. Returns the whole batch's (detached) loss.
     """
-    total = torch.zeros(())
+    parts = []
     for start in range(0, rows, micro):
         part = slice(start, min(start + micro, rows))
         loss = batch_loss(part) * ((part.stop - part.start) / rows)
         loss.backward()
-        total = total.to(loss.device) + loss.detach().float()
-    return total
+        parts.append(loss.detach().float())
+    # Summed where the losses live: a host-made zero would be a blocking copy to the GPU.
+    return torch.stack(parts).sum()
 
 
 def grad_norm(model: nn.Module) -> torch.Tensor:

@@ -79,6 +79,11 @@ def param_groups(model: nn.Module, strategy: str, config: Finetune) -> list[dict
     return [{"params": trainable, "weight_decay": config.weight_decay, "lr": lr}]
 
 
+def optimizer(param_groups: list[dict], device: torch.device) -> torch.optim.AdamW:
+    """AdamW over the groups; on CUDA the fused kernel (one launch for every parameter)."""
+    return torch.optim.AdamW(param_groups, fused=device.type == "cuda")
+
+
 def init_head_from_probe(model: nn.Module, head: dict[str, np.ndarray]) -> None:
     """Set the classifier to the probe folded with its standardiser: logits = probe's scores.
 

@@ -41,3 +41,59 @@ def test_epoch_batches_keep_images_and_labels_together(device, resident):
         assert torch.equal(batch[:, 0, 0, 0].long(), y)  # each image carries its own label
         seen.extend(y.tolist())
     assert sorted(seen) == sorted(labels.tolist())
+
+
+def host_syncs(work) -> int:
+    """How many times `work()` made the host wait for the GPU (torch's sync debug mode)."""
+    import warnings
+
+    before = torch.cuda.get_sync_debug_mode()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            work()
+        finally:
+            torch.cuda.set_sync_debug_mode(before)
+    return sum("synchronizing" in str(w.message) for w in caught)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_and_extraction_never_wait_for_the_gpu_per_batch(params):
+    """Host waits are per epoch or per run, never per batch: doubling the batches adds none.
+
+    A wait per batch (a blocking host-to-device copy, a .item()) leaves the GPU idle while
+    the host queues the next batch; this is what kept throughput below the model's own.
+    """
+    import dataclasses
+
+    from stages import backbone
+    from stages.finetune import train_model
+    from stages.strategies import param_groups
+    from tests.conftest import TINY_MODEL, make_images
+
+    cuda = torch.device("cuda")
+    model = backbone.create_backbone(TINY_MODEL, "none", num_classes=3)
+    cfg = backbone.input_config(model, 32)
+    config = dataclasses.replace(params.finetune, epochs=1, batch_size=4, patience=1)
+    val = make_images(2, seed=1)
+
+    def train(per_class: int) -> None:
+        train_model(
+            model,
+            train=make_images(per_class),
+            val=val,
+            input_cfg=cfg,
+            config=config,
+            device=cuda,
+            param_groups=param_groups(model, "full", config),
+        )
+
+    def extract(per_class: int) -> None:
+        backbone.forward_batches(
+            model, make_images(per_class).images, cfg, batch_size=4, device=cuda, desc="x"
+        )
+
+    for run in (train, extract):
+        run(8)  # warm-up: cudnn autotuning and allocator growth
+        assert host_syncs(lambda run=run: run(8)) == host_syncs(lambda run=run: run(16))
