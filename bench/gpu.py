@@ -41,6 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--lr", type=float, help="peak lr of every strategy (default: finetune.<s>.lr)"
     )
+    parser.add_argument("--random-erase", type=float, help="default: finetune.random_erase")
     parser.add_argument("--grid-size", type=int, help="bench probe grid (default: probe.C_num)")
     parser.add_argument("--compare-max-iter", type=int, help="bench single-C fits")
     parser.add_argument("--skip-bench", action="store_true")
@@ -55,6 +56,9 @@ def pipeline_params(params: Params, args: argparse.Namespace) -> Params:
     tuned = {
         "epochs": args.epochs or params.finetune.epochs,
         "batch_size": args.batch_size or params.finetune.batch_size,
+        "random_erase": params.finetune.random_erase
+        if args.random_erase is None
+        else args.random_erase,
     }
     if args.lr:
         for strategy in params.finetune.runs:
@@ -162,6 +166,7 @@ def run_pipeline(params: Params, device: torch.device, out: Path) -> dict:
             "best_epoch": result.best_epoch,
             "val_accuracy": result.best_val_accuracy,
             "train_images_per_s": result.images_per_s,
+            "history": result.history,
             "seconds": time.perf_counter() - tick,
         }
         save(strategy)

@@ -22,6 +22,8 @@ from stages.params import FROM_PROBE, STRATEGIES, Finetune, load_params, to_dict
 
 MAX_SHIFT = 0.125  # random translation, as a fraction of the image side
 SCALE_RANGE = (0.9, 1.1)
+ERASE_AREA = (0.02, 1 / 3)  # random erasing: share of the image, and aspect ratio range
+ERASE_ASPECT = (0.3, 1 / 0.3)
 LOSS_CHECK_EVERY = 50  # CUDA: steps between host-side checks for non-finite values
 
 
@@ -41,11 +43,14 @@ def augment(
     config: InputConfig,
     generator: torch.Generator,
     *,
+    erase: float = 0.0,
     rows_of: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """uint8 (B, H, W, C) -> normalised float (B, 3, S, S): random flip, shift and scale.
 
     One affine resample does the resize and the augmentation together, on the device.
+    With probability `erase` an image also loses a random rectangle to the mean colour
+    (random erasing, Zhong et al. 2020), all images at once.
     rows_of=(first, total): `images` are rows first.. of a global batch of `total`; draws are
     made for all `total`, so every DDP rank's generator stays in step with one process's.
     """
@@ -66,7 +71,20 @@ def augment(
     theta[:, 1, 2] = uniform(-2 * MAX_SHIFT, 2 * MAX_SHIFT)
     grid = F.affine_grid(theta, [b, channels, config.size, config.size], align_corners=False)
     x = F.grid_sample(x, grid, mode=config.interpolation, padding_mode="zeros", align_corners=False)
-    return backbone.normalised_rgb(x.clamp_(0, 1), config)
+    x = backbone.normalised_rgb(x.clamp_(0, 1), config)
+    if not erase:
+        return x  # no draws either: the generator's stream is the same as without erasing
+    # A rectangle of ERASE_AREA of the image at aspect ratio in ERASE_ASPECT, per image.
+    area = uniform(*ERASE_AREA)
+    aspect = uniform(*np.log(ERASE_ASPECT)).exp()
+    height, width = (area * aspect).sqrt().clamp_(max=1), (area / aspect).sqrt().clamp_(max=1)
+    top, left = uniform(0, 1) * (1 - height), uniform(0, 1) * (1 - width)
+    erased = uniform(0, 1) < erase
+    centres = (torch.arange(config.size, device=x.device) + 0.5) / config.size
+    rows = (centres >= top[:, None]) & (centres < (top + height)[:, None])  # (B, S)
+    cols = (centres >= left[:, None]) & (centres < (left + width)[:, None])
+    mask = rows[:, :, None] & cols[:, None, :] & erased[:, None, None]
+    return x.masked_fill_(mask[:, None], 0.0)  # 0 after normalising is the mean colour
 
 
 def train_model(
@@ -93,7 +111,7 @@ def train_model(
     net = model.to(device, memory_format=torch.channels_last)  # keeps Parameter identity
     model = distributed.wrap_ddp(net, device)
     first, last = distributed.batch_rows(batch_size)
-    optimizer = torch.optim.AdamW(param_groups)
+    optimizer = strategies.optimizer(param_groups, device)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
         max_lr=[group["lr"] for group in param_groups],
@@ -129,7 +147,13 @@ def train_model(
             tqdm(batches, total=steps_per_epoch, desc=f"{desc} epoch {epoch}", mininterval=2)
         ):
             with feed.input_threads(device):
-                x = augment(batch, input_cfg, generator, rows_of=(first, batch_size))
+                x = augment(
+                    batch,
+                    input_cfg,
+                    generator,
+                    erase=config.random_erase,
+                    rows_of=(first, batch_size),
+                )
 
             def batch_loss(rows: slice, x=x, y=y) -> torch.Tensor:
                 with autocast:

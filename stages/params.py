@@ -152,6 +152,7 @@ class Finetune:
     batch_size: int
     weight_decay: float
     label_smoothing: float
+    random_erase: float
     warmup_fraction: float
     patience: int
     seed: int
@@ -180,6 +181,7 @@ class Finetune:
             _check_range(f"finetune.{strategy}.lr", lr, 0.0, None, inclusive=False)
         _check_range("finetune.weight_decay", self.weight_decay, 0.0, None)
         _check_range("finetune.label_smoothing", self.label_smoothing, 0.0, 1.0)
+        _check_range("finetune.random_erase", self.random_erase, 0.0, 1.0)
         _check_range("finetune.warmup_fraction", self.warmup_fraction, 0.0, 1.0, inclusive=False)
         _check_choice("finetune.device", self.device, DEVICES)
 

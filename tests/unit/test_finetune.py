@@ -101,3 +101,21 @@ def test_early_stopping_ends_after_patience_epochs_without_gain(params):
     )
     assert result.best_epoch == 1
     assert [row["epoch"] for row in result.history] == [1, 2, 3]
+
+
+def test_random_erase_blanks_one_rectangle_per_chosen_image_and_keeps_the_default_stream():
+    config = backbone.InputConfig(32, (0.5,) * 3, (0.5,) * 3, "bilinear")
+    images = torch.full((64, 8, 8, 1), 255, dtype=torch.uint8)  # white: the mean is 0
+    plain = augment(images, config, torch.Generator().manual_seed(0))
+    unerased = augment(images, config, torch.Generator().manual_seed(0), erase=0.0)
+    erased = augment(images, config, torch.Generator().manual_seed(0), erase=0.5)
+    assert torch.equal(plain, unerased)  # erase=0 draws nothing extra
+    changed = (erased != plain).any(dim=1)  # (B, S, S): pixels set to the mean colour
+    assert (erased.permute(0, 2, 3, 1)[changed] == 0).all()
+    hit = changed.flatten(1).any(1)
+    assert 16 < int(hit.sum()) < 48  # about half the images, at p = 0.5
+    for mask in changed[hit]:  # each erased region is one axis-aligned rectangle
+        rows, cols = mask.any(1).nonzero(), mask.any(0).nonzero()
+        box = mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        assert box.all()
+        assert 0.02 * 32 * 32 * 0.5 <= mask.sum() <= 32 * 32 / 3 + 2 * 32
