@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from stages import feed, finetune, strategies
+from stages import backbone, feed, finetune, strategies
 from stages.backbone import InputConfig
 from stages.data import LabelledImages
 from stages.extract import extract_features
@@ -39,10 +39,6 @@ def timed(device: torch.device, work: Callable[[], object]) -> tuple[object, flo
     return result, time.perf_counter() - start
 
 
-def autocast(device: torch.device) -> torch.autocast:
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
 def random_input(batch_size: int, size: int, device: torch.device) -> torch.Tensor:
     x = torch.randn(batch_size, 3, size, size, generator=torch.Generator().manual_seed(0))
     return x.to(device).contiguous(memory_format=torch.channels_last)
@@ -58,7 +54,7 @@ def inference_ceiling(
 
     @torch.inference_mode()
     def run(steps: int) -> None:
-        with autocast(device):
+        with backbone.autocast(device):
             for _ in range(steps):
                 model(x)
 
@@ -88,7 +84,7 @@ def training_ceiling(
 
     def run(count: int) -> None:
         for _ in range(count):
-            with autocast(device):
+            with backbone.autocast(device):
                 loss = loss_fn(model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -188,7 +184,7 @@ def reference_loader(
 
     @torch.inference_mode()
     def run() -> None:
-        with autocast(device):
+        with backbone.autocast(device):
             for x in loader:
                 x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
                 model(x)

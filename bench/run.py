@@ -45,7 +45,7 @@ class Sizes:
 SIZES = {
     "tiny": Sizes(96, 1, 1, 1, 1, False),  # for tests: seconds, not figures
     "quick": Sizes(2000, 4, 10, 3, 4, False),  # CPU: a few minutes on 2 cores
-    "full": Sizes(None, 50, 150, 3, 20, True),  # GPU: full 60k/10k at 224 px
+    "full": Sizes(None, 50, 300, 5, 20, True),  # GPU: full 60k/10k at 224 px
 }
 
 

@@ -163,12 +163,29 @@ def normalised_rgb(x: torch.Tensor, config: InputConfig) -> torch.Tensor:
     """Resampled float (B, 1|3, S, S) in [0, 1] -> normalised RGB, channels_last.
 
     Greyscale is expanded only here, after resampling, so resampling runs on one channel.
+    Two passes over the output: one subtraction that expands to RGB and lays the result
+    out channels_last, and one division that, on CUDA, stores bf16 directly (rounded as
+    autocast would round the float32 input in the first convolution, which now has
+    nothing to cast).
     """
-    if x.shape[1] == 1:  # greyscale sources are stored with one channel
-        x = x.expand(-1, 3, -1, -1)
-    x = x.contiguous(memory_format=torch.channels_last)  # the one copy; the rest is in place
     mean, std = channel_stats(config.mean, config.std, x.device)
-    return x.sub_(mean).div_(std)
+    b, _, h, w = x.shape
+    shifted = torch.empty((b, 3, h, w), device=x.device, memory_format=torch.channels_last)
+    torch.sub(x, mean, out=shifted)
+    dtype = compute_dtype(x.device)
+    if dtype == shifted.dtype:
+        return shifted.div_(std)
+    return torch.div(shifted, std, out=torch.empty_like(shifted, dtype=dtype))
+
+
+def compute_dtype(device: torch.device) -> torch.dtype:
+    """What the model computes in: bf16 under autocast on CUDA, float32 elsewhere."""
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def autocast(device: torch.device) -> torch.autocast:
+    """bf16 autocast on CUDA; on CPU a no-op (float32 throughout)."""
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
 @functools.cache
@@ -238,9 +255,8 @@ def forward_batches(
     # Outputs collect on the device and come back in one copy: a per-batch .cpu() would
     # make the host wait for every batch and leave the GPU idle between them.
     outputs: torch.Tensor | None = None
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     row = 0
-    with tqdm(total=len(images), desc=desc, unit="img", mininterval=2) as bar, autocast:
+    with tqdm(total=len(images), desc=desc, unit="img", mininterval=2) as bar, autocast(device):
         for batch, valid in uint8_batches(images, batch_size, device):
             with feed.input_threads(device):
                 x = to_model_input(batch, config)

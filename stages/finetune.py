@@ -121,7 +121,6 @@ def train_model(
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     shuffle = torch.Generator().manual_seed(config.seed)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     feed.setup_device(device)
     images = feed.resident(train.images, device)  # None: stream from host memory instead
     labels = torch.from_numpy(train.labels).to(device)
@@ -156,7 +155,7 @@ def train_model(
                 )
 
             def batch_loss(rows: slice, x=x, y=y) -> torch.Tensor:
-                with autocast:
+                with backbone.autocast(device):
                     return loss_fn(model(x[rows]), y[rows])
 
             # On CUDA OOM: smaller micro-batches, same effective batch (see stages/guards.py).

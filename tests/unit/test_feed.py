@@ -1,3 +1,9 @@
+import collections
+import os
+import traceback
+import warnings
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -43,19 +49,29 @@ def test_epoch_batches_keep_images_and_labels_together(device, resident):
     assert sorted(seen) == sorted(labels.tolist())
 
 
-def host_syncs(work) -> int:
-    """How many times `work()` made the host wait for the GPU (torch's sync debug mode)."""
-    import warnings
+def host_syncs(work) -> collections.Counter:
+    """Where `work()` made the host wait for the GPU: project call site -> count.
+
+    torch's sync debug mode warns at each synchronizing CUDA call; the warning hook runs in
+    the calling frame, so the stack names the line of stages/ or bench/ code that synced.
+    """
+    sites: collections.Counter = collections.Counter()
+
+    def record(message, *args, **kwargs) -> None:
+        if "synchroniz" in str(message):
+            ours = [f for f in traceback.extract_stack() if f"{os.sep}stages{os.sep}" in f.filename]
+            sites[f"{Path(ours[-1].filename).name}:{ours[-1].lineno}" if ours else "?"] += 1
 
     before = torch.cuda.get_sync_debug_mode()
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings():
         warnings.simplefilter("always")
+        warnings.showwarning = record
         torch.cuda.set_sync_debug_mode("warn")
         try:
             work()
         finally:
             torch.cuda.set_sync_debug_mode(before)
-    return sum("synchronizing" in str(w.message) for w in caught)
+    return sites
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -96,4 +112,4 @@ def test_training_and_extraction_never_wait_for_the_gpu_per_batch(params):
 
     for run in (train, extract):
         run(8)  # warm-up: cudnn autotuning and allocator growth
-        assert host_syncs(lambda run=run: run(8)) == host_syncs(lambda run=run: run(16))
+        assert host_syncs(lambda run=run: run(8)) == host_syncs(lambda run=run: run(16)), run
