@@ -135,19 +135,6 @@ def test_report_plots_and_figures(reproduced):
     assert any("data_efficiency.csv" in name for name in shown)
 
 
-def test_random_weights_are_not_called_positive(reproduced):
-    original = (reproduced.root / "params.yaml").read_text()
-    try:
-        reproduced.set_params({"backbone": {"weights": "none"}})
-        reproduced.dvc("repro")
-        metrics = json.loads((reproduced.root / "reports" / "metrics.json").read_text())
-        verdicts = {name: v["verdict"] for name, v in metrics["transfer"].items()}
-        assert "positive" not in verdicts.values(), verdicts
-        assert metrics["transfer"]["linear_vs_random_init"]["gain"] == 0  # same features
-    finally:
-        (reproduced.root / "params.yaml").write_text(original)
-
-
 def test_a_finetune_curve_reruns_only_its_stage_and_reaches_report_and_plots(reproduced):
     original = (reproduced.root / "params.yaml").read_text()
     try:
@@ -164,6 +151,19 @@ def test_a_finetune_curve_reruns_only_its_stage_and_reaches_report_and_plots(rep
     finally:
         (reproduced.root / "params.yaml").write_text(original)
         reproduced.dvc("repro")
+
+
+def test_random_weights_are_not_called_positive(reproduced):
+    original = (reproduced.root / "params.yaml").read_text()
+    try:
+        reproduced.set_params({"backbone": {"weights": "none"}})
+        reproduced.dvc("repro")
+        metrics = json.loads((reproduced.root / "reports" / "metrics.json").read_text())
+        verdicts = {name: v["verdict"] for name, v in metrics["transfer"].items()}
+        assert "positive" not in verdicts.values(), verdicts
+        assert metrics["transfer"]["linear_vs_random_init"]["gain"] == 0  # same features
+    finally:
+        (reproduced.root / "params.yaml").write_text(original)
 
 
 def _changed_after(ws, changes: dict) -> set[str]:
