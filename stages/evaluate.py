@@ -66,6 +66,17 @@ def transfer_verdicts(metrics: dict, curves: dict, params: Params, n_test: int) 
     return {name: {k: v for k, v in j.items() if k != "rule"} for name, j in out.items()}
 
 
+def curve_figure(series: dict, probe_series: dict, params: Params):
+    """The data-efficiency PNG: the probe stage's own, or one redrawn with fine-tuning."""
+    paths = params.paths
+    if series.keys() == probe_series.keys():
+        return paths.curves / "data_efficiency.png"
+    figure = paths.figures / "data_efficiency.png"
+    train_labels = load_prepared(paths.prepared, "train").labels
+    report.plot_curves(series, params.curves.shots, train_labels, figure)
+    return figure
+
+
 @cli
 def main() -> None:
     from stages import tracking
@@ -75,6 +86,11 @@ def main() -> None:
     classes = load_classes(paths.prepared)
     labels = load_prepared(paths.prepared, "test").labels
     curves = io.read_json(paths.curves / "summary.json")
+    # Fine-tuned k-shot curves (curves.finetune) join the probe series in the table and PNG.
+    curve_series = {
+        **curves["series"],
+        **io.read_json(paths.curves_finetune / "summary.json")["series"],
+    }
     metrics: dict[str, dict] = {}
     per_class: dict[str, dict[str, float]] = {}
     predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -104,7 +120,7 @@ def main() -> None:
         report.plot_reliability(predictions, paths.figures / "reliability.png")
         report.plot_training(histories, paths.figures / "training.png")
         figures = [
-            paths.curves / "data_efficiency.png",
+            curve_figure(curve_series, curves["series"], params),
             paths.figures / "training.png",
             paths.figures / "reliability.png",
             *figures,
@@ -114,7 +130,7 @@ def main() -> None:
         text = report.render(
             metrics=metrics,
             per_class=per_class,
-            curve_summary=curves["series"],
+            curve_summary=curve_series,
             curve_verdicts=curves["comparisons"],
             figures=figures,
             root=paths.report.parent,

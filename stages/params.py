@@ -29,6 +29,7 @@ class Paths:
     plots: Path
     random_features: Path
     curves: Path
+    curves_finetune: Path
     report: Path
     figures: Path
 
@@ -196,6 +197,7 @@ class Curves:
     shots: tuple[int | None, ...]  # images per class; null = the whole train split
     seeds: int
     pixel_size: int  # raw-pixel reference: images downsampled to at most this side
+    finetune: tuple[str, ...]  # strategies also fine-tuned on every k-shot subset
 
     def __post_init__(self) -> None:
         if not self.shots:
@@ -205,6 +207,11 @@ class Curves:
                 _check_range("curves.shots", shot, 1, None)
         _check_range("curves.seeds", self.seeds, 1, None)
         _check_range("curves.pixel_size", self.pixel_size, 1, None)
+        for strategy in self.finetune:
+            # Probe-initialised strategies would need a probe fitted on each k-shot subset.
+            _check_choice("curves.finetune", strategy, STRATEGIES)
+        if len(set(self.finetune)) != len(self.finetune):
+            raise UserError(f"curves.finetune: {list(self.finetune)} lists a strategy twice.")
 
 
 @dataclass(frozen=True)

@@ -95,8 +95,8 @@ def plot_curves(
     for series, cells in summary.items():
         mean = [cells[label]["mean"] for label in labels]
         std = [cells[label]["std"] for label in labels]
-        style = "-" if series.endswith("linear") else "--"
-        ax.errorbar(x, mean, yerr=std, fmt=style + "o", capsize=3, label=series, ms=3)
+        style = "-o" if series.endswith("linear") else "-s" if "finetune" in series else "--o"
+        ax.errorbar(x, mean, yerr=std, fmt=style, capsize=3, label=series, ms=3)
     ax.set(xscale="log", xlabel="train images per class", ylabel="test accuracy")
     ax.set_title("Data efficiency (mean ± seed std)")
     ax.grid(alpha=0.3)

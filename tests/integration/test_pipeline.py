@@ -30,6 +30,7 @@ STAGES = [
     "finetune@scratch",
     "finetune@lpft",
     "curves",
+    "curves_finetune",
     "evaluate",
 ]
 
@@ -46,6 +47,7 @@ def test_stage_list_has_every_step(reproduced):
         "finetune@scratch",
         "finetune_from_probe@lpft",
         "curves",
+        "curves_finetune",
         "evaluate",
     } <= names
 
@@ -106,11 +108,17 @@ def test_probe_param_reruns_only_probe_and_evaluate(reproduced):
 def test_finetune_param_never_reruns_extract(reproduced):
     status = _changed_after(reproduced, {"finetune": {"epochs": 2}})
     assert "extract" not in status
-    assert status == {"finetune@full", "finetune@scratch", "finetune_from_probe@lpft"}
+    assert status == {
+        "finetune@full",
+        "finetune@scratch",
+        "finetune_from_probe@lpft",
+        "curves_finetune",  # shares the finetune settings; with none listed it trains nothing
+    }
 
 
 def test_a_strategy_param_reruns_only_that_strategy(reproduced):
-    assert _changed_after(reproduced, {"finetune": {"full": {"lr": 0.002}}}) == {"finetune@full"}
+    changed = _changed_after(reproduced, {"finetune": {"full": {"lr": 0.002}}})
+    assert changed == {"finetune@full", "curves_finetune"}  # the one stage of all k-shot fits
     assert _changed_after(reproduced, {"knn": {"k": 5}}) == {"knn", "curves"}
 
 
@@ -125,6 +133,24 @@ def test_report_plots_and_figures(reproduced):
     shown = json.loads(reproduced.dvc("plots", "show", "--json").stdout)["data"]
     assert len(shown) >= 3
     assert any("data_efficiency.csv" in name for name in shown)
+
+
+def test_a_finetune_curve_reruns_only_its_stage_and_reaches_report_and_plots(reproduced):
+    original = (reproduced.root / "params.yaml").read_text()
+    try:
+        reproduced.set_params({"curves": {"finetune": ["full"]}})
+        assert set(json.loads(reproduced.dvc("status", "--json").stdout)) == {"curves_finetune"}
+        assert _stages_run(reproduced.dvc("repro").stdout) == {"curves_finetune", "evaluate"}
+        root = reproduced.root / "reports"
+        text = (root / "report.md").read_text()
+        assert "| finetune_full | " in text and "figures/data_efficiency.png" in text
+        assert (root / "figures" / "data_efficiency.png").read_bytes()[:4] == b"\x89PNG"
+        shown = json.loads(reproduced.dvc("plots", "show", "--json").stdout)["data"]
+        (curve,) = [v for name, v in shown.items() if "curves_finetune" in name]
+        assert curve and "full" in curve[0]["content"]["data"]["values"][0]
+    finally:
+        (reproduced.root / "params.yaml").write_text(original)
+        reproduced.dvc("repro")
 
 
 def test_random_weights_are_not_called_positive(reproduced):

@@ -50,3 +50,26 @@ def test_report_orders_shot_counts_by_number(tmp_path):
         root=tmp_path,
     )
     assert "| series | 5 | 10 | all |" in text
+
+
+def test_curve_figure_adds_fine_tuning_only_when_listed(params, tmp_path):
+    import dataclasses
+
+    from stages import data
+    from stages.evaluate import curve_figure
+    from tests.conftest import make_images
+
+    paths = dataclasses.replace(
+        params.paths, prepared=tmp_path / "prepared", curves=tmp_path / "c", figures=tmp_path / "f"
+    )
+    params = dataclasses.replace(
+        params, paths=paths, curves=dataclasses.replace(params.curves, shots=(1, None))
+    )
+    data.save_prepared(paths.prepared, {"train": make_images(3)}, ("a", "b", "c"))
+    cell = {"mean": 0.5, "std": 0.1, "by_seed": {"0": 0.5}}
+    probes = {"pretrained_linear": {"1": cell, "all": cell}}
+    assert curve_figure(probes, probes, params) == paths.curves / "data_efficiency.png"
+    both = {**probes, "finetune_full": {"1": cell, "all": cell}}
+    figure = curve_figure(both, probes, params)
+    assert figure == paths.figures / "data_efficiency.png"
+    assert figure.read_bytes()[:4] == b"\x89PNG"

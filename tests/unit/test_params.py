@@ -134,3 +134,26 @@ def test_data_source_keys_are_validated(key, value, message):
     bad["data"][key] = value
     with pytest.raises(UserError, match=message):
         parse_params(bad)
+
+
+def test_curves_finetune_is_empty_by_default_and_takes_probe_free_strategies():
+    assert load_params(REPO / "params.yaml").curves.finetune == ()  # default run: no training
+    good = raw()
+    good["curves"]["finetune"] = list(STRATEGIES)
+    assert parse_params(good).curves.finetune == STRATEGIES
+
+
+@pytest.mark.parametrize(
+    "listed, message",
+    [
+        (["full", "fulll"], r"curves\.finetune: got 'fulll'; allowed: full"),
+        (["lpft"], r"curves\.finetune: got 'lpft'"),  # would need a probe per k-shot subset
+        (["full", "full"], r"curves\.finetune: .* twice"),
+        ("full", r"curves\.finetune: expected a list"),
+    ],
+)
+def test_curves_finetune_rejects_bad_lists_naming_the_key(listed, message):
+    bad = raw()
+    bad["curves"]["finetune"] = listed
+    with pytest.raises(UserError, match=message):
+        parse_params(bad)

@@ -1,0 +1,77 @@
+import dataclasses
+import hashlib
+
+import numpy as np
+import torch
+
+from stages.curves import kshot_subsets
+from stages.curves_finetune import kshot_finetune
+from tests.conftest import make_images
+
+CPU = torch.device("cpu")
+
+
+def _fit(params, strategies, shots=(1, 2), seeds=2):
+    return kshot_finetune(
+        strategies,
+        train=make_images(4),
+        val=make_images(2, seed=1),
+        test=make_images(3, seed=2),
+        shots=shots,
+        seeds=seeds,
+        model_config=params.backbone,
+        config=params.finetune,
+        num_classes=3,
+        device=CPU,
+    )
+
+
+def test_one_row_per_strategy_shot_and_seed_on_the_probe_subsets(params):
+    rows = _fit(params, ("full", "scratch"))
+    keys = [(r["series"], r["shot"], r["seed"]) for r in rows]
+    assert sorted(keys) == sorted(
+        (f"finetune_{s}", shot, seed)
+        for s in ("full", "scratch")
+        for shot in ("1", "2")
+        for seed in (0, 1)
+    )
+    labels = make_images(4).labels
+    for row in rows:
+        assert 0 <= row["accuracy"] <= 1 and 0 <= row["val_accuracy"] <= 1
+        assert row["epochs_run"] == params.finetune.epochs
+        # the same subset the probe curve fits for this seed and shot (stages/curves.py)
+        index = kshot_subsets(labels, (1, 2), seed=row["seed"])[int(row["shot"])]
+        assert row["subset"] == hashlib.md5(index.tobytes()).hexdigest()
+    assert len({r["subset"] for r in rows}) == 4  # two shots x two seeds differ
+
+
+def test_fits_reproduce_whatever_ran_before(params):
+    config = dataclasses.replace(params, finetune=dataclasses.replace(params.finetune, epochs=2))
+    first = _fit(config, ("freeze",), shots=(2,), seeds=1)
+    torch.manual_seed(123)  # global RNG state must not leak into a fit
+    torch.rand(10)
+    again = _fit(config, ("freeze",), shots=(2,), seeds=1)
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in (*first, *again)]
+    assert strip[0] == strip[1]
+
+
+def test_one_shot_of_ten_classes_trains(params):
+    # 1-shot on ten classes is ten images: one batch of ten, BatchNorm in train mode.
+    train = make_images(3, n_classes=10)
+    rows = kshot_finetune(
+        ("llrd",),
+        train=train,
+        val=make_images(1, n_classes=10, seed=1),
+        test=make_images(1, n_classes=10, seed=2),
+        shots=(1,),
+        seeds=1,
+        model_config=params.backbone,
+        config=params.finetune,
+        num_classes=10,
+        device=CPU,
+    )
+    assert len(rows) == 1 and np.isfinite(rows[0]["accuracy"])
+
+
+def test_empty_list_fits_nothing(params):
+    assert _fit(params, ()) == []
