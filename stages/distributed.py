@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -127,16 +128,48 @@ def broadcast_module(model: nn.Module, device: torch.device) -> nn.Module:
 def wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:
     """DistributedDataParallel in a group, else the model itself: the one place DDP is set up.
 
-    On CUDA, BatchNorm becomes SyncBatchNorm so statistics span the global batch, as in
-    one process; torch's SyncBatchNorm has no CPU kernel, so gloo runs keep per-rank
-    statistics (documented in the README's scaling section).
+    BatchNorm statistics span the global batch, as in one process: on CUDA through torch's
+    SyncBatchNorm; on CPU, where SyncBatchNorm has no kernel, by gather_batch_norm.
     """
     if world_size() == 1:
         return model
     if device.type == "cuda":
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         return nn.parallel.DistributedDataParallel(model, device_ids=[device.index])
+    gather_batch_norm(model)
     return nn.parallel.DistributedDataParallel(model)
+
+
+def gather_batch_norm(model: nn.Module) -> None:
+    """In training, every BatchNorm normalises the global batch and keeps this rank's rows.
+
+    Each rank gathers all ranks' activations (in rank order: the global batch as one
+    process sees it), runs the layer's own forward on them, so statistics and running
+    averages are one process's, and slices its rows back out. torch's differentiable
+    all_gather returns each rank the gradient for its own rows summed over every rank's
+    loss, as SyncBatchNorm does. It moves whole activations, which is fine for CPU (gloo)
+    runs; CUDA runs use SyncBatchNorm, which moves only per-channel statistics.
+    """
+    from torch.distributed.nn.functional import all_gather
+
+    # Its suggested successor lives in a private module; the public one works as documented.
+    warnings.filterwarnings("ignore", ".*all_gather is deprecated", FutureWarning)
+
+    def gather(module: nn.Module, args: tuple) -> tuple | None:
+        if not module.training:
+            return None
+        return (torch.cat(all_gather(args[0])), *args[1:])
+
+    def keep_own_rows(module: nn.Module, args: tuple, output: torch.Tensor):
+        if not module.training:
+            return None
+        rows = len(output) // world_size()
+        return output[rank() * rows : (rank() + 1) * rows]
+
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.register_forward_pre_hook(gather)
+            module.register_forward_hook(keep_own_rows)
 
 
 def _id(device: torch.device) -> torch.device | None:
