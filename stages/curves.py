@@ -154,7 +154,10 @@ def main() -> None:
                         )
         summary = summarise(rows)
         comparisons = verdict.curve_comparisons(
-            rows, config=params.verdict, transferred=params.backbone.weights != "none"
+            rows,
+            verdict.probe_pairs(),
+            config=params.verdict,
+            transferred=params.backbone.weights != "none",
         )
         out = params.paths.curves
         io.write_text(out / CSV_FILE, report.curve_csv(summary, config.shots, train_y))

@@ -8,12 +8,12 @@ import time
 
 import torch
 
-from stages import backbone, data, guards, io, report, strategies
+from stages import backbone, data, guards, io, report, strategies, verdict
 from stages.curves import SUMMARY_FILE, kshot_subsets, shot_label, summarise
 from stages.data import LabelledImages
 from stages.errors import cli
 from stages.finetune import predict_proba, train_model
-from stages.params import STRATEGIES, Backbone, Finetune, load_params, to_dict
+from stages.params import BASELINE, STRATEGIES, Backbone, Finetune, load_params, to_dict
 
 CSV_FILE = "data_efficiency.csv"  # one column pair per strategy: the DVC plot's y names
 
@@ -114,6 +114,17 @@ def kshot_finetune(
     return rows
 
 
+def scratch_pairs(strategies_to_fit: tuple[str, ...]) -> dict[str, tuple[str, str]]:
+    """Each listed strategy against scratch on the same subsets, when scratch is listed."""
+    if BASELINE not in strategies_to_fit:
+        return {}
+    return {
+        f"{series_name(s)}_vs_{BASELINE}": (series_name(s), series_name(BASELINE))
+        for s in strategies_to_fit
+        if s != BASELINE
+    }
+
+
 def plot_columns(summary: dict, strategies_to_fit: tuple[str, ...]) -> dict:
     """The summary keyed by bare strategy name, the CSV columns dvc.yaml's plot names."""
     return {s: summary[series_name(s)] for s in strategies_to_fit}
@@ -137,6 +148,7 @@ def main() -> None:
     }
     logged = {
         "curves": {"shots": params.curves.shots, "seeds": params.curves.seeds, "finetune": listed},
+        "verdict": to_dict(params.verdict),
         "backbone": to_dict(params.backbone),
         "finetune": own,
     }
@@ -160,7 +172,16 @@ def main() -> None:
         out = paths.curves_finetune
         columns = plot_columns(summary, listed)
         io.write_text(out / CSV_FILE, report.curve_csv(columns, params.curves.shots, train.labels))
-        io.write_json(out / SUMMARY_FILE, {"series": summary, "rows": rows})
+        # How much pretraining helps as labels shrink: paired by seed (same subset), per shot.
+        comparisons = verdict.curve_comparisons(
+            rows,
+            scratch_pairs(listed),
+            config=params.verdict,
+            transferred=params.backbone.weights != "none",
+        )
+        io.write_json(
+            out / SUMMARY_FILE, {"series": summary, "comparisons": comparisons, "rows": rows}
+        )
         run.log_artifact(out / SUMMARY_FILE)
         seconds = time.perf_counter() - start
         means = {

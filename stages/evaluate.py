@@ -11,10 +11,9 @@ from sklearn.metrics import accuracy_score, f1_score
 from stages import io, report, verdict
 from stages.data import load_classes, load_prepared
 from stages.errors import cli
-from stages.params import Params, load_params
+from stages.params import BASELINE, Params, load_params
 
 PROBE_METHODS = ("probe", "knn")
-BASELINE = "scratch"
 HEADLINE_PROBES = ("linear", "knn")
 
 
@@ -86,11 +85,11 @@ def main() -> None:
     classes = load_classes(paths.prepared)
     labels = load_prepared(paths.prepared, "test").labels
     curves = io.read_json(paths.curves / "summary.json")
-    # Fine-tuned k-shot curves (curves.finetune) join the probe series in the table and PNG.
-    curve_series = {
-        **curves["series"],
-        **io.read_json(paths.curves_finetune / "summary.json")["series"],
-    }
+    # Fine-tuned k-shot curves (curves.finetune) join the probe series in the table and PNG,
+    # and their per-shot verdicts against scratch join the probes'.
+    finetuned = io.read_json(paths.curves_finetune / "summary.json")
+    curve_series = {**curves["series"], **finetuned["series"]}
+    curve_verdicts = {**curves["comparisons"], **finetuned["comparisons"]}
     metrics: dict[str, dict] = {}
     per_class: dict[str, dict[str, float]] = {}
     predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -131,7 +130,7 @@ def main() -> None:
             metrics=metrics,
             per_class=per_class,
             curve_summary=curve_series,
-            curve_verdicts=curves["comparisons"],
+            curve_verdicts=curve_verdicts,
             figures=figures,
             root=paths.report.parent,
         )

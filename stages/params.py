@@ -248,6 +248,7 @@ DEVICES = ("auto", "cpu", "cuda")
 SOURCES = ("fashion-mnist", "imagefolder", "csv")
 DUPLICATE_POLICIES = ("keep", "drop", "fail")
 STRATEGIES = ("full", "freeze", "llrd", "scratch")  # independent of the probe
+BASELINE = "scratch"  # same architecture, random init: every gain is measured against it
 FROM_PROBE = ("lpft",)  # heads initialised from the probe
 PROBE_BACKENDS = ("auto", "sklearn", "torch")
 

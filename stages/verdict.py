@@ -72,28 +72,40 @@ def paired_gains(rows: list[dict], method: str, reference: str, shot: str) -> li
     return list(gains.values())
 
 
+def probe_pairs() -> dict[str, tuple[str, str]]:
+    """The probe curves' comparisons: name -> (method series, reference series)."""
+    return {
+        f"{probe}_vs_{reference}": (f"pretrained_{probe}", f"{reference}_{probe}")
+        for probe in ("linear", "knn")
+        for reference in ("random_init", "raw_pixels")
+    }
+
+
 def curve_comparisons(
-    rows: list[dict], *, config: Verdict, transferred: bool
+    rows: list[dict],
+    pairs: dict[str, tuple[str, str]],
+    *,
+    config: Verdict,
+    transferred: bool,
 ) -> dict[str, dict[str, dict]]:
-    """Per probe and reference, a verdict at each shot count of the curve.
+    """Per named (method, reference) pair of series, a verdict at each shot count.
 
     A shot whose seeds all drew the same subset (e.g. 'all') is one seed; its noise is the
     gains' seed spread at the nearest smaller shot count that had distinct subsets.
     """
     shots = list(dict.fromkeys(r["shot"] for r in rows))  # in curve order
     out: dict[str, dict[str, dict]] = {}
-    for probe in ("linear", "knn"):
-        for reference in ("random_init", "raw_pixels"):
-            noise = None
-            judged: dict[str, dict] = {}
-            for shot in shots:
-                gains = paired_gains(rows, f"pretrained_{probe}", f"{reference}_{probe}", shot)
-                if not gains:
-                    continue
-                judged[shot] = judge(gains, config=config, noise=noise, transferred=transferred)
-                if len(gains) >= 2:
-                    noise = judged[shot]["spread"]
-            out[f"{probe}_vs_{reference}"] = judged
+    for name, (method, reference) in pairs.items():
+        noise = None
+        judged: dict[str, dict] = {}
+        for shot in shots:
+            gains = paired_gains(rows, method, reference, shot)
+            if not gains:
+                continue
+            judged[shot] = judge(gains, config=config, noise=noise, transferred=transferred)
+            if len(gains) >= 2:
+                noise = judged[shot]["spread"]
+        out[name] = judged
     return out
 
 

@@ -91,25 +91,35 @@ def mlflow_server(tmp_path):
         log.close()
 
 
-def test_queued_parallel_experiments_all_land_on_the_server(reproduced, tmp_path):
-    with mlflow_server(tmp_path) as uri:
-        reproduced.env["MLFLOW_TRACKING_URI"] = uri  # the only change a user makes
-        try:
-            for c_num in (2, 4):
-                reproduced.dvc(
-                    "exp", "run", "--queue", "-n", f"c{c_num}", "-S", f"probe.C_num={c_num}"
-                )
-            reproduced.dvc("queue", "start", "-j", "2")
-            wait_for_queue(reproduced)
-        finally:
-            reproduced.dvc("queue", "stop", "--kill", check=False)
-            reproduced.env.pop("MLFLOW_TRACKING_URI")
-        shown = json.loads(reproduced.dvc("exp", "show", "--json").stdout)
+# Different C values per store: an experiment with the same params as an earlier one would
+# come from DVC's run cache without running, and log nothing.
+QUEUED = {"server": (2, 4), "sqlite": (3, 5)}
+
+
+@pytest.mark.parametrize("store", QUEUED)
+def test_queued_parallel_experiments_all_land_in_one_store(reproduced, tmp_path, store):
+    """`dvc queue start -j 2`: on an `mlflow server` (set MLFLOW_TRACKING_URI, the only
+    change a user makes), or on the default sqlite file at the repo root, whose writers
+    take turns on a file lock; either way no run is lost."""
+    names = [f"{store}{c_num}" for c_num in QUEUED[store]]
+    with contextlib.ExitStack() as stack:
+        if store == "server":
+            uri = stack.enter_context(mlflow_server(tmp_path))
+            reproduced.env["MLFLOW_TRACKING_URI"] = uri
+            stack.callback(reproduced.env.pop, "MLFLOW_TRACKING_URI")
+        else:
+            uri = f"sqlite:///{reproduced.root / tracking.DEFAULT_STORE}"
+        stack.callback(reproduced.dvc, "queue", "stop", "--kill", check=False)
+        for name, c_num in zip(names, QUEUED[store], strict=True):
+            reproduced.dvc("exp", "run", "--queue", "-n", name, "-S", f"probe.C_num={c_num}")
+        reproduced.dvc("queue", "start", "-j", "2")
+        wait_for_queue(reproduced, names[-1])
+        shown = json.dumps(json.loads(reproduced.dvc("exp", "show", "--json").stdout))
         client = MlflowClient(uri)
         experiment = client.get_experiment_by_name(tracking.EXPERIMENT_NAME)
         found = client.search_runs([experiment.experiment_id])
     by_id = {r.info.run_id: r for r in found}
-    for name in ("c2", "c4"):
+    for name in names:
         children = [
             r
             for r in found
@@ -123,18 +133,21 @@ def test_queued_parallel_experiments_all_land_on_the_server(reproduced, tmp_path
         (parent,) = {r.data.tags[MLFLOW_PARENT_RUN_ID] for r in children}
         assert by_id[parent].info.run_name == name
         (probe,) = [r for r in children if r.data.tags["stage"] == "probe"]
-        assert probe.data.params["probe.C_num"] == name.removeprefix("c")
-    assert "c2" in json.dumps(shown) and "c4" in json.dumps(shown)
+        assert probe.data.params["probe.C_num"] == name.removeprefix(store)
+        assert name in shown
 
 
-def wait_for_queue(ws: Workspace) -> None:
-    """Poll `dvc queue status` until nothing is queued or running, within DEADLINE_S."""
+def wait_for_queue(ws: Workspace, name: str) -> None:
+    """Poll `dvc queue status` until nothing is queued or running, within DEADLINE_S.
+
+    On a failure, the message carries experiment `name`'s log.
+    """
     deadline = time.monotonic() + DEADLINE_S
     while time.monotonic() < deadline:
         status = ws.dvc("queue", "status").stdout
         if not any(word in status for word in ("Queued", "Running")):
             assert "Failed" not in status, (
-                status + ws.dvc("queue", "logs", "c2", check=False).stdout
+                status + ws.dvc("queue", "logs", name, check=False).stdout
             )
             return
         time.sleep(3)

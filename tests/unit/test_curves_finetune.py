@@ -2,10 +2,13 @@ import dataclasses
 import hashlib
 
 import numpy as np
+import pytest
 import torch
 
 from stages.curves import kshot_subsets
-from stages.curves_finetune import kshot_finetune
+from stages.curves_finetune import kshot_finetune, scratch_pairs
+from stages.params import Verdict
+from stages.verdict import curve_comparisons
 from tests.conftest import make_images
 
 CPU = torch.device("cpu")
@@ -75,3 +78,27 @@ def test_one_shot_of_ten_classes_trains(params):
 
 def test_empty_list_fits_nothing(params):
     assert _fit(params, ()) == []
+
+
+def test_listed_strategies_are_judged_against_scratch_per_shot():
+    assert scratch_pairs(("full", "llrd")) == {}  # no scratch listed: nothing to judge against
+    pairs = scratch_pairs(("full", "scratch"))
+    assert pairs == {"finetune_full_vs_scratch": ("finetune_full", "finetune_scratch")}
+    rows = [
+        {"series": series, "shot": shot, "seed": seed, "subset": f"{shot}-{seed}", "accuracy": acc}
+        for seed in range(3)
+        for shot, full, scratch in (("1", 0.60, 0.20), ("all", 0.90, 0.895))
+        for series, acc in (
+            ("finetune_full", full + 0.01 * seed),
+            ("finetune_scratch", scratch + 0.005 * seed),
+        )
+    ]
+    config = Verdict(confidence=0.95, single_seed_factor=3.0)
+    by_shot = curve_comparisons(rows, pairs, config=config, transferred=True)[
+        "finetune_full_vs_scratch"
+    ]
+    assert by_shot["1"]["verdict"] == "positive" and by_shot["1"]["seeds"] == 3
+    assert by_shot["1"]["gain"] == pytest.approx(0.405)
+    assert by_shot["all"]["verdict"] == "inconclusive"  # +0.01 within the seed spread
+    none = curve_comparisons(rows, pairs, config=config, transferred=False)
+    assert none["finetune_full_vs_scratch"]["1"]["verdict"] == "inconclusive"

@@ -8,6 +8,7 @@ from stages.verdict import (
     accuracy_difference_se,
     curve_comparisons,
     judge,
+    probe_pairs,
 )
 
 CONFIG = Verdict(confidence=0.95, single_seed_factor=3.0)
@@ -66,7 +67,9 @@ def test_curve_comparisons_treat_identical_subsets_as_one_seed():
         table += rows("1", seed, f"s{seed}", pretrained_linear=pre, random_init_linear=ref)
     for seed in range(3):  # 'all': every seed drew the same subset
         table += rows("all", seed, "same", pretrained_linear=0.95, random_init_linear=0.90)
-    out = curve_comparisons(table, config=CONFIG, transferred=True)["linear_vs_random_init"]
+    out = curve_comparisons(table, probe_pairs(), config=CONFIG, transferred=True)[
+        "linear_vs_random_init"
+    ]
     assert out["1"]["seeds"] == 3 and out["1"]["verdict"] == POSITIVE
     assert out["all"]["seeds"] == 1
     # noise for 'all' is the gains' spread at shot 1 (0.02 .. 0.03 -> std ~0.0058)
