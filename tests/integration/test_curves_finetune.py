@@ -43,7 +43,7 @@ def test_empty_list_writes_empty_valid_outputs_quickly(mlflow_store, tmp_path):
     seconds = time.perf_counter() - start
     table, summary = _outputs(tmp_path, params)
     assert [row["shots"] for row in table] == ["1", "2", "4"]  # x values, no series columns
-    assert summary == {"series": {}, "rows": []}
+    assert summary == {"series": {}, "comparisons": {}, "rows": []}
     assert seconds < 30  # no model is built; most of this is MLflow's store setup
     client = MlflowClient(mlflow_store)
     experiment = client.get_experiment_by_name(tracking.EXPERIMENT_NAME)
@@ -63,3 +63,10 @@ def test_listed_strategies_give_a_plot_column_and_a_series_each(mlflow_store, tm
     for series in summary["series"].values():
         assert set(series) == {"1", "all"}
         assert all(0 <= cell["mean"] <= 1 and len(cell["by_seed"]) == 2 for cell in series.values())
+    # scratch listed: the others are judged against it at every shot
+    (comparison,) = summary["comparisons"].values()
+    assert list(summary["comparisons"]) == ["finetune_full_vs_scratch"]
+    assert set(comparison) == {"1", "all"}
+    assert all(
+        v["verdict"] in ("positive", "negative", "inconclusive") for v in comparison.values()
+    )
