@@ -164,8 +164,8 @@ def _ddp_rank(rank: int, port: int, out: str, name: str) -> None:
 def test_ddp_training_matches_one_process_on_the_same_global_batches(tmp_path, name):
     """Two processes train the model one process trains: same losses, outputs, BN statistics.
 
-    Not weight for weight: a parameter whose true gradient is zero (a bias just before
-    BatchNorm) gets float noise as its gradient, and AdamW scales any gradient to a step of
+    Not weight for weight: where a gradient is (nearly) zero, e.g. a bias just before a
+    BatchNorm, float noise decides its sign, and AdamW scales any gradient to a step of
     about lr, so such weights differ by ~lr between any two summation orders, one process's
     included. They do not change what the model computes.
     """
