@@ -18,7 +18,7 @@ import torch
 
 from bench import run as bench_run
 from bench.report import environment
-from stages import backbone, finetune, io, strategies
+from stages import backbone, io, strategies, training
 from stages.backbone import InputConfig
 from stages.data import LabelledImages
 from stages.errors import cli
@@ -84,14 +84,14 @@ def train_and_predict(
     cfg: InputConfig,
     device: torch.device,
     num_classes: int,
-) -> tuple[finetune.TrainResult, np.ndarray]:
+) -> tuple[training.TrainResult, np.ndarray]:
     """Train one strategy as the stage does (seeded in a scope), then test probabilities."""
     name, weights = params.backbone.name, params.backbone.weights
     # timm's init and dropout draw from the global RNG: seed it in a scope, as the stage does.
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(params.finetune.seed)
         net = strategies.build_model(strategy, name, weights, num_classes)
-        result = finetune.train_model(
+        result = training.train_model(
             net,
             train=splits["train"],
             val=splits["val"],
@@ -102,7 +102,7 @@ def train_and_predict(
             desc=strategy,
         )
     net.load_state_dict(result.state_dict)
-    probs = finetune.predict_proba(
+    probs = training.predict_proba(
         net, splits["test"].images, cfg, batch_size=params.extract.batch_size, device=device
     )
     return result, probs

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from stages import backbone, feed, finetune, strategies
+from stages import backbone, feed, strategies, training
 from stages.backbone import InputConfig
 from stages.data import LabelledImages
 from stages.extract import extract_features
@@ -128,7 +128,7 @@ def finetuning(
 
     def run(n_steps: int) -> float:
         part = train.subset(np.arange(min(len(train), n_steps * batch)))
-        return finetune.train_model(
+        return training.train_model(
             model,
             train=part,
             val=val,

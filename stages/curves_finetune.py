@@ -12,8 +12,8 @@ from stages import backbone, data, guards, io, report, strategies, verdict
 from stages.curves import SUMMARY_FILE, kshot_subsets, shot_label, summarise
 from stages.data import LabelledImages
 from stages.errors import cli
-from stages.finetune import predict_proba, train_model
 from stages.params import BASELINE, STRATEGIES, Backbone, Finetune, load_params, to_dict
+from stages.training import predict_proba, train_model
 
 CSV_FILE = "data_efficiency.csv"  # one column pair per strategy: the DVC plot's y names
 

@@ -17,9 +17,9 @@ from torch import nn
 
 from stages import backbone, data, distributed, io, tracking
 from stages.backbone import InputConfig
-from stages.finetune import train_model
 from stages.params import load_params
 from stages.strategies import build_model, param_groups
+from stages.training import train_model
 from tests.conftest import REPO, TINY_MODEL, make_images
 from tests.integration.conftest import BIN
 

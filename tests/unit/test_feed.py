@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from stages import feed
-from stages.finetune import epoch_batches
+from stages.training import epoch_batches
 
 CPU = torch.device("cpu")
 DEVICES = [CPU] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
@@ -85,8 +85,8 @@ def test_training_and_extraction_never_wait_for_the_gpu_per_batch(params):
     import dataclasses
 
     from stages import backbone
-    from stages.finetune import train_model
     from stages.strategies import param_groups
+    from stages.training import train_model
     from tests.conftest import TINY_MODEL, make_images
 
     cuda = torch.device("cuda")

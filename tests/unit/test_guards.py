@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from stages import backbone, data, finetune, guards, strategies
+from stages import backbone, data, finetune, guards, strategies, training
 from stages.errors import UserError
 from tests.conftest import make_images
 from tests.unit.test_tracking import closed_port
@@ -82,9 +82,9 @@ def test_accumulated_gradients_equal_one_full_batch():
     torch.testing.assert_close(model[1].weight.grad, full_grad)
 
 
-def train(model: nn.Module, params, **changes) -> finetune.TrainResult:
+def train(model: nn.Module, params, **changes) -> training.TrainResult:
     config = dataclasses.replace(params.finetune, epochs=2, batch_size=8, **changes)
-    return finetune.train_model(
+    return training.train_model(
         model,
         train=make_images(8, size=32),
         val=make_images(2, size=32, seed=1),

@@ -6,8 +6,8 @@ import torch
 
 from stages import backbone
 from stages.errors import UserError
-from stages.finetune import augment, predict_proba, train_model
 from stages.strategies import build_model, param_groups
+from stages.training import augment, predict_proba, train_model
 from tests.conftest import TINY_MODEL, make_images
 
 CPU = torch.device("cpu")

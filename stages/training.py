@@ -1,0 +1,230 @@
+"""The training loop every fine-tuning stage shares: device-side augmentation, AdamW with a
+one-cycle schedule, early stopping and best-on-val weights; and test-time prediction."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from stages import backbone, distributed, feed, guards, strategies
+from stages.backbone import InputConfig
+from stages.data import LabelledImages
+from stages.params import Finetune
+
+MAX_SHIFT = 0.125  # random translation, as a fraction of the image side
+SCALE_RANGE = (0.9, 1.1)
+ERASE_AREA = (0.02, 1 / 3)  # random erasing: share of the image, and aspect ratio range
+ERASE_ASPECT = (0.3, 1 / 0.3)
+LOSS_CHECK_EVERY = 50  # CUDA: steps between host-side checks for non-finite values
+
+
+@dataclass
+class TrainResult:
+    """Best-on-val weights and the per-epoch history."""
+
+    state_dict: dict[str, torch.Tensor]
+    best_epoch: int
+    best_val_accuracy: float
+    history: list[dict[str, float]]
+    images_per_s: float
+
+
+def augment(
+    images: torch.Tensor,
+    config: InputConfig,
+    generator: torch.Generator,
+    *,
+    erase: float = 0.0,
+    rows_of: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """uint8 (B, H, W, C) -> normalised float (B, 3, S, S): random flip, shift and scale.
+
+    One affine resample does the resize and the augmentation together, on the device.
+    With probability `erase` an image also loses a random rectangle to the mean colour
+    (random erasing, Zhong et al. 2020), all images at once.
+    rows_of=(first, total): `images` are rows first.. of a global batch of `total`; draws are
+    made for all `total`, so every DDP rank's generator stays in step with one process's.
+    """
+    x = images.permute(0, 3, 1, 2).float().div_(255)  # greyscale stays one channel here
+    b, channels = x.shape[:2]
+    first, total = rows_of or (0, b)
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        draw = torch.rand(total, generator=generator, device=x.device)[first : first + b]
+        return draw * (high - low) + low
+
+    scale = uniform(*SCALE_RANGE)
+    flip = torch.where(uniform(0, 1) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(b, 2, 3, device=x.device)
+    theta[:, 0, 0] = scale * flip
+    theta[:, 1, 1] = scale
+    theta[:, 0, 2] = uniform(-2 * MAX_SHIFT, 2 * MAX_SHIFT)
+    theta[:, 1, 2] = uniform(-2 * MAX_SHIFT, 2 * MAX_SHIFT)
+    grid = F.affine_grid(theta, [b, channels, config.size, config.size], align_corners=False)
+    x = F.grid_sample(x, grid, mode=config.interpolation, padding_mode="zeros", align_corners=False)
+    x = backbone.normalised_rgb(x.clamp_(0, 1), config)
+    if not erase:
+        return x  # no draws either: the generator's stream is the same as without erasing
+    # A rectangle of ERASE_AREA of the image at aspect ratio in ERASE_ASPECT, per image.
+    area = uniform(*ERASE_AREA)
+    aspect = uniform(*np.log(ERASE_ASPECT)).exp()
+    height, width = (area * aspect).sqrt().clamp_(max=1), (area / aspect).sqrt().clamp_(max=1)
+    top, left = uniform(0, 1) * (1 - height), uniform(0, 1) * (1 - width)
+    erased = uniform(0, 1) < erase
+    centres = (torch.arange(config.size, device=x.device) + 0.5) / config.size
+    rows = (centres >= top[:, None]) & (centres < (top + height)[:, None])  # (B, S)
+    cols = (centres >= left[:, None]) & (centres < (left + width)[:, None])
+    mask = rows[:, :, None] & cols[:, None, :] & erased[:, None, None]
+    return x.masked_fill_(mask[:, None], 0.0)  # 0 after normalising is the mean colour
+
+
+def train_model(
+    model: nn.Module,
+    *,
+    train: LabelledImages,
+    val: LabelledImages,
+    input_cfg: InputConfig,
+    config: Finetune,
+    device: torch.device,
+    param_groups: list[dict],
+    desc: str = "finetune",
+) -> TrainResult:
+    """AdamW + one-cycle + label smoothing; keeps the best-on-val weights.
+
+    `param_groups` (strategies.param_groups) say what trains and at which peak lr; early
+    stopping ends training after `config.patience` epochs without a better val accuracy.
+    Under torchrun each rank trains on its slice of every (global) batch, and DDP averages
+    the gradients, so the batch size, schedule and shuffle are those of one process.
+    """
+    batch_size = min(config.batch_size, len(train))
+    steps_per_epoch = len(train) // batch_size  # drop the ragged batch: constant shapes
+    total_steps = steps_per_epoch * config.epochs
+    net = model.to(device, memory_format=torch.channels_last)  # keeps Parameter identity
+    model = distributed.wrap_ddp(net, device)
+    first, last = distributed.batch_rows(batch_size)
+    optimizer = strategies.optimizer(param_groups, device)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=[group["lr"] for group in param_groups],
+        total_steps=total_steps,
+        pct_start=config.warmup_fraction,
+    )
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    shuffle = torch.Generator().manual_seed(config.seed)
+    feed.setup_device(device)
+    images = feed.resident(train.images, device)  # None: stream from host memory instead
+    labels = torch.from_numpy(train.labels).to(device)
+
+    backoff = guards.OomBackoff(last - first, floor=guards.MIN_TRAIN_MICRO_BATCH, desc=desc)
+    check_every = LOSS_CHECK_EVERY if device.type == "cuda" else 1
+    best: TrainResult | None = None
+    history: list[dict[str, float]] = []
+    seconds = 0.0
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        order = torch.randperm(len(train), generator=shuffle)[: steps_per_epoch * batch_size]
+        # Sorted rows read a memory-mapped array in file order (the batch is the same set);
+        # sorting before taking this rank's slice keeps DDP's batches those of one process.
+        order = order.view(steps_per_epoch, batch_size).sort(dim=1).values[:, first:last]
+        batches = epoch_batches(train.images, labels, order, images, device)
+        # Losses and gradient norms stay on the device and are checked in blocks: a host
+        # read every step would make the host wait for the GPU each time.
+        losses = torch.zeros(steps_per_epoch, device=device)
+        grad_norms = torch.zeros(steps_per_epoch, device=device)
+        start = time.perf_counter()
+        for step, (batch, y) in enumerate(
+            tqdm(batches, total=steps_per_epoch, desc=f"{desc} epoch {epoch}", mininterval=2)
+        ):
+            with feed.input_threads(device):
+                x = augment(
+                    batch,
+                    input_cfg,
+                    generator,
+                    erase=config.random_erase,
+                    rows_of=(first, batch_size),
+                )
+
+            def batch_loss(rows: slice, x=x, y=y) -> torch.Tensor:
+                with backbone.autocast(device):
+                    return loss_fn(model(x[rows]), y[rows])
+
+            # On CUDA OOM: smaller micro-batches, same effective batch (see stages/guards.py).
+            loss = backoff.backward(batch_loss, len(y), optimizer)
+            losses[step] = loss.detach()
+            grad_norms[step] = guards.grad_norm(model)
+            if (step + 1) % check_every == 0 or step + 1 == steps_per_epoch:
+                guards.check_finite(losses, grad_norms, upto=step, epoch=epoch)
+            optimizer.step()
+            scheduler.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        running = float(losses.sum())
+        seconds += time.perf_counter() - start
+        running = distributed.mean_across_ranks(running, device)
+        val_probs = predict_proba(net, val.images, input_cfg, batch_size=batch_size, device=device)
+        val_accuracy = float((val_probs.argmax(1) == val.labels).mean())
+        history.append(
+            {"epoch": epoch, "train_loss": running / steps_per_epoch, "val_accuracy": val_accuracy}
+        )
+        print(
+            f"{desc} epoch {epoch}: loss {running / steps_per_epoch:.4f}, val {val_accuracy:.4f}",
+            file=sys.stderr,
+        )
+        if best is None or val_accuracy > best.best_val_accuracy:
+            state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+            best = TrainResult(state, epoch, val_accuracy, history, 0.0)
+        if epoch - best.best_epoch >= config.patience:
+            print(f"{desc}: early stop after epoch {epoch}", file=sys.stderr)
+            break
+    assert best is not None
+    rate = steps_per_epoch * batch_size * len(history) / seconds
+    return dataclasses.replace(best, history=history, images_per_s=rate)
+
+
+def epoch_batches(
+    images: np.ndarray,
+    labels: torch.Tensor,
+    order: torch.Tensor,
+    resident: torch.Tensor | None,
+    device: torch.device,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(uint8 images, labels) on the device for each row of `order` (steps, batch).
+
+    From device-resident images when they fit, else streamed from host memory.
+    """
+    if resident is not None:
+        # One index copy per epoch: a per-step host->device copy would stall the queue.
+        for rows in order.to(device):
+            yield resident[rows], labels[rows]
+        return
+    index = order.to(device)
+    stream = feed.stream(lambda i: images[order[i].numpy()], len(order), device)
+    for rows, batch in zip(index, stream, strict=True):
+        yield batch, labels[rows]
+
+
+def predict_proba(
+    model: nn.Module,
+    images: np.ndarray,
+    input_cfg: InputConfig,
+    *,
+    batch_size: int,
+    device: torch.device,
+) -> np.ndarray:
+    """Class probabilities (N, K) float32, in input order."""
+    logits = guards.OomBackoff(batch_size, desc="predict").run(
+        lambda size: backbone.forward_batches(
+            model, images, input_cfg, batch_size=size, device=device, desc="predict"
+        )
+    )
+    return torch.from_numpy(logits).softmax(1).numpy()
