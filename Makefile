@@ -10,6 +10,10 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
 .PHONY: run test test-fast test-full bench format lint install data clean
 
+# dvc runs each stage's `python -m stages.<name>` through the shell: the venv's python must
+# come first on PATH, as `source .venv/bin/activate` would put it.
+export PATH := $(abspath $(BIN)):$(PATH)
+
 run: install data
 	$(BIN)/dvc repro
 
