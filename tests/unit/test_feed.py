@@ -24,6 +24,16 @@ def test_stream_yields_each_batch_in_order_on_the_device(device):
     np.testing.assert_array_equal(torch.cat(batches).cpu().numpy(), images)
 
 
+def test_cpu_stream_of_a_read_only_map_copies_without_a_warning(tmp_path):
+    path = tmp_path / "images.npy"
+    np.save(path, np.arange(24, dtype=np.uint8).reshape(6, 2, 2, 1))
+    images = np.load(path, mmap_mode="r")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's "not writable" UserWarning fails the test
+        batches = list(feed.stream(lambda i: images[3 * i : 3 * i + 3], 2, CPU))
+    np.testing.assert_array_equal(torch.cat(batches).numpy(), images)
+
+
 def test_cpu_keeps_nothing_resident_and_threads_fit_the_affinity():
     assert feed.resident(np.zeros((4, 2, 2, 1), np.uint8), CPU) is None
     feed.setup_device(CPU)
