@@ -18,8 +18,7 @@ import torch
 
 from bench import run as bench_run
 from bench.report import environment
-from stages import backbone, io, strategies, training
-from stages.backbone import InputConfig
+from stages import backbone, io, training
 from stages.data import LabelledImages
 from stages.errors import cli
 from stages.evaluate import method_metrics
@@ -81,31 +80,27 @@ def train_and_predict(
     params: Params,
     strategy: str,
     splits: dict[str, LabelledImages],
-    cfg: InputConfig,
     device: torch.device,
     num_classes: int,
 ) -> tuple[training.TrainResult, np.ndarray]:
-    """Train one strategy as the stage does (seeded in a scope), then test probabilities."""
-    name, weights = params.backbone.name, params.backbone.weights
-    # timm's init and dropout draw from the global RNG: seed it in a scope, as the stage does.
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(params.finetune.seed)
-        net = strategies.build_model(strategy, name, weights, num_classes)
-        result = training.train_model(
-            net,
-            train=splits["train"],
-            val=splits["val"],
-            input_cfg=cfg,
-            config=params.finetune,
-            device=device,
-            param_groups=strategies.param_groups(net, strategy, params.finetune),
-            desc=strategy,
-        )
-    net.load_state_dict(result.state_dict)
-    probs = training.predict_proba(
-        net, splits["test"].images, cfg, batch_size=params.extract.batch_size, device=device
+    """Train one strategy as the stage does, then its test probabilities."""
+    trained = training.train_strategy(
+        strategy,
+        model_config=params.backbone,
+        config=params.finetune,
+        train=splits["train"],
+        val=splits["val"],
+        num_classes=num_classes,
+        device=device,
     )
-    return result, probs
+    probs = training.predict_proba(
+        trained.model,
+        splits["test"].images,
+        trained.input_cfg,
+        batch_size=params.extract.batch_size,
+        device=device,
+    )
+    return trained.result, probs
 
 
 def run_pipeline(params: Params, device: torch.device, out: Path) -> dict:
@@ -160,7 +155,7 @@ def run_pipeline(params: Params, device: torch.device, out: Path) -> dict:
     num_classes = int(splits["train"].labels.max()) + 1
     for strategy in params.finetune.strategies:
         tick = time.perf_counter()
-        result, probs = train_and_predict(params, strategy, splits, cfg, device, num_classes)
+        result, probs = train_and_predict(params, strategy, splits, device, num_classes)
         record[strategy] = {
             **method_metrics(splits["test"].labels, probs),
             "best_epoch": result.best_epoch,

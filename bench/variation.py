@@ -63,9 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
         for _ in range(2)
     ]
     num_classes = int(splits["train"].labels.max()) + 1
-    trained = [
-        gpu.train_and_predict(params, "full", splits, cfg, device, num_classes) for _ in range(2)
-    ]
+    trained = [gpu.train_and_predict(params, "full", splits, device, num_classes) for _ in range(2)]
     (first, p1), (second, p2) = trained
     weight_diff = max(
         float((first.state_dict[k].float() - second.state_dict[k].float()).abs().max())

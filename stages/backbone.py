@@ -19,6 +19,7 @@ from tqdm import tqdm
 from stages import feed
 from stages.errors import UserError
 
+CUDA_DTYPE = torch.bfloat16  # autocast on CUDA; model input is made in it directly
 BUNDLED_MODEL = "tf_efficientnet_lite0"
 WEIGHT_CHOICES = "bundled, hub, none, or a path to a checkpoint"
 
@@ -180,12 +181,12 @@ def normalised_rgb(x: torch.Tensor, config: InputConfig) -> torch.Tensor:
 
 def compute_dtype(device: torch.device) -> torch.dtype:
     """What the model computes in: bf16 under autocast on CUDA, float32 elsewhere."""
-    return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return CUDA_DTYPE if device.type == "cuda" else torch.float32
 
 
 def autocast(device: torch.device) -> torch.autocast:
     """bf16 autocast on CUDA; on CPU a no-op (float32 throughout)."""
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    return torch.autocast("cuda", dtype=CUDA_DTYPE, enabled=device.type == "cuda")
 
 
 @functools.cache

@@ -8,12 +8,12 @@ import time
 
 import torch
 
-from stages import backbone, data, guards, io, report, strategies, verdict
+from stages import backbone, data, guards, io, report, verdict
 from stages.curves import SUMMARY_FILE, kshot_subsets, shot_label, summarise
 from stages.data import LabelledImages
 from stages.errors import cli
 from stages.params import BASELINE, STRATEGIES, Backbone, Finetune, load_params, to_dict
-from stages.training import predict_proba, train_model
+from stages.training import predict_proba, train_strategy
 
 CSV_FILE = "data_efficiency.csv"  # one column pair per strategy: the DVC plot's y names
 
@@ -35,30 +35,20 @@ def fit_subset(
     device: torch.device,
 ) -> dict[str, float]:
     """Fine-tune one fresh model on `train`, keep the best-on-val epoch, score it on test."""
-    # timm's init and dropout draw from torch's global RNG: seed it in a scope, per fit,
-    # so each fit reproduces on its own whatever ran before it.
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(config.seed)
-        model = strategies.build_model(
-            strategy, model_config.name, model_config.weights, num_classes
-        )
-        if strategy == "freeze":  # the only strategy in STRATEGIES that prepare() changes
-            strategies.freeze_stages(model, config.freeze.stages)
-        input_cfg = backbone.input_config(model, model_config.image_size)
-        result = train_model(
-            model,
-            train=train,
-            val=val,
-            input_cfg=input_cfg,
-            config=config,
-            device=device,
-            param_groups=strategies.param_groups(model, strategy, config),
-            desc=f"{strategy} k-shot",
-        )
-        model.load_state_dict(result.state_dict)
-        probs = predict_proba(
-            model, test.images, input_cfg, batch_size=config.batch_size, device=device
-        )
+    trained = train_strategy(
+        strategy,
+        model_config=model_config,
+        config=config,
+        train=train,
+        val=val,
+        num_classes=num_classes,
+        device=device,
+        desc=f"{strategy} k-shot",
+    )
+    result = trained.result
+    probs = predict_proba(
+        trained.model, test.images, trained.input_cfg, batch_size=config.batch_size, device=device
+    )
     return {
         "accuracy": float((probs.argmax(1) == test.labels).mean()),
         "val_accuracy": result.best_val_accuracy,

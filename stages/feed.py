@@ -74,7 +74,7 @@ def stream(
     """
     if device.type != "cuda":
         for i in range(count):
-            batch = take(i)
+            batch = np.ascontiguousarray(take(i))
             # Slices of a memory-mapped split are read-only, and torch warns on wrapping
             # read-only memory; one batch's copy is small beside the model's work on it.
             yield torch.from_numpy(batch if batch.flags.writeable else np.array(batch))

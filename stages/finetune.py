@@ -10,10 +10,10 @@ import sys
 
 import torch
 
-from stages import backbone, data, distributed, guards, io, strategies
+from stages import backbone, data, distributed, guards, io
 from stages.errors import UserError, cli
 from stages.params import FROM_PROBE, STRATEGIES, load_params, to_dict
-from stages.training import predict_proba, train_model
+from stages.training import predict_proba, train_strategy
 
 
 @cli
@@ -30,13 +30,8 @@ def main() -> None:
         )
     classes = data.load_classes(params.paths.prepared)
     device = backbone.resolve_device(params.finetune.device)
-    # timm's weight init and dropout draw from torch's global RNG: seed it in a scope.
-    with (
-        distributed.process_group(device) as device,
-        torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),
-        guards.deterministic(device),
-    ):
-        torch.manual_seed(params.finetune.seed)
+    # training.train_strategy seeds torch's global RNG in a scope for the model it builds.
+    with distributed.process_group(device) as device, guards.deterministic(device):
         run_strategy(params, strategy, classes, device)
 
 
@@ -44,13 +39,6 @@ def run_strategy(params, strategy: str, classes: tuple[str, ...], device: torch.
     """Train one strategy and write its checkpoint, predictions and record."""
     from stages import tracking
 
-    model = strategies.build_model(
-        strategy, params.backbone.name, params.backbone.weights, len(classes)
-    )
-    applied = strategies.prepare(
-        model, strategy, params.finetune, io.method_dir(params.paths.methods, "probe")
-    )
-    input_cfg = backbone.input_config(model, params.backbone.image_size)
     train = data.load_prepared(params.paths.prepared, "train", mmap=False)
     val = data.load_prepared(params.paths.prepared, "val")
     test = data.load_prepared(params.paths.prepared, "test")
@@ -64,19 +52,19 @@ def run_strategy(params, strategy: str, classes: tuple[str, ...], device: torch.
     with tracking.stage_run(
         f"finetune@{strategy}", logged, required=params.tracking.required
     ) as run:
-        result = train_model(
-            model,
+        trained = train_strategy(
+            strategy,
+            model_config=params.backbone,
+            config=params.finetune,
             train=train,
             val=val,
-            input_cfg=input_cfg,
-            config=params.finetune,
+            num_classes=len(classes),
             device=device,
-            param_groups=strategies.param_groups(model, strategy, params.finetune),
-            desc=strategy,
+            probe_dir=io.method_dir(params.paths.methods, "probe"),
         )
         if not distributed.is_main():
             return  # rank 0 holds the same weights and writes everything
-        model.load_state_dict(result.state_dict)
+        model, input_cfg, result = trained.model, trained.input_cfg, trained.result
         out = io.method_dir(params.paths.methods, strategy)
         io.save_checkpoint(
             out / io.CHECKPOINT_FILE,
@@ -89,7 +77,7 @@ def run_strategy(params, strategy: str, classes: tuple[str, ...], device: torch.
                     "classes": list(classes),
                     "input": dataclasses.asdict(input_cfg),
                     "best_epoch": result.best_epoch,
-                    **applied,
+                    **trained.applied,
                 },
             },
         )
@@ -103,7 +91,7 @@ def run_strategy(params, strategy: str, classes: tuple[str, ...], device: torch.
             "val_accuracy": result.best_val_accuracy,
             "epochs_run": len(result.history),
             "history": result.history,
-            **applied,
+            **trained.applied,
             "train_images_per_s": round(result.images_per_s, 1),
         }
         io.write_json(out / io.RECORD_FILE, record)

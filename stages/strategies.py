@@ -108,11 +108,16 @@ def init_head_from_probe(model: nn.Module, head: dict[str, np.ndarray]) -> None:
         classifier.bias.copy_(bias)
 
 
-def prepare(model: nn.Module, strategy: str, config: Finetune, probe_dir: Path) -> dict:
-    """Apply a strategy to a freshly built model; returns what it did, for the record."""
+def prepare(model: nn.Module, strategy: str, config: Finetune, probe_dir: Path | None) -> dict:
+    """Apply a strategy to a freshly built model; returns what it did, for the record.
+
+    `probe_dir` holds the probe's head, which only lpft reads.
+    """
     if strategy == "freeze":
         return {"frozen_modules": len(freeze_stages(model, config.freeze.stages))}
     if strategy == "lpft":
+        if probe_dir is None:
+            raise UserError("lpft starts from the probe's head: it needs the probe's output.")
         init_head_from_probe(model, io.load_arrays(probe_dir / io.HEAD_FILE))
         return {"head": "probe"}
     return {}

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ from tqdm import tqdm
 from stages import backbone, distributed, feed, guards, strategies
 from stages.backbone import InputConfig
 from stages.data import LabelledImages
-from stages.params import Finetune
+from stages.params import Backbone, Finetune
 
 MAX_SHIFT = 0.125  # random translation, as a fraction of the image side
 SCALE_RANGE = (0.9, 1.1)
@@ -36,6 +37,55 @@ class TrainResult:
     best_val_accuracy: float
     history: list[dict[str, float]]
     images_per_s: float
+
+
+@dataclass
+class Trained:
+    """A strategy's model holding its best-on-val weights, and how it got there."""
+
+    model: nn.Module
+    input_cfg: InputConfig
+    result: TrainResult
+    applied: dict  # what strategies.prepare did (frozen modules, probe head), for the record
+
+
+def train_strategy(
+    strategy: str,
+    *,
+    model_config: Backbone,
+    config: Finetune,
+    train: LabelledImages,
+    val: LabelledImages,
+    num_classes: int,
+    device: torch.device,
+    probe_dir: Path | None = None,
+    desc: str | None = None,
+) -> Trained:
+    """Build `strategy`'s model, apply the strategy, train it and keep the best-on-val weights.
+
+    timm's weight init and dropout draw from torch's global RNG: it is seeded with
+    `config.seed` in a scope, so a fit reproduces whatever ran before it. `probe_dir` is
+    where lpft finds the probe's head.
+    """
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(config.seed)
+        model = strategies.build_model(
+            strategy, model_config.name, model_config.weights, num_classes
+        )
+        applied = strategies.prepare(model, strategy, config, probe_dir)
+        input_cfg = backbone.input_config(model, model_config.image_size)
+        result = train_model(
+            model,
+            train=train,
+            val=val,
+            input_cfg=input_cfg,
+            config=config,
+            device=device,
+            param_groups=strategies.param_groups(model, strategy, config),
+            desc=desc or strategy,
+        )
+    model.load_state_dict(result.state_dict)
+    return Trained(model, input_cfg, result, applied)
 
 
 def augment(
