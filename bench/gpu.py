@@ -37,6 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-path", help="Fashion-MNIST .gz folder (default: data.path)")
     parser.add_argument("--epochs", type=int, help="fine-tune epochs (default: finetune.epochs)")
     parser.add_argument("--batch-size", type=int, help="default: finetune.batch_size")
+    parser.add_argument("--extract-batch-size", type=int, help="default: extract.batch_size")
     parser.add_argument(
         "--lr", type=float, help="peak lr of every strategy (default: finetune.<s>.lr)"
     )
@@ -72,6 +73,9 @@ def pipeline_params(params: Params, args: argparse.Namespace) -> Params:
             test_per_class=cap,
         ),
         backbone=dataclasses.replace(params.backbone, image_size=TINY_SIZE if args.tiny else None),
+        extract=dataclasses.replace(
+            params.extract, batch_size=args.extract_batch_size or params.extract.batch_size
+        ),
         finetune=dataclasses.replace(params.finetune, **tuned),
     )
 
@@ -128,7 +132,11 @@ def run_pipeline(params: Params, device: torch.device, out: Path) -> dict:
         )
         seconds += time.perf_counter() - tick
     images = sum(len(part) for part in splits.values())
-    record["extract"] = {"seconds": seconds, "images_per_s": images / seconds}
+    record["extract"] = {
+        "seconds": seconds,
+        "images_per_s": images / seconds,
+        "batch_size": params.extract.batch_size,
+    }
     save("extract")
 
     tick = time.perf_counter()
@@ -215,6 +223,9 @@ def main(argv: list[str] | None = None) -> None:
             ("--grid-size", args.grid_size),
             ("--compare-max-iter", args.compare_max_iter),
             ("--image-size", TINY_SIZE if args.tiny else None),
+            # The bench measures at the pipeline's batch sizes, so its ratios are the run's.
+            ("--extract-batch-size", args.extract_batch_size),
+            ("--finetune-batch-size", args.batch_size),
         ]:
             if value is not None:
                 bench_argv += [flag, str(value)]

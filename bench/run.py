@@ -63,6 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backbone", help="timm model name (default: backbone.name)")
     parser.add_argument("--weights", help="bundled | hub | none | path (default: params)")
     parser.add_argument("--image-size", type=int, help="default: backbone.image_size")
+    parser.add_argument("--extract-batch-size", type=int, help="default: extract.batch_size")
+    parser.add_argument("--finetune-batch-size", type=int, help="default: finetune.batch_size")
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)
     parser.add_argument("--out", type=Path, default=BENCH_REPORT)
     return parser.parse_args(argv)
@@ -82,7 +84,15 @@ def configure(params: Params, args: argparse.Namespace, sizes: Sizes) -> Params:
         weights=args.weights or params.backbone.weights,
         image_size=args.image_size or image_size,
     )
-    return dataclasses.replace(params, data=data_cfg, backbone=backbone_cfg)
+    extract_cfg = dataclasses.replace(
+        params.extract, batch_size=args.extract_batch_size or params.extract.batch_size
+    )
+    finetune_cfg = dataclasses.replace(
+        params.finetune, batch_size=args.finetune_batch_size or params.finetune.batch_size
+    )
+    return dataclasses.replace(
+        params, data=data_cfg, backbone=backbone_cfg, extract=extract_cfg, finetune=finetune_cfg
+    )
 
 
 class _NoTracking:

@@ -76,7 +76,8 @@ def test_gpu_script_runs_at_tiny_size(tmp_path, no_dvc_no_mlflow):
         "FMNIST": FASHION_MNIST,
         "PYTHON": sys.executable,
     }
-    args = ["--tiny", "--epochs", "1", "--batch-size", "16", "--grid-size", "2"]
+    args = ["--tiny", "--epochs", "1", "--batch-size", "16", "--extract-batch-size", "24"]
+    args += ["--grid-size", "2"]
     done = subprocess.run(
         ["bash", "bench/gpu_run.sh", *args], env=env, cwd=REPO, capture_output=True, text=True
     )
@@ -85,7 +86,10 @@ def test_gpu_script_runs_at_tiny_size(tmp_path, no_dvc_no_mlflow):
     assert pipeline["input_size"] == gpu.TINY_SIZE
     for method in ("probe", "full", "scratch"):
         assert 0 <= pipeline[method]["accuracy"] <= 1
-    assert (tmp_path / "out" / "bench.json").is_file()
+    # The bench measures at the batch sizes the pipeline core ran with.
+    bench = json.loads((tmp_path / "out" / "bench.json").read_text())
+    assert bench["extract"]["batch_size"] == pipeline["extract"]["batch_size"] == 24
+    assert bench["finetune"]["batch_size"] == pipeline["finetune"]["batch_size"] == 16
     assert done.stdout.strip().splitlines()[-1].startswith("total")
 
 
