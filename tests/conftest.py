@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
+from stages import data
 from stages.data import LabelledImages
 from stages.params import Params, load_params
 
@@ -40,6 +42,22 @@ def make_images(
         row, col = divmod(int(label) % 4, 2)
         images[i, row * half : (row + 1) * half, col * half : (col + 1) * half] += 150
     return LabelledImages(images, labels.astype(np.int64))
+
+
+def stage_workdir(root: Path, per_class: tuple[int, int, int], **sections: dict) -> dict:
+    """A folder a stage main can run in: the shipped params.yaml, with `sections` merged
+    into its sections, and train/val/test splits of `per_class` images each, prepared as
+    the prepare stage leaves them. Returns the params written."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for section, values in sections.items():
+        params[section].update(values)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    splits = {
+        split: make_images(n, seed=seed)
+        for seed, (split, n) in enumerate(zip(data.SPLITS, per_class, strict=True))
+    }
+    data.save_prepared(root / params["paths"]["prepared"], splits, ("a", "b", "c"))
+    return params
 
 
 @pytest.fixture

@@ -6,27 +6,21 @@ import csv
 import time
 
 import pytest
-import yaml
 from mlflow.tracking import MlflowClient
 
-from stages import curves_finetune, data, io, tracking
-from tests.conftest import REPO, TINY_MODEL, make_images
+from stages import curves_finetune, io, tracking
+from tests.conftest import TINY_MODEL, stage_workdir
 
 
 def _stage_dir(root, **curves) -> dict:
     """The shipped params.yaml, shrunk, and prepared splits, as `prepare` leaves them."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["backbone"].update(name=TINY_MODEL, weights="none", image_size=32)
-    params["finetune"].update(epochs=1, batch_size=8, device="cpu")
-    params["curves"].update(curves)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    splits = {
-        "train": make_images(4),
-        "val": make_images(2, seed=1),
-        "test": make_images(3, seed=2),
-    }
-    data.save_prepared(root / params["paths"]["prepared"], splits, ("a", "b", "c"))
-    return params
+    return stage_workdir(
+        root,
+        (4, 2, 3),
+        backbone={"name": TINY_MODEL, "weights": "none", "image_size": 32},
+        finetune={"epochs": 1, "batch_size": 8, "device": "cpu"},
+        curves=curves,
+    )
 
 
 def _outputs(root, params) -> tuple[list[dict], dict]:

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import timm
 import torch
-import yaml
 from mlflow.tracking import MlflowClient
 from torch import nn
 
@@ -20,7 +19,7 @@ from stages.backbone import InputConfig
 from stages.params import load_params
 from stages.strategies import build_model, param_groups
 from stages.training import train_model
-from tests.conftest import REPO, TINY_MODEL, make_images
+from tests.conftest import REPO, TINY_MODEL, make_images, stage_workdir
 from tests.integration.conftest import BIN
 
 pytestmark = pytest.mark.distributed
@@ -29,22 +28,18 @@ pytestmark = pytest.mark.distributed
 @pytest.fixture
 def stage_dir(tmp_path):
     """params.yaml (the shipped one, shrunk) and prepared splits, as `prepare` leaves them."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
     # Saved weights: both launches, and every rank, must embed with one and the same model.
     torch.manual_seed(0)
     weights = tmp_path / "backbone.pt"
     torch.save(timm.create_model(TINY_MODEL).state_dict(), weights)
-    params["backbone"].update(name=TINY_MODEL, weights=str(weights), image_size=32)
-    # 4-image batches leave ragged batches and several batches per rank.
-    params["extract"].update(batch_size=4, device="cpu")
-    params["finetune"].update(epochs=1, batch_size=8, device="cpu")
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    splits = {
-        "train": make_images(8),
-        "val": make_images(5, seed=1),
-        "test": make_images(7, seed=2),
-    }
-    data.save_prepared(tmp_path / params["paths"]["prepared"], splits, ("a", "b", "c"))
+    stage_workdir(
+        tmp_path,
+        (8, 5, 7),
+        backbone={"name": TINY_MODEL, "weights": str(weights), "image_size": 32},
+        # 4-image batches leave ragged batches and several batches per rank.
+        extract={"batch_size": 4, "device": "cpu"},
+        finetune={"epochs": 1, "batch_size": 8, "device": "cpu"},
+    )
     return tmp_path
 
 
