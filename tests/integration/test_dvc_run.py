@@ -21,6 +21,16 @@ def test_script_runs_and_times_the_full_data_experiment_in_a_tree_without_git(tm
     root.mkdir()
     copy_repo(root)
     (root / "dvc.lock").unlink(missing_ok=True)
+    # A carried wheel (stands in for dvc's): the script installs .dvcwhl/ before it runs.
+    package = tmp_path / "carried"
+    (package / "carried_probe").mkdir(parents=True)
+    (package / "carried_probe" / "__init__.py").write_text("")
+    (package / "pyproject.toml").write_text(
+        '[project]\nname = "carried-probe"\nversion = "1"\n'
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+    )
+    build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+    subprocess.run([*build, "-w", str(root / ".dvcwhl"), str(package)], check=True)
     out = tmp_path / "out"
     env = {
         **os.environ,
@@ -58,4 +68,5 @@ def test_script_runs_and_times_the_full_data_experiment_in_a_tree_without_git(tm
     assert params["data"]["train_per_class"] == SHRINK["data"]["train_per_class"]
     lock = yaml.safe_load((out / "dvc.lock").read_text())
     assert lock["stages"]["finetune@full"]["params"]["params.yaml"]["finetune.random_erase"] == 0.25
+    assert (tmp_path / "site" / "carried_probe" / "__init__.py").is_file()
     assert (root / "mlflow.db").is_file()  # MLflow recorded the stages, in its default store
