@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole pipeline, as users run it (`dvc exp run`, MLflow recording every stage), in the
-# README's full-data configuration, timed. For a lent GPU box whose image has torch, timm,
-# numpy and scikit-learn but neither dvc nor mlflow, and no network: those travel as
-# wheels. The device tool carries at most 64 MiB per call, and data (30 MB), weights
+# README's full-data configuration (bench/full_data.txt), timed. For a lent GPU box whose
+# image has torch, timm, numpy and scikit-learn but neither dvc nor mlflow, and no
+# network: those travel as wheels. The device tool carries at most 64 MiB per call, and data (30 MB), weights
 # (17 MB) and the dvc + mlflow-skinny wheels (31 MB) together are more, so it takes two
 # calls on the same warm machine:
 #
@@ -21,12 +21,6 @@ PYTHON="${PYTHON:-$(command -v python || command -v python3)}"
 SITE="${SITE:-/tmp/site}"
 STASH=.device
 
-# The README's "Full data on a GPU" configuration.
-FULL_DATA=(
-    data.train_per_class=null backbone.image_size=null
-    finetune.epochs=8 finetune.batch_size=128 extract.batch_size=512
-    finetune.random_erase=0.25
-)
 
 case "${1:-run}" in
 fetch)
@@ -79,8 +73,10 @@ if [[ ! -e .git ]]; then
     git -c user.name=device -c user.email=device@localhost commit -qm "working tree"
 fi
 
-overrides=()
-for kv in "${FULL_DATA[@]}" "data.path=$FMNIST" "$@"; do overrides+=(-S "$kv"); done
+overrides=()  # the full-data configuration (bench/full_data.txt), then ours; later -S win
+while read -r kv; do if [[ $kv && $kv != \#* ]]; then overrides+=(-S "$kv"); fi; done \
+    <bench/full_data.txt
+for kv in "data.path=$FMNIST" "$@"; do overrides+=(-S "$kv"); done
 mkdir -p "$OUT"
 start=$(date +%s.%N)
 "$PYTHON" -m dvc exp run "${overrides[@]}" 2>&1 | tee "$OUT/dvc.log"

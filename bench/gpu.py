@@ -35,13 +35,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.gpu", description=__doc__)
     parser.add_argument("--out", type=Path, required=True, help="folder for the JSON results")
     parser.add_argument("--data-path", help="Fashion-MNIST .gz folder (default: data.path)")
-    parser.add_argument("--epochs", type=int, help="fine-tune epochs (default: finetune.epochs)")
-    parser.add_argument("--batch-size", type=int, help="default: finetune.batch_size")
-    parser.add_argument("--extract-batch-size", type=int, help="default: extract.batch_size")
     parser.add_argument(
-        "--lr", type=float, help="peak lr of every strategy (default: finetune.<s>.lr)"
+        "-S",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a param, as `dvc exp run -S` does (repeatable); the bench gets them too",
     )
-    parser.add_argument("--random-erase", type=float, help="default: finetune.random_erase")
     parser.add_argument("--grid-size", type=int, help="bench probe grid (default: probe.C_num)")
     parser.add_argument("--compare-max-iter", type=int, help="bench single-C fits")
     parser.add_argument("--skip-bench", action="store_true")
@@ -51,19 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def pipeline_params(params: Params, args: argparse.Namespace) -> Params:
-    """Full data at the model's own resolution (or toy sizes with --tiny), plus overrides."""
+    """Full data at the model's own resolution (or toy sizes with --tiny)."""
     cap = TINY_PER_CLASS if args.tiny else None
-    tuned = {
-        "epochs": args.epochs or params.finetune.epochs,
-        "batch_size": args.batch_size or params.finetune.batch_size,
-        "random_erase": params.finetune.random_erase
-        if args.random_erase is None
-        else args.random_erase,
-    }
-    if args.lr:
-        for strategy in params.finetune.runs:
-            own = getattr(params.finetune, strategy)
-            tuned[strategy] = dataclasses.replace(own, lr=args.lr)
     return dataclasses.replace(
         params,
         data=dataclasses.replace(
@@ -73,10 +64,6 @@ def pipeline_params(params: Params, args: argparse.Namespace) -> Params:
             test_per_class=cap,
         ),
         backbone=dataclasses.replace(params.backbone, image_size=TINY_SIZE if args.tiny else None),
-        extract=dataclasses.replace(
-            params.extract, batch_size=args.extract_batch_size or params.extract.batch_size
-        ),
-        finetune=dataclasses.replace(params.finetune, **tuned),
     )
 
 
@@ -212,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    params = load_params(args.params)
+    params = load_params(args.params, args.overrides)
     device = backbone.resolve_device("auto")
     bench = None
     if not args.skip_bench:
@@ -223,12 +210,11 @@ def main(argv: list[str] | None = None) -> None:
             ("--grid-size", args.grid_size),
             ("--compare-max-iter", args.compare_max_iter),
             ("--image-size", TINY_SIZE if args.tiny else None),
-            # The bench measures at the pipeline's batch sizes, so its ratios are the run's.
-            ("--extract-batch-size", args.extract_batch_size),
-            ("--finetune-batch-size", args.batch_size),
         ]:
             if value is not None:
                 bench_argv += [flag, str(value)]
+        for override in args.overrides:  # the bench measures the pipeline's configuration
+            bench_argv += ["-S", override]
         bench_run.main(bench_argv)
         bench = io.read_json(args.out / "bench.json")
     pipeline = run_pipeline(pipeline_params(params, args), device, args.out / "pipeline.json")

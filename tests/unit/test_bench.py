@@ -31,8 +31,8 @@ def no_dvc_no_mlflow(tmp_path) -> dict[str, str]:
 
 def test_no_flag_default_repeats_a_param():
     for args in (bench_run.parse_args([]), gpu.parse_args(["--out", "x"])):
-        overrides = {k: v for k, v in vars(args).items() if k not in ("out", "params")}
-        assert all(v in (None, False) for v in overrides.values()), overrides
+        flags = {k: v for k, v in vars(args).items() if k not in ("out", "params")}
+        assert all(v in (None, False, []) for v in flags.values()), flags
 
 
 @pytest.mark.slow
@@ -76,8 +76,9 @@ def test_gpu_script_runs_at_tiny_size(tmp_path, no_dvc_no_mlflow):
         "FMNIST": FASHION_MNIST,
         "PYTHON": sys.executable,
     }
-    args = ["--tiny", "--epochs", "1", "--batch-size", "16", "--extract-batch-size", "24"]
-    args += ["--grid-size", "2"]
+    # After the script's full-data -S (8 epochs, batches 512 and 128): later ones win.
+    args = ["--tiny", "-S", "finetune.epochs=1", "-S", "finetune.batch_size=16"]
+    args += ["-S", "extract.batch_size=24", "--grid-size", "2"]
     done = subprocess.run(
         ["bash", "bench/gpu_run.sh", *args], env=env, cwd=REPO, capture_output=True, text=True
     )
@@ -90,6 +91,8 @@ def test_gpu_script_runs_at_tiny_size(tmp_path, no_dvc_no_mlflow):
     bench = json.loads((tmp_path / "out" / "bench.json").read_text())
     assert bench["extract"]["batch_size"] == pipeline["extract"]["batch_size"] == 24
     assert bench["finetune"]["batch_size"] == pipeline["finetune"]["batch_size"] == 16
+    assert pipeline["finetune"]["epochs"] == 1
+    assert pipeline["finetune"]["random_erase"] == 0.25  # bench/full_data.txt's, not overridden
     assert done.stdout.strip().splitlines()[-1].startswith("total")
 
 

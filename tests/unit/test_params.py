@@ -4,7 +4,14 @@ import pytest
 import yaml
 
 from stages.errors import UserError
-from stages.params import FROM_PROBE, STRATEGIES, flatten, load_params, parse_params
+from stages.params import (
+    FROM_PROBE,
+    STRATEGIES,
+    apply_overrides,
+    flatten,
+    load_params,
+    parse_params,
+)
 from tests.conftest import REPO
 
 
@@ -157,3 +164,43 @@ def test_curves_finetune_rejects_bad_lists_naming_the_key(listed, message):
     bad["curves"]["finetune"] = listed
     with pytest.raises(UserError, match=message):
         parse_params(bad)
+
+
+def test_overrides_read_values_as_dvc_does_in_order_and_leave_the_source_alone():
+    source = raw()
+    changed = apply_overrides(
+        source,
+        [
+            "data.train_per_class=null",
+            "finetune.epochs=8",
+            "finetune.epochs=9",  # later wins, as with repeated -S
+            "finetune.full.lr=3e-4",
+            "curves.shots=[1, 5, null]",
+        ],
+    )
+    params = parse_params(changed)
+    assert params.data.train_per_class is None
+    assert params.finetune.epochs == 9
+    assert params.finetune.full.lr == 3e-4
+    assert params.curves.shots == (1, 5, None)
+    assert source == raw()  # a copy was changed
+    assert load_params(REPO / "params.yaml", ["finetune.epochs=9"]).finetune.epochs == 9
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("finetune.epochs", "expected KEY=VALUE"),
+        ("=3", "expected KEY=VALUE"),
+        ("finetune.epochs.x=3", "finetune.epochs is a value, not a section"),
+        ("finetune.epochs=[1", "not valid YAML"),
+    ],
+)
+def test_bad_overrides_are_user_errors(override, message):
+    with pytest.raises(UserError, match=message):
+        apply_overrides(raw(), [override])
+
+
+def test_an_override_of_an_unknown_key_is_named():
+    with pytest.raises(UserError, match=r"finetune\.epoch"):
+        load_params(REPO / "params.yaml", ["finetune.epoch=8"])
