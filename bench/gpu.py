@@ -35,15 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.gpu", description=__doc__)
     parser.add_argument("--out", type=Path, required=True, help="folder for the JSON results")
     parser.add_argument("--data-path", help="Fashion-MNIST .gz folder (default: data.path)")
-    parser.add_argument(
-        "-S",
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a param, as `dvc exp run -S` does (repeatable); the bench gets them too",
-    )
+    bench_run.add_overrides(parser)  # the bench gets them too
     parser.add_argument("--grid-size", type=int, help="bench probe grid (default: probe.C_num)")
     parser.add_argument("--compare-max-iter", type=int, help="bench single-C fits")
     parser.add_argument("--skip-bench", action="store_true")

@@ -64,6 +64,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--weights", help="bundled | hub | none | path (default: params)")
     parser.add_argument("--image-size", type=int, help="default: backbone.image_size")
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)
+    add_overrides(parser)
+    parser.add_argument("--out", type=Path, default=BENCH_REPORT)
+    return parser.parse_args(argv)
+
+
+def add_overrides(parser: argparse.ArgumentParser) -> None:
+    """-S/--set KEY=VALUE, repeatable, read as `dvc exp run -S` reads it (into .overrides)."""
     parser.add_argument(
         "-S",
         "--set",
@@ -73,8 +80,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="override a param, as `dvc exp run -S` does (repeatable)",
     )
-    parser.add_argument("--out", type=Path, default=BENCH_REPORT)
-    return parser.parse_args(argv)
 
 
 def configure(params: Params, args: argparse.Namespace, sizes: Sizes) -> Params:
