@@ -2,9 +2,9 @@
 # The whole pipeline, as users run it (`dvc exp run`, MLflow recording every stage), in the
 # README's full-data configuration (bench/full_data.txt), timed. For a lent GPU box whose
 # image has torch, timm, numpy and scikit-learn but neither dvc nor mlflow, and no
-# network: those travel as wheels. The device tool carries at most 64 MiB per call, and data (30 MB), weights
-# (17 MB) and the dvc + mlflow-skinny wheels (31 MB) together are more, so it takes two
-# calls on the same warm machine:
+# network: those travel as wheels. At most 64 MiB travel per call, and the data (30 MB),
+# the weights (17 MB) and the dvc + mlflow-skinny wheels (about 30 MB) together are more,
+# so it takes two calls on the same warm machine:
 #
 #   here, once:  bash bench/dvc_run.sh fetch     # bench/device-requirements.txt -> .dvcwhl/
 #   call 1:      carry [.fmnist, .whl];  bash bench/dvc_run.sh stash
@@ -20,7 +20,6 @@ OUT="${OUT:-reports/dvc_run}"
 PYTHON="${PYTHON:-$(command -v python || command -v python3)}"
 SITE="${SITE:-/tmp/site}"
 STASH=.device
-
 
 case "${1:-run}" in
 fetch)
