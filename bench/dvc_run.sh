@@ -20,6 +20,7 @@ OUT="${OUT:-reports/dvc_run}"
 PYTHON="${PYTHON:-$(command -v python || command -v python3)}"
 SITE="${SITE:-/tmp/site}"
 STASH=.device
+source bench/device.sh
 
 case "${1:-run}" in
 fetch)
@@ -51,13 +52,7 @@ shopt -s nullglob
 # both: pip stops at a wheel given twice.
 own=(.whl/*.whl)
 ((${#own[@]})) || own=("$STASH"/whl/*.whl)
-wheels=("${own[@]}" .dvcwhl/*.whl)
-if ((${#wheels[@]})); then
-    "$PYTHON" -m pip install --quiet --no-index --no-deps --no-compile --target "$SITE" \
-        "${wheels[@]}"
-    export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
-    export PATH="$SITE/bin:$PATH"
-fi
+install_wheels "$SITE" "${own[@]}" .dvcwhl/*.whl
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 # dvc starts each stage as `python -m …` / `torchrun …`: the python that holds torch.
 export PATH="$(dirname "$PYTHON"):$PATH"
@@ -72,9 +67,8 @@ if [[ ! -e .git ]]; then
     git -c user.name=device -c user.email=device@localhost commit -qm "working tree"
 fi
 
-overrides=()  # the full-data configuration (bench/full_data.txt), then ours; later -S win
-while read -r kv; do if [[ $kv && $kv != \#* ]]; then overrides+=(-S "$kv"); fi; done \
-    <bench/full_data.txt
+overrides=()  # the full-data configuration, then ours; later -S win
+full_data_overrides
 for kv in "data.path=$FMNIST" "$@"; do overrides+=(-S "$kv"); done
 mkdir -p "$OUT"
 start=$(date +%s.%N)

@@ -15,20 +15,14 @@ FMNIST="${FMNIST:-.fmnist}"
 PYTHON="${PYTHON:-$(command -v python || command -v python3)}"
 SITE="${SITE:-/tmp/site}"
 
+source bench/device.sh
 shopt -s nullglob
-wheels=(.whl/*.whl)
-if ((${#wheels[@]})); then
-    # A pure-python wheel; if pip is missing, a wheel is a zip file and unpacks the same.
-    "$PYTHON" -m pip install --quiet --no-index --no-deps --target "$SITE" "${wheels[@]}" ||
-        for w in "${wheels[@]}"; do "$PYTHON" -m zipfile -e "$w" "$SITE"; done
-    export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$SITE"
-fi
+install_wheels "$SITE" .whl/*.whl
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
 # The full-data configuration (bench/full_data.txt), whose batch sizes the bench measures
 # its ceilings at too; the 45-value grid is the full probe protocol. Later -S win.
 overrides=()
-while read -r kv; do if [[ $kv && $kv != \#* ]]; then overrides+=(-S "$kv"); fi; done \
-    <bench/full_data.txt
+full_data_overrides
 exec "$PYTHON" -m bench.gpu --out "$OUT" --data-path "$FMNIST" "${overrides[@]}" \
     --grid-size 45 --compare-max-iter 200 "$@"

@@ -74,10 +74,9 @@ def stream(
     """
     if device.type != "cuda":
         for i in range(count):
-            batch = np.ascontiguousarray(take(i))
             # Slices of a memory-mapped split are read-only, and torch warns on wrapping
-            # read-only memory; one batch's copy is small beside the model's work on it.
-            yield torch.from_numpy(batch if batch.flags.writeable else np.array(batch))
+            # read-only memory: copied then (one batch is small beside the model's work).
+            yield torch.from_numpy(np.require(take(i), requirements=["C", "W"]))
         return
     compute = torch.cuda.current_stream(device)
     copier = torch.cuda.Stream(device)

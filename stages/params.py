@@ -268,6 +268,10 @@ def load_params(path: Path = PARAMS_FILE, overrides: Sequence[str] = ()) -> Para
     return parse_params(apply_overrides(raw, overrides))
 
 
+# A YAML 1.2 float with an exponent (3e-4), which PyYAML's YAML 1.1 reads as a string.
+_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)[eE][-+]?[0-9]+")
+
+
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """`section.key=value` assignments, in order, the value read as YAML (`null`, `[a, b]`),
     as DVC's `-S` reads it. A copy: `raw` is left as it was. Unknown keys are left to
@@ -291,9 +295,6 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
         # PyYAML follows YAML 1.1, where 3e-4 is a string; DVC's -S reads it as a number.
         node[leaf] = float(value) if isinstance(value, str) and _FLOAT.fullmatch(value) else value
     return raw
-
-
-_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)[eE][-+]?[0-9]+")
 
 
 def parse_params(raw: Any) -> Params:
