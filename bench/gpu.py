@@ -18,13 +18,15 @@ import torch
 
 from bench import run as bench_run
 from bench.report import environment
-from stages import backbone, io, training
-from stages.data import LabelledImages
-from stages.errors import cli
-from stages.evaluate import method_metrics
-from stages.extract import extract_features
-from stages.params import PARAMS_FILE, Params, load_params, to_dict
-from stages.probe import C_grid, fit_probe, resolve_backend
+from transferlab.models import backbone
+from transferlab import io
+from transferlab.models import training
+from transferlab.data.prepared import LabelledImages
+from transferlab.errors import cli
+from transferlab.evaluation.metrics import method_metrics
+from transferlab.models.extract import extract_features
+from transferlab.params import PARAMS_FILE, Params, load_params, to_dict
+from transferlab.evaluation.probe import C_grid, fit_probe, resolve_backend
 
 TINY_PER_CLASS = 12  # --tiny: images per class in train and test, at TINY_SIZE px
 TINY_SIZE = 32

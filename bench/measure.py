@@ -16,11 +16,14 @@ import torch
 from PIL import Image
 from torch import nn
 
-from stages import backbone, feed, strategies, training
-from stages.backbone import InputConfig
-from stages.data import LabelledImages
-from stages.extract import extract_features
-from stages.params import Finetune
+from transferlab.models import backbone
+from transferlab.device import feed
+from transferlab.models import strategies
+from transferlab.models import training
+from transferlab.models.backbone import InputConfig
+from transferlab.data.prepared import LabelledImages
+from transferlab.models.extract import extract_features
+from transferlab.params import Finetune
 
 WARMUP_STEPS = 3  # cudnn autotuning and allocator growth happen here, outside the timing
 

@@ -10,10 +10,10 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from bench.measure import timed
-from stages import linear
-from stages.data import LabelledImages
-from stages.params import Params
-from stages.probe import C_grid, fit_probe, resolve_backend
+from transferlab.evaluation import linear
+from transferlab.data.prepared import LabelledImages
+from transferlab.params import Params
+from transferlab.evaluation.probe import C_grid, fit_probe, resolve_backend
 
 
 def probe_report(

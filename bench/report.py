@@ -7,7 +7,7 @@ import platform
 import timm
 import torch
 
-from stages import feed
+from transferlab.device import feed
 
 
 def environment(device: torch.device) -> dict:

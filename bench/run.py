@@ -17,11 +17,16 @@ import torch
 
 from bench import measure, probe
 from bench.report import environment, table
-from stages import backbone, data, feed, io, prepare, strategies
-from stages.data import LabelledImages
-from stages.errors import cli
-from stages.extract import peak_rss_mb
-from stages.params import PARAMS_FILE, Params, load_params
+from transferlab.models import backbone
+from transferlab.data import prepared as data
+from transferlab.device import feed
+from transferlab import io
+from transferlab.data import prepare
+from transferlab.models import strategies
+from transferlab.data.prepared import LabelledImages
+from transferlab.errors import cli
+from transferlab.device.host import peak_rss_mb
+from transferlab.params import PARAMS_FILE, Params, load_params
 
 BENCH_REPORT = Path("reports/bench.json")
 LOADER_MAX_WORKERS = 16

@@ -17,9 +17,9 @@ import torch
 
 from bench import gpu
 from bench import run as bench_run
-from stages import backbone
-from stages.extract import extract_features
-from stages.params import PARAMS_FILE, load_params
+from transferlab.models import backbone
+from transferlab.models.extract import extract_features
+from transferlab.params import PARAMS_FILE, load_params
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

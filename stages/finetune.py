@@ -1,24 +1,21 @@
-"""Stage 4: fine-tune the backbone with a new head, or train it from scratch (baseline).
-
-A thin main over stages/training.py: build the strategy's model, train, write its outputs.
-"""
+"""Stage finetune: train one strategy's model (a pretrained backbone with a new head, or the
+from-scratch baseline), then write its checkpoint, test predictions and record."""
 
 from __future__ import annotations
 
 import dataclasses
 import sys
 
-import torch
-
-from stages import backbone, data, distributed, guards, io
-from stages.errors import UserError, cli
-from stages.params import FROM_PROBE, STRATEGIES, load_params, to_dict
-from stages.training import predict_proba, train_strategy
+from transferlab import io, tracking
+from transferlab.data.prepared import load_classes, load_prepared
+from transferlab.device import distributed, guards, host
+from transferlab.errors import UserError, cli
+from transferlab.models.training import train_strategy
+from transferlab.params import finetune_settings, load_params, to_dict
 
 
 @cli
 def main() -> None:
-
     if len(sys.argv) != 2:
         raise UserError("usage: python -m stages.finetune <strategy>")
     strategy = sys.argv[1]
@@ -28,63 +25,44 @@ def main() -> None:
             f"strategy {strategy!r} is not in finetune.strategies or finetune.from_probe "
             f"{list(params.finetune.runs)}."
         )
-    classes = data.load_classes(params.paths.prepared)
-    device = backbone.resolve_device(params.finetune.device)
-    # training.train_strategy seeds torch's global RNG in a scope for the model it builds.
-    with distributed.process_group(device) as device, guards.deterministic(device):
-        run_strategy(params, strategy, classes, device)
-
-
-def run_strategy(params, strategy: str, classes: tuple[str, ...], device: torch.device) -> None:
-    """Train one strategy and write its checkpoint, predictions and record."""
-    from stages import tracking
-
-    train = data.load_prepared(params.paths.prepared, "train", mmap=False)
-    val = data.load_prepared(params.paths.prepared, "val")
-    test = data.load_prepared(params.paths.prepared, "test")
-    # Log the shared settings and this strategy's own section, not the other strategies'.
-    own = {
-        k: v
-        for k, v in to_dict(params.finetune).items()
-        if k not in (*STRATEGIES, *FROM_PROBE) or k == strategy
+    paths = params.paths
+    classes = load_classes(paths.prepared)
+    logged = {
+        "backbone": to_dict(params.backbone),
+        "finetune": finetune_settings(params.finetune, [strategy]),
     }
-    logged = {"backbone": to_dict(params.backbone), "finetune": own}
-    with tracking.stage_run(
-        f"finetune@{strategy}", logged, required=params.tracking.required
-    ) as run:
+    with (
+        distributed.process_group(host.resolve_device(params.finetune.device)) as device,
+        guards.deterministic(device),
+        tracking.stage_run(f"finetune@{strategy}", params, logged) as run,
+    ):
         trained = train_strategy(
             strategy,
             model_config=params.backbone,
             config=params.finetune,
-            train=train,
-            val=val,
+            train=load_prepared(paths.prepared, "train", mmap=False),
+            val=load_prepared(paths.prepared, "val"),
             num_classes=len(classes),
             device=device,
-            probe_dir=io.method_dir(params.paths.methods, "probe"),
+            probe_dir=io.method_dir(paths.methods, "probe"),
+            test=load_prepared(paths.prepared, "test"),
+            predict_batch_size=params.extract.batch_size,
         )
         if not distributed.is_main():
             return  # rank 0 holds the same weights and writes everything
-        model, input_cfg, result = trained.model, trained.input_cfg, trained.result
-        out = io.method_dir(params.paths.methods, strategy)
-        io.save_checkpoint(
-            out / io.CHECKPOINT_FILE,
-            {
-                "model": result.state_dict,
-                "config": {
-                    "backbone": params.backbone.name,
-                    "strategy": strategy,
-                    "num_classes": len(classes),
-                    "classes": list(classes),
-                    "input": dataclasses.asdict(input_cfg),
-                    "best_epoch": result.best_epoch,
-                    **trained.applied,
-                },
-            },
-        )
-        probs = predict_proba(
-            model, test.images, input_cfg, batch_size=params.extract.batch_size, device=device
-        )
-        io.save_array(out / io.PREDICTIONS_FILE, probs)
+        result = trained.result
+        out = io.method_dir(paths.methods, strategy)
+        config = {
+            "backbone": params.backbone.name,
+            "strategy": strategy,
+            "num_classes": len(classes),
+            "classes": list(classes),
+            "input": dataclasses.asdict(trained.input_cfg),
+            "best_epoch": result.best_epoch,
+            **trained.applied,
+        }
+        io.save_checkpoint(out / io.CHECKPOINT_FILE, {"model": result.state_dict, "config": config})
+        io.save_array(out / io.PREDICTIONS_FILE, trained.test_probs)
         record = {
             "method": strategy,
             "best_epoch": result.best_epoch,
@@ -94,21 +72,21 @@ def run_strategy(params, strategy: str, classes: tuple[str, ...], device: torch.
             **trained.applied,
             "train_images_per_s": round(result.images_per_s, 1),
         }
-        io.write_json(out / io.RECORD_FILE, record)
         for row in result.history:
             run.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
-        run.log_metrics(
-            {
+        run.publish(
+            record=record,
+            record_path=out / io.RECORD_FILE,
+            metrics={
                 "best_val_accuracy": result.best_val_accuracy,
                 "train_images_per_s": result.images_per_s,
-            }
+            },
+            artifacts=[(out / io.CHECKPOINT_FILE, "model")],
         )
-        run.log_artifact(out / io.CHECKPOINT_FILE, "model")
-        run.log_artifact(out / io.RECORD_FILE)
-        print(
-            f"{strategy}: best val accuracy {result.best_val_accuracy:.4f} "
-            f"(epoch {result.best_epoch}), {result.images_per_s:.0f} train img/s"
-        )
+    print(
+        f"{strategy}: best val accuracy {result.best_val_accuracy:.4f} "
+        f"(epoch {result.best_epoch}), {result.images_per_s:.0f} train img/s"
+    )
 
 
 if __name__ == "__main__":

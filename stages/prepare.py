@@ -1,149 +1,17 @@
-"""Stage 1: list and decode the source once, vet it, draw the splits, store uint8 arrays.
-
-Writes, besides the arrays: the data card, a rejects report (every file not used and
-why) and a duplicates report (identical images, label conflicts, leakage across splits).
-"""
+"""Stage prepare: decode and vet the data source once, draw the splits, store uint8 arrays."""
 
 from __future__ import annotations
 
-import contextlib
-import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
-
-import numpy as np
-
-from stages import curate, data, data_reports, decode, io, sources
-from stages.curate import Pool
-from stages.data import Dataset
-from stages.errors import cli
-from stages.params import Data, Paths, load_params, to_dict
-
-
-class Recorder(Protocol):
-    """What prepare logs to: tracking.StageRun, or a stand-in in tests."""
-
-    def log_artifact(self, path: Path) -> None: ...
-
-    def log_metrics(self, metrics: dict[str, float]) -> None: ...
-
-
-@dataclass(frozen=True)
-class Source:
-    """A source decoded once: row i of `images` (a .npy on disk) is pool item i."""
-
-    pool: Pool
-    classes: tuple[str, ...]
-    skipped: tuple[tuple[str, str], ...]
-    images: Path
-
-
-def read_source(config: Data, work: Path, *, workers: int | None = None) -> Source:
-    """Dispatch on data.source; user images are decoded in parallel into work/."""
-    images = work / "decoded.npy"
-    if config.source == "fashion-mnist":
-        return fashion_mnist_source(data.read_fashion_mnist(Path(config.path)), images)
-    root = Path(config.path)
-    if config.source == "imagefolder":
-        listing = sources.list_imagefolder(root)
-    else:
-        listing = sources.read_manifest(root, config.manifest)
-    decoded = decode.decode_all(listing.paths, images, config.image_size, workers=workers)
-    pool = Pool(
-        files=listing.files,
-        labels=listing.labels,
-        given_split=listing.given_split,
-        reasons=decoded.reasons,
-        details=decoded.details,
-        hashes=decoded.hashes,
-    )
-    return Source(pool, listing.classes, listing.skipped, images)
-
-
-def fashion_mnist_source(dataset: Dataset, images: Path) -> Source:
-    """The idx arrays as a pool: its train and test splits are given, nothing is rejected."""
-    parts = {"train": dataset.train, "test": dataset.test}
-    np.save(images, np.concatenate([p.images for p in parts.values()]), allow_pickle=False)
-    names = [f"{split}[{i}]" for split, part in parts.items() for i in range(len(part))]
-    pool = Pool(
-        files=tuple(names),
-        labels=np.concatenate([p.labels for p in parts.values()]),
-        given_split=np.repeat(list(parts), [len(p) for p in parts.values()]).astype("<U5"),
-        reasons=(None,) * len(names),
-        details=("",) * len(names),
-        hashes=tuple(decode.content_hash(image) for p in parts.values() for image in p.images),
-    )
-    return Source(pool, dataset.classes, (), images)
-
-
-def save_splits(directory: Path, source: Source, splits: dict[str, np.ndarray]) -> None:
-    """Copy each split's rows out of the decoded file, streaming; labels and classes too."""
-    for split, index in splits.items():
-        with io.atomic_path(io.split_file(directory, split, "images")) as tmp:
-            decode.copy_rows(source.images, index, tmp)
-        io.save_array(io.split_file(directory, split, "labels"), source.pool.labels[index])
-    io.write_json(directory / "classes.json", list(source.classes))
-
-
-@contextlib.contextmanager
-def scratch_dir(beside: Path) -> Iterator[Path]:
-    """A temporary folder on the same disk as the outputs, removed afterwards."""
-    beside.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".prepare-", dir=beside.parent) as work:
-        yield Path(work)
-
-
-def prepare(config: Data, paths: Paths, run: Recorder, *, workers: int | None = None) -> dict:
-    """The whole stage; each report is written before the check that may fail on it."""
-    with scratch_dir(paths.prepared) as work:
-        source = read_source(config, work, workers=workers)
-        pool, classes = source.pool, source.classes
-        rejects = data_reports.rejects_report(
-            pool, classes, source.skipped, config.max_reject_fraction
-        )
-        io.write_json(paths.rejects, rejects)
-        run.log_artifact(paths.rejects)
-        curate.check_readable(pool, config.max_reject_fraction, paths.rejects)
-        groups = curate.duplicate_groups(pool)
-        dropped = curate.drop_duplicates(pool, groups, config.duplicates)
-        splits = curate.assign_splits(pool, pool.readable & ~dropped, config, classes)
-        duplicates = data_reports.duplicates_report(
-            pool, classes, groups, dropped, splits, config.duplicates
-        )
-        io.write_json(paths.duplicates, duplicates)
-        run.log_artifact(paths.duplicates)
-        curate.enforce_duplicates(duplicates["summary"], config.duplicates, paths.duplicates)
-        save_splits(paths.prepared, source, splits)
-    parts = {s: data.load_prepared(paths.prepared, s) for s in splits}
-    card = {
-        "source": config.source,
-        **data.data_card(parts, classes),
-        **data_reports.card_extras(pool, classes, dropped, splits["train"]),
-        "duplicates": duplicates["summary"],
-    }
-    io.write_json(paths.data_card, card)
-    run.log_artifact(paths.data_card)
-    run.log_metrics(
-        {
-            **{f"{s}_images": len(part) for s, part in parts.items()},
-            "rejected_files": rejects["summary"]["rejected"],
-            "duplicate_groups": duplicates["summary"]["groups"],
-            "leakage_groups": duplicates["summary"]["leakage"],
-        }
-    )
-    return card
+from transferlab import tracking
+from transferlab.data.prepare import prepare
+from transferlab.errors import cli
+from transferlab.params import load_params, to_dict
 
 
 @cli
 def main() -> None:
-    from stages import tracking
-
     params = load_params()
-    with tracking.stage_run(
-        "prepare", {"data": to_dict(params.data)}, required=params.tracking.required
-    ) as run:
+    with tracking.stage_run("prepare", params, {"data": to_dict(params.data)}) as run:
         card = prepare(params.data, params.paths, run)
     splits = ", ".join(f"{s}: {card['splits'][s]['total']}" for s in card["splits"])
     print(

@@ -1,115 +1,30 @@
-"""Stage 3: multinomial logistic-regression probe on the cached features."""
+"""Stage probe: a multinomial logistic-regression probe on the cached features."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
-from stages import io, linear
-from stages.errors import cli
-from stages.params import Probe, load_params, to_dict
-
-METHOD = "probe"
-# probe.backend: auto picks torch L-BFGS on CUDA, and on CPU the backend `python -m bench`
-# measured faster at equal accuracy on this project's features (README.md, "Performance").
-CPU_BACKEND = "torch"
-
-
-@dataclass(frozen=True)
-class ProbeFit:
-    """A fitted probe: the scaler and classifier, the chosen C and the val score per C.
-
-    Both backends expose scikit-learn's names: scaler.mean_/scale_/transform,
-    classifier.coef_/intercept_/predict_proba.
-    """
-
-    scaler: Any  # StandardScaler | linear.Standardiser
-    classifier: Any  # LogisticRegression | linear.SoftmaxHead
-    C: float
-    val_accuracy: dict[float, float]
-    backend: str = "sklearn"
-
-    def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        return self.classifier.predict_proba(self.scaler.transform(features)).astype(np.float32)
-
-
-def C_grid(config: Probe) -> np.ndarray:
-    """Log-spaced inverse regularisation strengths, smallest first."""
-    return np.logspace(np.log10(config.C_min), np.log10(config.C_max), config.C_num)
-
-
-def resolve_backend(choice: str, device: torch.device) -> str:
-    """'auto' -> torch on CUDA, else the measured-faster CPU backend."""
-    if choice != "auto":
-        return choice
-    return "torch" if device.type == "cuda" else CPU_BACKEND
-
-
-def fit_probe(
-    *,
-    train_features: np.ndarray,
-    train_labels: np.ndarray,
-    val_features: np.ndarray,
-    val_labels: np.ndarray,
-    grid: np.ndarray,
-    max_iter: int,
-    backend: str = "sklearn",
-    device: torch.device | None = None,
-) -> ProbeFit:
-    """Choose C on val (warm-starting along the grid), then refit on train+val."""
-    if backend == "torch":
-        fit = linear.fit_grid(
-            train_features=train_features,
-            train_labels=train_labels,
-            val_features=val_features,
-            val_labels=val_labels,
-            grid=grid,
-            max_iter=max_iter,
-            device=device or torch.device("cpu"),
-        )
-        return ProbeFit(fit.scaler, fit.head, fit.C, fit.val_accuracy, backend)
-    if backend != "sklearn":
-        raise ValueError(f"unknown probe backend {backend!r}")
-    # Standardise with train statistics only, so val and test never leak into scaling.
-    scaler = StandardScaler().fit(train_features)
-    train_x, val_x = scaler.transform(train_features), scaler.transform(val_features)
-    classifier = LogisticRegression(max_iter=max_iter, warm_start=True)
-    scores: dict[float, float] = {}
-    for C in grid:
-        classifier.set_params(C=float(C)).fit(train_x, train_labels)
-        scores[float(C)] = float((classifier.predict(val_x) == val_labels).mean())
-    best_C = max(scores, key=lambda c: (scores[c], -c))  # ties go to the stronger prior
-    final = LogisticRegression(C=best_C, max_iter=max_iter).fit(
-        np.concatenate([train_x, val_x]), np.concatenate([train_labels, val_labels])
-    )
-    return ProbeFit(scaler, final, best_C, scores, backend)
+from transferlab import io, tracking
+from transferlab.data.prepared import load_features
+from transferlab.device.host import resolve_device
+from transferlab.errors import cli
+from transferlab.evaluation.probe import METHOD, C_grid, fit_probe, resolve_backend
+from transferlab.params import load_params, to_dict
 
 
 @cli
 def main() -> None:
-    from stages import tracking
-    from stages.backbone import resolve_device
-
     params = load_params()
     device = resolve_device(params.probe.device)
-    backend = resolve_backend(params.probe.backend, device)
-
-    def split(name: str) -> tuple[np.ndarray, np.ndarray]:
-        return (
-            io.load_array(io.split_file(params.paths.features, name, "features")),
-            io.load_array(io.split_file(params.paths.features, name, "labels")),
-        )
-
-    (train_x, train_y), (val_x, val_y), (test_x, _) = split("train"), split("val"), split("test")
-    with tracking.stage_run(
-        METHOD, {"probe": to_dict(params.probe)}, required=params.tracking.required
-    ) as run:
+    features = params.paths.features
+    (train_x, train_y), (val_x, val_y) = (
+        load_features(features, "train"),
+        load_features(features, "val"),
+    )
+    test_x, _ = load_features(features, "test")
+    with tracking.stage_run(METHOD, params, {"probe": to_dict(params.probe)}) as run:
         start = time.perf_counter()
         fit = fit_probe(
             train_features=train_x,
@@ -118,7 +33,7 @@ def main() -> None:
             val_labels=val_y,
             grid=C_grid(params.probe),
             max_iter=params.probe.max_iter,
-            backend=backend,
+            backend=resolve_backend(params.probe.backend, device),
             device=device,
         )
         seconds = time.perf_counter() - start
@@ -142,15 +57,12 @@ def main() -> None:
             "val_accuracy_by_C": {f"{c:.3g}": a for c, a in fit.val_accuracy.items()},
             "fit_seconds": round(seconds, 3),
         }
-        io.write_json(out / io.RECORD_FILE, record)
-        run.log_metrics(
-            {"C": fit.C, "val_accuracy": record["val_accuracy"], "fit_seconds": seconds}
-        )
-        run.log_artifact(out / io.RECORD_FILE)
-        print(
-            f"probe ({fit.backend} on {device}): C={fit.C:.3g}, "
-            f"val accuracy {record['val_accuracy']:.4f} ({seconds:.1f} s)"
-        )
+        metrics = {"C": fit.C, "val_accuracy": record["val_accuracy"], "fit_seconds": seconds}
+        run.publish(record=record, record_path=out / io.RECORD_FILE, metrics=metrics)
+    print(
+        f"probe ({fit.backend} on {device}): C={fit.C:.3g}, "
+        f"val accuracy {record['val_accuracy']:.4f} ({seconds:.1f} s)"
+    )
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
-from stages import data
-from stages.data import LabelledImages
-from stages.params import Params, load_params
+from transferlab.data import prepared
+from transferlab.data.prepared import LabelledImages
+from transferlab.params import Params, load_params
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_MODEL = "test_efficientnet"  # timm's tiny registered model, random weights
@@ -54,10 +54,25 @@ def stage_workdir(root: Path, per_class: tuple[int, int, int], **sections: dict)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     splits = {
         split: make_images(n, seed=seed)
-        for seed, (split, n) in enumerate(zip(data.SPLITS, per_class, strict=True))
+        for seed, (split, n) in enumerate(zip(prepared.SPLITS, per_class, strict=True))
     }
-    data.save_prepared(root / params["paths"]["prepared"], splits, ("a", "b", "c"))
+    save_prepared(root / params["paths"]["prepared"], splits, ("a", "b", "c"))
     return params
+
+
+def save_prepared(directory: Path, splits: dict[str, LabelledImages], classes: tuple[str, ...]):
+    """Write `splits` with the pipeline's own writer of the prepared layout."""
+    parts = list(splits.values())
+    directory.mkdir(parents=True, exist_ok=True)
+    source = directory.parent / f".{directory.name}-source.npy"
+    np.save(source, np.concatenate([p.images for p in parts]), allow_pickle=False)
+    ends = np.cumsum([len(p) for p in parts])
+    index = {s: np.arange(end - len(p), end) for s, p, end in zip(splits, parts, ends)}
+    labels = np.concatenate([p.labels for p in parts])
+    try:
+        prepared.save_prepared(directory, source, labels, index, classes)
+    finally:
+        source.unlink()
 
 
 @pytest.fixture

@@ -8,7 +8,9 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from stages import curves_finetune, io, tracking
+from transferlab.evaluation import curves_finetune
+from transferlab import io
+from transferlab import tracking
 from tests.conftest import TINY_MODEL, stage_workdir
 
 

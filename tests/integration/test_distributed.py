@@ -14,11 +14,15 @@ import torch
 from mlflow.tracking import MlflowClient
 from torch import nn
 
-from stages import backbone, data, distributed, io, tracking
-from stages.backbone import InputConfig
-from stages.params import load_params
-from stages.strategies import build_model, param_groups
-from stages.training import train_model
+from transferlab.models import backbone
+from transferlab.data import prepared as data
+from transferlab.device import distributed
+from transferlab import io
+from transferlab import tracking
+from transferlab.models.backbone import InputConfig
+from transferlab.params import load_params
+from transferlab.models.strategies import build_model, param_groups
+from transferlab.models.training import train_model
 from tests.conftest import REPO, TINY_MODEL, make_images, stage_workdir
 from tests.integration.conftest import BIN
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from stages import tracking
+from transferlab import tracking
 from tests import hostile
 
 pytestmark = pytest.mark.slow

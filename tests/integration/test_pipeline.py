@@ -9,7 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from stages import tracking
+from transferlab import tracking
 
 pytestmark = pytest.mark.slow
 

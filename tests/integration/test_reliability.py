@@ -55,8 +55,8 @@ def test_sigterm_unwinds_and_leaves_no_temporary_file(tmp_path):
     script = textwrap.dedent(
         """
         import time
-        from stages import io
-        from stages.errors import cli
+        from transferlab import io
+        from transferlab.errors import cli
 
         @cli
         def main():

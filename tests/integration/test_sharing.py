@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from stages import tracking
+from transferlab import tracking
 from tests.integration.conftest import BIN, Workspace
 
 pytestmark = pytest.mark.distributed

@@ -5,8 +5,9 @@ import torch
 from PIL import Image
 from sklearn.datasets import load_sample_images
 
-from stages import backbone
-from stages.errors import UserError
+from transferlab.device import host
+from transferlab.models import backbone
+from transferlab.errors import UserError
 from tests.conftest import TINY_MODEL
 
 PALACE, DAISY = 698, 985  # ImageNet classes of sklearn's china.jpg and flower.jpg
@@ -96,11 +97,11 @@ def test_uint8_batches_pad_the_last_batch():
 
 
 def test_resolve_device():
-    assert backbone.resolve_device("cpu").type == "cpu"
+    assert host.resolve_device("cpu").type == "cpu"
     if not torch.cuda.is_available():
-        assert backbone.resolve_device("auto").type == "cpu"
+        assert host.resolve_device("auto").type == "cpu"
         with pytest.raises(UserError, match="no CUDA GPU"):
-            backbone.resolve_device("cuda")
+            host.resolve_device("cuda")
 
 
 class _Payload:

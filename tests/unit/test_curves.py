@@ -1,6 +1,6 @@
 import numpy as np
 
-from stages.curves import kshot_subsets, linear_probe_accuracy, raw_pixels, summarise
+from transferlab.evaluation.curves import kshot_subsets, linear_probe_accuracy, raw_pixels, summarise
 from tests.conftest import make_images
 
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from stages.curves import kshot_subsets
-from stages.curves_finetune import kshot_finetune, scratch_pairs
-from stages.params import Verdict
-from stages.verdict import curve_comparisons
+from transferlab.evaluation.curves import kshot_subsets
+from transferlab.evaluation.curves_finetune import kshot_finetune, scratch_pairs
+from transferlab.params import Verdict
+from transferlab.evaluation.verdict import curve_comparisons
 from tests.conftest import make_images
 
 CPU = torch.device("cpu")

@@ -4,9 +4,10 @@ import shutil
 import numpy as np
 import pytest
 
-from stages import data
-from stages.errors import UserError
-from tests.conftest import make_images
+from transferlab.data import fashion_mnist
+from transferlab.data import prepared as data
+from transferlab.errors import UserError
+from tests.conftest import save_prepared, make_images
 
 FMNIST = data.Path("/usr/share/datasets/fashion-mnist")
 
@@ -23,26 +24,26 @@ def test_parse_idx_round_trip():
 
 def test_missing_file_says_how_to_get_it(tmp_path):
     with pytest.raises(UserError, match="apt-get install dataset-fashion-mnist"):
-        data.read_fashion_mnist(tmp_path)
+        fashion_mnist.read_fashion_mnist(tmp_path)
 
 
 def test_wrong_checksum_is_rejected(tmp_path):
     for name in data.FASHION_MNIST_FILES:
         (tmp_path / name).write_bytes(gzip.compress(idx_bytes(np.zeros((2, 2), np.uint8))))
     with pytest.raises(UserError, match="does not match the published Fashion-MNIST MD5"):
-        data.read_fashion_mnist(tmp_path)
+        fashion_mnist.read_fashion_mnist(tmp_path)
 
 
 def test_not_gzip_is_rejected(tmp_path):
     for name in data.FASHION_MNIST_FILES:
         (tmp_path / name).write_bytes(b"not gzip")
     with pytest.raises(UserError, match="not a readable gzip"):
-        data.read_fashion_mnist(tmp_path)
+        fashion_mnist.read_fashion_mnist(tmp_path)
 
 
 @pytest.mark.skipif(not FMNIST.is_dir(), reason="dataset-fashion-mnist not installed")
 def test_real_fashion_mnist_reads_and_verifies(tmp_path):
-    dataset = data.read_fashion_mnist(FMNIST)
+    dataset = fashion_mnist.read_fashion_mnist(FMNIST)
     assert dataset.train.images.shape == (60000, 28, 28, 1)
     assert dataset.test.images.shape == (10000, 28, 28, 1)
     assert np.bincount(dataset.train.labels).tolist() == [6000] * 10
@@ -52,7 +53,7 @@ def test_real_fashion_mnist_reads_and_verifies(tmp_path):
     for other in data.FASHION_MNIST_FILES:
         shutil.copy(FMNIST / other, tmp_path / other)
     (tmp_path / name).write_bytes(gzip.compress(gzip.decompress((FMNIST / name).read_bytes()), 1))
-    assert len(data.read_fashion_mnist(tmp_path).test) == 10000
+    assert len(fashion_mnist.read_fashion_mnist(tmp_path).test) == 10000
 
 
 def test_cap_per_class_is_seeded_and_capped():
@@ -79,7 +80,7 @@ def test_stratified_split_names_too_small_class():
 def test_prepared_round_trip_and_card(tmp_path):
     splits = {"train": make_images(4), "val": make_images(1), "test": make_images(2)}
     classes = ("a", "b", "c")
-    data.save_prepared(tmp_path, splits, classes)
+    save_prepared(tmp_path, splits, classes)
     loaded = data.load_prepared(tmp_path, "train")
     np.testing.assert_array_equal(loaded.images, splits["train"].images)
     assert data.load_classes(tmp_path) == classes

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages import decode
+from transferlab import io
+from transferlab.data import decode
 from tests import hostile
 
 S = hostile.SIZE
@@ -92,7 +93,7 @@ def test_decode_all_in_parallel_matches_serial_and_hashes_pixels(tmp_path):
 def test_copy_rows_streams_the_chosen_rows(tmp_path):
     source = np.arange(5 * 2 * 2 * 3, dtype=np.uint8).reshape(5, 2, 2, 3)
     np.save(tmp_path / "all.npy", source)
-    decode.copy_rows(tmp_path / "all.npy", np.array([4, 1]), tmp_path / "some.npy")
+    io.save_rows(tmp_path / "some.npy", tmp_path / "all.npy", np.array([4, 1]))
     np.testing.assert_array_equal(np.load(tmp_path / "some.npy"), source[[4, 1]])
     # byte-identical to np.save, so existing prepared outputs keep their hashes
     np.save(tmp_path / "ref.npy", source[[4, 1]])

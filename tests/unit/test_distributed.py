@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from stages import distributed
-from stages.errors import UserError
+from transferlab.device import distributed
+from transferlab.errors import UserError
 
 
 @pytest.mark.parametrize(("n", "block", "parts"), [(15, 4, 2), (16, 4, 2), (3, 4, 2), (100, 7, 3)])

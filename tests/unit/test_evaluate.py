@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from stages.evaluate import confusion_rows, method_metrics, method_names
-from stages.report import expected_calibration_error, per_class_accuracy
+from transferlab.evaluation.metrics import confusion_rows, method_metrics, method_names
+from transferlab.evaluation.report import expected_calibration_error, per_class_accuracy
 
 
 def test_metrics_use_argmax():
@@ -38,7 +38,7 @@ def test_methods_follow_params(params):
 
 
 def test_report_orders_shot_counts_by_number(tmp_path):
-    from stages import report
+    from transferlab.evaluation import report
 
     cell = {"mean": 0.5, "std": 0.1, "by_seed": {"0": 0.5}}
     text = report.render(
@@ -55,9 +55,9 @@ def test_report_orders_shot_counts_by_number(tmp_path):
 def test_curve_figure_adds_fine_tuning_only_when_listed(params, tmp_path):
     import dataclasses
 
-    from stages import data
-    from stages.evaluate import curve_figure
-    from tests.conftest import make_images
+    from transferlab.data import prepared as data
+    from transferlab.evaluation.metrics import curve_figure
+    from tests.conftest import save_prepared, make_images
 
     paths = dataclasses.replace(
         params.paths, prepared=tmp_path / "prepared", curves=tmp_path / "c", figures=tmp_path / "f"
@@ -65,7 +65,7 @@ def test_curve_figure_adds_fine_tuning_only_when_listed(params, tmp_path):
     params = dataclasses.replace(
         params, paths=paths, curves=dataclasses.replace(params.curves, shots=(1, None))
     )
-    data.save_prepared(paths.prepared, {"train": make_images(3)}, ("a", "b", "c"))
+    save_prepared(paths.prepared, {"train": make_images(3)}, ("a", "b", "c"))
     cell = {"mean": 0.5, "std": 0.1, "by_seed": {"0": 0.5}}
     probes = {"pretrained_linear": {"1": cell, "all": cell}}
     assert curve_figure(probes, probes, params) == paths.curves / "data_efficiency.png"

@@ -1,8 +1,8 @@
 import numpy as np
 import torch
 
-from stages import backbone
-from stages.extract import extract_features
+from transferlab.models import backbone
+from transferlab.models.extract import extract_features
 from tests.conftest import TINY_MODEL, make_images
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from stages import feed
-from stages.training import epoch_batches
+from transferlab.device import feed, host
+from transferlab.models.training import epoch_batches
 
 CPU = torch.device("cpu")
 DEVICES = [CPU] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
@@ -37,7 +37,7 @@ def test_cpu_stream_of_a_read_only_map_copies_without_a_warning(tmp_path):
 def test_cpu_keeps_nothing_resident_and_threads_fit_the_affinity():
     assert feed.resident(np.zeros((4, 2, 2, 1), np.uint8), CPU) is None
     feed.setup_device(CPU)
-    assert 1 <= torch.get_num_threads() <= feed.usable_cpus()
+    assert 1 <= torch.get_num_threads() <= host.usable_cpus()
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -94,9 +94,9 @@ def test_training_and_extraction_never_wait_for_the_gpu_per_batch(params):
     """
     import dataclasses
 
-    from stages import backbone
-    from stages.strategies import param_groups
-    from stages.training import train_model
+    from transferlab.models import backbone
+    from transferlab.models.strategies import param_groups
+    from transferlab.models.training import train_model
     from tests.conftest import TINY_MODEL, make_images
 
     cuda = torch.device("cuda")

@@ -4,9 +4,14 @@ import pytest
 import torch
 from torch import nn
 
-from stages import backbone, data, finetune, guards, strategies, training
-from stages.errors import UserError
-from tests.conftest import make_images
+from transferlab.models import backbone
+from transferlab.data import prepared as data
+from stages import finetune
+from transferlab.device import guards
+from transferlab.models import strategies
+from transferlab.models import training
+from transferlab.errors import UserError
+from tests.conftest import save_prepared, make_images
 from tests.unit.test_tracking import closed_port
 
 CPU = torch.device("cpu")
@@ -119,7 +124,7 @@ def test_nan_during_training_writes_no_checkpoint(params, tmp_path, monkeypatch)
     splits = {"train": make_images(4, size=32), "val": make_images(2, size=32, seed=1)}
     splits["test"] = make_images(2, size=32, seed=2)
     prepared = tmp_path / "prepared"
-    data.save_prepared(prepared, splits, ("a", "b", "c"))
+    save_prepared(prepared, splits, ("a", "b", "c"))
     paths = dataclasses.replace(params.paths, prepared=prepared, methods=tmp_path / "methods")
     run_params = dataclasses.replace(params, paths=paths)
     broken = linear_model()

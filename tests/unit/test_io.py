@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from stages import io
+from transferlab import io
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):

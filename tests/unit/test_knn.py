@@ -2,7 +2,7 @@ import math
 
 import numpy as np
 
-from stages.knn import knn_predict_proba, select_k_T
+from transferlab.evaluation.knn import knn_predict_proba, select_k_T
 
 BANK = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 1.0]], np.float32)
 LABELS = np.array([0, 0, 1, 1])

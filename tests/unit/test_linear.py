@@ -4,7 +4,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from stages import linear
+from transferlab.evaluation import linear
 from tests.unit.test_probe import synthetic
 
 CPU = torch.device("cpu")

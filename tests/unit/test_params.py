@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.errors import UserError
-from stages.params import (
+from transferlab.errors import UserError
+from transferlab.params import (
     FROM_PROBE,
     STRATEGIES,
     apply_overrides,

@@ -4,9 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from stages import data, prepare
-from stages.data import Dataset
-from stages.errors import UserError
+from transferlab.data import prepared as data
+from transferlab.data import prepare
+from transferlab.data.prepared import Dataset
+from transferlab.errors import UserError
 from tests import hostile
 from tests.conftest import make_images
 
@@ -193,7 +194,7 @@ def test_fashion_mnist_source_respects_its_test_split(params, tmp_path):
     config = dataclasses.replace(
         params.data, train_per_class=10, test_per_class=5, val_fraction=0.2
     )
-    from stages import curate
+    from transferlab.data import curate
 
     splits = curate.assign_splits(source.pool, source.pool.readable, config, source.classes)
     labels = source.pool.labels

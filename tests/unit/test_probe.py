@@ -6,7 +6,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from stages.probe import C_grid, fit_probe, resolve_backend
+from transferlab.evaluation.probe import C_grid, fit_probe, resolve_backend
 
 
 def test_grid_is_log_spaced_and_full_protocol_is_one_change(params):

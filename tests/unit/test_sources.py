@@ -2,8 +2,8 @@ import os
 
 import pytest
 
-from stages import sources
-from stages.errors import UserError
+from transferlab.data import sources
+from transferlab.errors import UserError
 from tests import hostile
 
 

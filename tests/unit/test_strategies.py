@@ -6,9 +6,10 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from stages import backbone, io
-from stages.errors import UserError
-from stages.strategies import freeze_stages, init_head_from_probe, param_groups, prepare
+from transferlab.models import backbone
+from transferlab import io
+from transferlab.errors import UserError
+from transferlab.models.strategies import freeze_stages, init_head_from_probe, param_groups, prepare
 from tests.conftest import TINY_MODEL, make_images
 
 

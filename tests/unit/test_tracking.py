@@ -9,8 +9,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from stages import tracking
-from stages.errors import UserError
+from transferlab import tracking
+from transferlab.errors import UserError
 
 
 def runs(uri: str):

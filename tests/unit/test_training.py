@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from stages import backbone
-from stages.errors import UserError
-from stages.strategies import build_model, param_groups
-from stages.training import augment, predict_proba, train_model
+from transferlab.models import backbone
+from transferlab.errors import UserError
+from transferlab.models.strategies import build_model, param_groups
+from transferlab.models.training import augment, predict_proba, train_model
 from tests.conftest import TINY_MODEL, make_images
 
 CPU = torch.device("cpu")

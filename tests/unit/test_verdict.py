@@ -1,7 +1,7 @@
 import pytest
 
-from stages.params import Verdict
-from stages.verdict import (
+from transferlab.params import Verdict
+from transferlab.evaluation.verdict import (
     INCONCLUSIVE,
     NEGATIVE,
     POSITIVE,

@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from stages.errors import UserError
+from transferlab.errors import UserError
 
 
 def launched() -> bool:

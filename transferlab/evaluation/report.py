@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import confusion_matrix
 
-from stages import io
+from transferlab import io
 
 CALIBRATION_BINS = 15
 

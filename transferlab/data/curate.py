@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stages import data
-from stages.errors import UserError
-from stages.params import Data
+from transferlab.data import prepared as data
+from transferlab.errors import UserError
+from transferlab.params import Data
 
 # Which copy of a duplicate survives `drop`: a user's test copy first, so the benchmark stays.
 KEEP_FIRST = {"test": 0, "val": 1, "train": 2, "": 2}

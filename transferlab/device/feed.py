@@ -7,11 +7,12 @@ resizing, normalising and augmenting happen there, in batches.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
+
+from transferlab.device import host
 
 RESIDENT_FRACTION = 0.25  # of free device memory; the rest is for activations and weights
 
@@ -23,7 +24,7 @@ def setup_device(device: torch.device) -> None:
         # so autotuning runs once per shape and pays for itself within a few batches.
         torch.backends.cudnn.benchmark = True
     else:
-        cores = usable_cpus()
+        cores = host.usable_cpus()
         if torch.get_num_threads() > cores:  # containers often allow fewer CPUs than exist
             torch.set_num_threads(cores)
 
@@ -45,13 +46,6 @@ def input_threads(device: torch.device) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (affinity-aware where the OS tells us)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def resident(array: np.ndarray, device: torch.device) -> torch.Tensor | None:
@@ -82,9 +76,9 @@ def stream(
     copier = torch.cuda.Stream(device)
 
     def issue(i: int) -> tuple[torch.Tensor, torch.cuda.Event]:
-        host = torch.from_numpy(np.ascontiguousarray(take(i))).pin_memory()
+        pinned = torch.from_numpy(np.ascontiguousarray(take(i))).pin_memory()
         with torch.cuda.stream(copier):
-            on_device = host.to(device, non_blocking=True)  # the host allocator keeps `host`
+            on_device = pinned.to(device, non_blocking=True)  # the host allocator keeps `pinned`
             done = torch.cuda.Event()  # alive until this copy has finished
             done.record(copier)
         return on_device, done

@@ -6,8 +6,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from stages.curate import Pool
-from stages.decode import HASH_METHOD
+from transferlab.data.curate import Pool
+from transferlab.data.decode import HASH_METHOD
 
 
 def rejects_report(

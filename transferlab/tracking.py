@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +35,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from stages.errors import UserError
-from stages.params import flatten
+from transferlab import io
+from transferlab.errors import UserError
+from transferlab.params import Params, flatten
 
 EXPERIMENT_NAME = "transfer-learning"
 PIPELINE_KEY_TAG = "pipeline_key"
@@ -103,6 +104,24 @@ class StageRun:
             )
         )
 
+    def publish(
+        self,
+        *,
+        record: dict | None = None,
+        record_path: Path | None = None,
+        metrics: dict[str, float] | None = None,
+        artifacts: Sequence[Path | tuple[Path, str]] = (),
+    ) -> None:
+        """The end of every stage: write its record (atomically), then log its metrics, the
+        record and its artifacts (a path, or (path, artifact folder))."""
+        if record is not None:
+            io.write_json(record_path, record)
+        if metrics:
+            self.log_metrics(metrics)
+        for item in ([record_path] if record is not None else []) + list(artifacts):
+            path, folder = item if isinstance(item, tuple) else (item, None)
+            self.log_artifact(path, folder)
+
     def finish(self, status: str) -> None:
         """Close this run and the pipeline's parent run with `status`."""
 
@@ -125,9 +144,10 @@ class StageRun:
 
 
 @contextlib.contextmanager
-def stage_run(stage: str, params: dict[str, Any], *, required: bool = False) -> Iterator[StageRun]:
-    """One child run for this stage under the pipeline's parent run (a no-op if unreachable)."""
-    run = start_run(stage, params, required=required)
+def stage_run(stage: str, params: Params, logged: dict[str, Any]) -> Iterator[StageRun]:
+    """One child run for this stage under the pipeline's parent run (a no-op if unreachable),
+    logging `logged`: the params sections the stage reads."""
+    run = start_run(stage, logged, required=params.tracking.required)
     try:
         yield run
     except BaseException:

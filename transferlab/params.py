@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from stages.errors import UserError
+from transferlab.errors import UserError
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -374,3 +374,10 @@ def _check_range(
         bounds = f"{'[' if inclusive else '('}{low}, {'inf' if high is None else high}"
         bounds += "]" if inclusive and high is not None else ")"
         raise UserError(f"{key}: got {value!r}; allowed range {bounds}.")
+
+
+def finetune_settings(config: Finetune, strategies: Sequence[str]) -> dict[str, Any]:
+    """What a fine-tuning run of `strategies` reads: the shared settings and those strategies'
+    own sections (not the others', nor the lists of which strategies the pipeline runs)."""
+    own_sections = (*STRATEGIES, *FROM_PROBE, "strategies", "from_probe")
+    return {k: v for k, v in to_dict(config).items() if k not in own_sections or k in strategies}

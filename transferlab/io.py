@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from stages.errors import UserError
+from transferlab.errors import UserError
 
 
 @contextlib.contextmanager
@@ -70,10 +70,30 @@ def load_array(path: Path | str, *, mmap: bool = False) -> np.ndarray:
         ) from None
 
 
+def save_rows(path: Path | str, source: Path, index: np.ndarray) -> None:
+    """Rows `index` of the .npy `source`, in order, as a new .npy, atomically and streaming:
+    memory holds one row at a time, whatever the size of the source."""
+    header = np.load(source, mmap_mode="r", allow_pickle=False)
+    shape, dtype, offset = header.shape, header.dtype, header.offset
+    del header
+    row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+    meta = {
+        "descr": np.lib.format.dtype_to_descr(dtype),
+        "fortran_order": False,
+        "shape": (len(index), *shape[1:]),
+    }
+    with atomic_path(path) as tmp, open(source, "rb") as reader, open(tmp, "wb") as writer:
+        np.lib.format.write_array_header_1_0(writer, meta)
+        for i in index:
+            writer.write(os.pread(reader.fileno(), row_bytes, offset + int(i) * row_bytes))
+
+
 def split_file(directory: Path | str, split: str, kind: str) -> Path:
     """The one naming rule for per-split arrays: <dir>/<split>_<kind>.npy."""
     return Path(directory) / f"{split}_{kind}.npy"
 
+
+CLASSES_FILE = "classes.json"  # beside the prepared splits: class names, index = label
 
 # Inside each method's folder (paths.methods/<method>/): one name per artefact.
 PREDICTIONS_FILE = "test_probs.npy"

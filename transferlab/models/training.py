@@ -16,10 +16,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from stages import backbone, distributed, feed, guards, strategies
-from stages.backbone import InputConfig
-from stages.data import LabelledImages
-from stages.params import Backbone, Finetune
+from transferlab.data.prepared import LabelledImages
+from transferlab.device import distributed, feed, guards
+from transferlab.models import backbone, strategies
+from transferlab.models.backbone import InputConfig
+from transferlab.params import Backbone, Finetune
 
 MAX_SHIFT = 0.125  # random translation, as a fraction of the image side
 SCALE_RANGE = (0.9, 1.1)
@@ -47,6 +48,7 @@ class Trained:
     input_cfg: InputConfig
     result: TrainResult
     applied: dict  # what strategies.prepare did (frozen modules, probe head), for the record
+    test_probs: np.ndarray | None = None  # (N, K) on `test`, when one was given (rank 0 only)
 
 
 def train_strategy(
@@ -60,12 +62,16 @@ def train_strategy(
     device: torch.device,
     probe_dir: Path | None = None,
     desc: str | None = None,
+    test: LabelledImages | None = None,
+    predict_batch_size: int | None = None,
 ) -> Trained:
     """Build `strategy`'s model, apply the strategy, train it and keep the best-on-val weights.
 
     timm's weight init and dropout draw from torch's global RNG: it is seeded with
     `config.seed` in a scope, so a fit reproduces whatever ran before it. `probe_dir` is
-    where lpft finds the probe's head.
+    where lpft finds the probe's head. With `test`, the best model's class probabilities on
+    it are kept too (on rank 0: the other ranks hold the same weights), predicted in batches
+    of `predict_batch_size` (default: the training batch size).
     """
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)
@@ -85,7 +91,16 @@ def train_strategy(
             desc=desc or strategy,
         )
     model.load_state_dict(result.state_dict)
-    return Trained(model, input_cfg, result, applied)
+    test_probs = None
+    if test is not None and distributed.is_main():
+        test_probs = predict_proba(
+            model,
+            test.images,
+            input_cfg,
+            batch_size=predict_batch_size or config.batch_size,
+            device=device,
+        )
+    return Trained(model, input_cfg, result, applied, test_probs)
 
 
 def augment(

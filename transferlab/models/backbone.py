@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from stages import feed
-from stages.errors import UserError
+from transferlab.device import feed
+from transferlab.errors import UserError
 
 CUDA_DTYPE = torch.bfloat16  # autocast on CUDA; model input is made in it directly
 BUNDLED_MODEL = "tf_efficientnet_lite0"
@@ -201,15 +201,6 @@ def channel_stats(
     with torch.inference_mode(False):  # usable in training too, whoever asks first
         stats = torch.tensor([mean, std], dtype=torch.float32).to(device)
     return stats[0].view(1, -1, 1, 1), stats[1].view(1, -1, 1, 1)
-
-
-def resolve_device(choice: str) -> torch.device:
-    """'auto' -> cuda when present, else cpu; asking for absent cuda is a UserError."""
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise UserError("device is 'cuda' but no CUDA GPU is visible; use 'auto' or 'cpu'.")
-    return torch.device(choice)
 
 
 def uint8_batches(

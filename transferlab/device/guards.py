@@ -11,7 +11,7 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-from stages.errors import UserError
+from transferlab.errors import UserError
 
 T = TypeVar("T")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.errors import UserError
+from transferlab.errors import UserError
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}

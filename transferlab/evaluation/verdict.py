@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
-from stages.params import Verdict
+from transferlab.params import Verdict
 
 POSITIVE, NEGATIVE, INCONCLUSIVE = "positive", "negative", "inconclusive"
 

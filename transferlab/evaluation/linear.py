@@ -108,7 +108,29 @@ def accuracy(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, bias: torch
     return float(((x @ weight.T + bias).argmax(1) == y).float().mean())
 
 
-def fit_grid(
+@dataclass(frozen=True)
+class CSearch:
+    """A warm-started sweep over C on standardised features, scored on val."""
+
+    classes: np.ndarray  # original labels; heads predict indices into it
+    mean: torch.Tensor  # train statistics, the only ones used for scaling
+    scale: torch.Tensor
+    train: tuple[torch.Tensor, torch.Tensor]  # standardised features, class indices
+    val: tuple[torch.Tensor, torch.Tensor]
+    heads: dict[float, tuple[torch.Tensor, torch.Tensor]]  # (weight, bias) per C
+    val_accuracy: dict[float, float]
+
+    @property
+    def best_C(self) -> float:
+        """The best C on val; ties go to the smaller C, the stronger prior."""
+        return max(self.val_accuracy, key=lambda c: (self.val_accuracy[c], -c))
+
+    def standardised(self, features: np.ndarray) -> torch.Tensor:
+        x = torch.as_tensor(np.asarray(features, dtype=np.float32), device=self.mean.device)
+        return (x - self.mean) / self.scale
+
+
+def search_C(
     *,
     train_features: np.ndarray,
     train_labels: np.ndarray,
@@ -117,8 +139,8 @@ def fit_grid(
     grid: np.ndarray,
     max_iter: int,
     device: torch.device,
-) -> GridFit:
-    """Choose C on val, warm-starting each C from the last, then refit on train+val."""
+) -> CSearch:
+    """Fit every C of `grid`, smallest first, each warm-started from the last; score on val."""
     classes = np.unique(train_labels)
 
     def tensors(features: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,23 +154,46 @@ def fit_grid(
     mean, scale = standardise(train_x)
     train_x, val_x = (train_x - mean) / scale, (val_x - mean) / scale
     scores: dict[float, float] = {}
-    solutions: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
+    heads: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
     previous = None
     for C in sorted(float(c) for c in grid):
         weight, bias, _ = fit_logistic(
             train_x, train_y, C=C, num_classes=len(classes), max_iter=max_iter, init=previous
         )
-        previous = solutions[C] = (weight, bias)
+        previous = heads[C] = (weight, bias)
         scores[C] = accuracy(val_x, val_y, weight, bias)
-    best_C = max(scores, key=lambda c: (scores[c], -c))  # ties go to the stronger prior
-    weight, bias, n_iter = fit_logistic(
-        torch.cat([train_x, val_x]),
-        torch.cat([train_y, val_y]),
-        C=best_C,
-        num_classes=len(classes),
+    return CSearch(classes, mean, scale, (train_x, train_y), (val_x, val_y), heads, scores)
+
+
+def fit_grid(
+    *,
+    train_features: np.ndarray,
+    train_labels: np.ndarray,
+    val_features: np.ndarray,
+    val_labels: np.ndarray,
+    grid: np.ndarray,
+    max_iter: int,
+    device: torch.device,
+) -> GridFit:
+    """Choose C on val (search_C), then refit on train+val from the chosen C's solution."""
+    search = search_C(
+        train_features=train_features,
+        train_labels=train_labels,
+        val_features=val_features,
+        val_labels=val_labels,
+        grid=grid,
         max_iter=max_iter,
-        init=solutions[best_C],
+        device=device,
     )
-    scaler = Standardiser(mean.cpu().numpy(), scale.cpu().numpy())
-    head = SoftmaxHead(weight.cpu().numpy(), bias.cpu().numpy(), classes, n_iter)
-    return GridFit(scaler, head, best_C, scores)
+    best_C = search.best_C
+    weight, bias, n_iter = fit_logistic(
+        torch.cat([search.train[0], search.val[0]]),
+        torch.cat([search.train[1], search.val[1]]),
+        C=best_C,
+        num_classes=len(search.classes),
+        max_iter=max_iter,
+        init=search.heads[best_C],
+    )
+    scaler = Standardiser(search.mean.cpu().numpy(), search.scale.cpu().numpy())
+    head = SoftmaxHead(weight.cpu().numpy(), bias.cpu().numpy(), search.classes, n_iter)
+    return GridFit(scaler, head, best_C, search.val_accuracy)

@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from transferlab.device import host
+
 BACKGROUND = (255, 255, 255)  # white: what a transparent product shot or icon is shown on
 WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
@@ -127,7 +129,7 @@ def decode_all(
     )
     offset = rows.offset
     del rows  # workers write with pwrite; nothing here holds pixels
-    workers = workers or available_cpus()
+    workers = workers or host.usable_cpus()
     n = len(paths)
     chunk = max(1, min(256, -(-n // (4 * workers))))  # >= 4 chunks per worker balances load
     tasks = [
@@ -150,14 +152,6 @@ def decode_all(
     )
 
 
-def available_cpus() -> int:
-    """Cores this process may run on (respects taskset/cgroup affinity)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def _decode_chunk(
     task: tuple[str, int, int, list[tuple[int, str]]],
 ) -> list[tuple[int, str | None, str, str | None]]:
@@ -178,20 +172,3 @@ def _decode_chunk(
     finally:
         os.close(fd)
     return results
-
-
-def copy_rows(source: Path, index: np.ndarray, dest: Path) -> None:
-    """Write rows `index` of the .npy `source`, in order, as a new .npy at `dest`."""
-    header = np.load(source, mmap_mode="r", allow_pickle=False)
-    shape, dtype, offset = header.shape, header.dtype, header.offset
-    del header
-    row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
-    meta = {
-        "descr": np.lib.format.dtype_to_descr(dtype),
-        "fortran_order": False,
-        "shape": (len(index), *shape[1:]),
-    }
-    with open(source, "rb") as reader, open(dest, "wb") as writer:
-        np.lib.format.write_array_header_1_0(writer, meta)
-        for i in index:
-            writer.write(os.pread(reader.fileno(), row_bytes, offset + int(i) * row_bytes))

@@ -10,9 +10,10 @@ from timm.optim import param_groups_layer_decay
 from timm.utils.model import freeze
 from torch import nn
 
-from stages import backbone, io
-from stages.errors import UserError
-from stages.params import Finetune
+from transferlab import io
+from transferlab.errors import UserError
+from transferlab.models import backbone
+from transferlab.params import Finetune
 
 
 def build_model(strategy: str, name: str, weights: str, num_classes: int) -> nn.Module:

@@ -1,0 +1,1 @@
+"""transferlab: reproducible transfer-learning experiments (the library under stages/)."""

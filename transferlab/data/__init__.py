@@ -1,0 +1,1 @@
+"""Data: sources, decoding, curation, splits and the prepared and feature layouts."""

@@ -1,0 +1,1 @@
+"""Device handling: host resources, torch devices, torchrun groups, input feeding, guards."""

@@ -1,0 +1,1 @@
+"""Evaluation: linear and kNN probes, curves, metrics, verdicts and the report."""

@@ -1,0 +1,114 @@
+"""Data-efficiency curves by fine-tuning, on the probe curves' k-shot subsets."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+
+import torch
+
+from transferlab.data.prepared import LabelledImages
+from transferlab.evaluation.curves import kshot_subsets, shot_label
+from transferlab.models.training import train_strategy
+from transferlab.params import BASELINE, Backbone, Finetune
+
+
+def series_name(strategy: str) -> str:
+    """The curve's name beside the probe series (e.g. finetune_full)."""
+    return f"finetune_{strategy}"
+
+
+def fit_subset(
+    strategy: str,
+    *,
+    train: LabelledImages,
+    val: LabelledImages,
+    test: LabelledImages,
+    model_config: Backbone,
+    config: Finetune,
+    num_classes: int,
+    device: torch.device,
+) -> dict[str, float]:
+    """Fine-tune one fresh model on `train`, keep the best-on-val epoch, score it on test."""
+    trained = train_strategy(
+        strategy,
+        model_config=model_config,
+        config=config,
+        train=train,
+        val=val,
+        num_classes=num_classes,
+        device=device,
+        desc=f"{strategy} k-shot",
+        test=test,
+    )
+    result = trained.result
+    return {
+        "accuracy": float((trained.test_probs.argmax(1) == test.labels).mean()),
+        "val_accuracy": result.best_val_accuracy,
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+    }
+
+
+def kshot_finetune(
+    strategies_to_fit: tuple[str, ...],
+    *,
+    train: LabelledImages,
+    val: LabelledImages,
+    test: LabelledImages,
+    shots: tuple[int | None, ...],
+    seeds: int,
+    model_config: Backbone,
+    config: Finetune,
+    num_classes: int,
+    device: torch.device,
+) -> list[dict]:
+    """One row per (strategy, shot, seed), on the same nested subsets as the probe curves.
+
+    Curve seed s draws kshot_subsets(seed=s), as the probe curves do, and trains with
+    finetune.seed + s, so the spread per shot covers both the subset and the training run.
+    """
+    rows: list[dict] = []
+    for seed in range(seeds):
+        run_config = dataclasses.replace(config, seed=config.seed + seed)
+        for shot, index in kshot_subsets(train.labels, shots, seed=seed).items():
+            for strategy in strategies_to_fit:
+                start = time.perf_counter()
+                scores = fit_subset(
+                    strategy,
+                    train=train.subset(index),
+                    val=val,
+                    test=test,
+                    model_config=model_config,
+                    config=run_config,
+                    num_classes=num_classes,
+                    device=device,
+                )
+                rows.append(
+                    {
+                        "series": series_name(strategy),
+                        "shot": shot_label(shot),
+                        "seed": seed,
+                        **scores,
+                        "subset": hashlib.md5(index.tobytes()).hexdigest(),
+                        "seconds": round(time.perf_counter() - start, 3),
+                    }
+                )
+    return rows
+
+
+def scratch_pairs(strategies_to_fit: tuple[str, ...]) -> dict[str, tuple[str, str]]:
+    """Each listed strategy against scratch on the same subsets, when scratch is listed."""
+    if BASELINE not in strategies_to_fit:
+        return {}
+    return {
+        f"{series_name(s)}_vs_{BASELINE}": (series_name(s), series_name(BASELINE))
+        for s in strategies_to_fit
+        if s != BASELINE
+    }
+
+
+def plot_columns(summary: dict, strategies_to_fit: tuple[str, ...]) -> dict:
+    """The summary keyed by bare strategy name, the CSV columns dvc.yaml's plot names."""
+    return {s: summary[series_name(s)] for s in strategies_to_fit}

@@ -1,0 +1,134 @@
+"""Test metrics per method, the transfer verdicts, and the DVC plot tables."""
+
+from __future__ import annotations
+
+import csv
+import io as text_io
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score
+
+from transferlab import io
+from transferlab.data.prepared import load_classes, load_prepared
+from transferlab.evaluation import curves, report, verdict
+from transferlab.params import BASELINE, Params
+
+PROBE_METHODS = ("probe", "knn")
+HEADLINE_PROBES = ("linear", "knn")
+
+
+def method_names(params: Params) -> list[str]:
+    """Every method evaluated, in report order."""
+    return [*PROBE_METHODS, *params.finetune.runs]
+
+
+def method_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+    """Accuracy and macro-F1 from sklearn, and expected calibration error."""
+    predicted = probs.argmax(1)
+    return {
+        "accuracy": round(float(accuracy_score(labels, predicted)), 6),
+        "macro_f1": round(float(f1_score(labels, predicted, average="macro")), 6),
+        "ece": round(report.expected_calibration_error(labels, probs), 6),
+    }
+
+
+def confusion_rows(labels: np.ndarray, probs: np.ndarray, classes: tuple[str, ...]) -> str:
+    """CSV of (actual, predicted) class names, the input of DVC's confusion template."""
+    buffer = text_io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["actual", "predicted"])
+    for actual, predicted in zip(labels, probs.argmax(1), strict=True):
+        writer.writerow([classes[actual], classes[predicted]])
+    return buffer.getvalue()
+
+
+def transfer_verdicts(metrics: dict, curves: dict, params: Params, n_test: int) -> dict[str, dict]:
+    """Each strategy against scratch (one seed) and the probes against the references."""
+    transferred = params.backbone.weights != "none"
+    out: dict[str, dict] = {}
+    if BASELINE in params.finetune.strategies:
+        base = metrics[BASELINE]["accuracy"]
+        # One fine-tuning seed: noise is the probe curve's seed spread, floored by the
+        # binomial error of comparing two accuracies on this test set.
+        spread = verdict.typical_seed_spread(curves["series"]) or 0.0
+        noise = max(spread, verdict.accuracy_difference_se(base, n_test))
+        for strategy in params.finetune.runs:
+            if strategy != BASELINE:
+                gain = metrics[strategy]["accuracy"] - base
+                out[f"{strategy}_vs_{BASELINE}"] = verdict.judge(
+                    [gain], config=params.verdict, noise=noise, transferred=transferred
+                )
+    for probe in HEADLINE_PROBES:
+        for reference in ("random_init", "raw_pixels"):
+            by_shot = curves["comparisons"][f"{probe}_vs_{reference}"]
+            out[f"{probe}_vs_{reference}"] = by_shot[list(by_shot)[-1]]  # the largest shot
+    return {name: {k: v for k, v in j.items() if k != "rule"} for name, j in out.items()}
+
+
+def curve_figure(series: dict, probe_series: dict, params: Params):
+    """The data-efficiency PNG: the probe stage's own, or one redrawn with fine-tuning."""
+    paths = params.paths
+    if series.keys() == probe_series.keys():
+        return paths.curves / curves.FIGURE_FILE
+    figure = paths.figures / curves.FIGURE_FILE
+    train_labels = load_prepared(paths.prepared, "train").labels
+    report.plot_curves(series, params.curves.shots, train_labels, figure)
+    return figure
+
+
+def evaluate(params: Params) -> tuple[dict, list[Path]]:
+    """Score every method's test predictions, judge transfer, and write the DVC plot tables,
+    the figures, per-class accuracies and the report. Returns the metrics and figures."""
+    paths = params.paths
+    classes = load_classes(paths.prepared)
+    labels = load_prepared(paths.prepared, "test").labels
+    probe_curves = io.read_json(paths.curves / curves.SUMMARY_FILE)
+    # Fine-tuned k-shot curves (curves.finetune) join the probe series in the table and PNG,
+    # and their per-shot verdicts against scratch join the probes'.
+    finetuned = io.read_json(paths.curves_finetune / curves.SUMMARY_FILE)
+    curve_series = {**probe_curves["series"], **finetuned["series"]}
+    curve_verdicts = {**probe_curves["comparisons"], **finetuned["comparisons"]}
+    metrics: dict[str, dict] = {}
+    per_class: dict[str, dict[str, float]] = {}
+    predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    histories: dict[str, list[dict]] = {}
+    confusions = []
+    for method in method_names(params):
+        folder = io.method_dir(paths.methods, method)
+        probs = io.load_array(folder / io.PREDICTIONS_FILE)
+        predictions[method] = (labels, probs)
+        metrics[method] = method_metrics(labels, probs)
+        per_class[method] = report.per_class_accuracy(labels, probs, classes)
+        io.write_text(
+            paths.plots / "confusion" / f"{method}.csv", confusion_rows(labels, probs, classes)
+        )
+        figure = paths.figures / f"confusion_{method}.png"
+        report.plot_confusion(labels, probs, classes, method, figure)
+        confusions.append(figure)
+        if method in params.finetune.runs:
+            histories[method] = io.read_json(folder / io.RECORD_FILE)["history"]
+            for column in ("train_loss", "val_accuracy"):
+                csv_text = report.history_csv(histories[method], column)
+                io.write_text(paths.plots / column / f"{method}.csv", csv_text)
+    metrics["transfer"] = transfer_verdicts(metrics, probe_curves, params, len(labels))
+    report.plot_reliability(predictions, paths.figures / "reliability.png")
+    report.plot_training(histories, paths.figures / "training.png")
+    figures = [
+        curve_figure(curve_series, probe_curves["series"], params),
+        paths.figures / "training.png",
+        paths.figures / "reliability.png",
+        *confusions,
+    ]
+    io.write_json(paths.metrics, metrics)
+    io.write_json(paths.figures / "per_class.json", per_class)
+    text = report.render(
+        metrics=metrics,
+        per_class=per_class,
+        curve_summary=curve_series,
+        curve_verdicts=curve_verdicts,
+        figures=figures,
+        root=paths.report.parent,
+    )
+    io.write_text(paths.report, text)
+    return metrics, figures

@@ -1,0 +1,1 @@
+"""Models and training: timm backbones and their weights, feature extraction, fine-tuning."""
