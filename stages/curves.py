@@ -9,14 +9,8 @@ from transferlab import io, tracking
 from transferlab.data.prepared import SPLITS, load_features, load_prepared
 from transferlab.errors import cli
 from transferlab.evaluation import report, verdict
-from transferlab.evaluation.curves import (
-    CSV_FILE,
-    FIGURE_FILE,
-    SUMMARY_FILE,
-    probe_rows,
-    raw_pixels,
-    summarise,
-)
+from transferlab.evaluation.curves import probe_rows, raw_pixels
+from transferlab.evaluation.kshot import CSV_FILE, FIGURE_FILE, SUMMARY_FILE, summarise
 from transferlab.evaluation.probe import C_grid
 from transferlab.params import load_params, to_dict
 

@@ -11,8 +11,8 @@ from transferlab.data.prepared import load_classes, load_prepared
 from transferlab.device import guards, host
 from transferlab.errors import cli
 from transferlab.evaluation import report, verdict
-from transferlab.evaluation.curves import CSV_FILE, SUMMARY_FILE, summarise
 from transferlab.evaluation.curves_finetune import kshot_finetune, plot_columns, scratch_pairs
+from transferlab.evaluation.kshot import CSV_FILE, SUMMARY_FILE, summarise
 from transferlab.params import finetune_settings, load_params, to_dict
 
 

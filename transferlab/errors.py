@@ -1,8 +1,10 @@
-"""User-facing failures: a clear message and a non-zero exit, never a traceback."""
+"""User-facing failures: a clear message and a non-zero exit, never a traceback; and where the
+library's progress lines and warnings go (its loggers, shown on stderr by `cli`)."""
 
 from __future__ import annotations
 
 import functools
+import logging
 import signal
 import sys
 import threading
@@ -18,11 +20,30 @@ class UserError(Exception):
     """A problem with the user's input or environment that they can fix."""
 
 
+class _Plain(logging.Formatter):
+    """'warning: …' for warnings and worse, the bare message for progress lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        return message if record.levelno < logging.WARNING else f"warning: {message}"
+
+
+def show_logs() -> None:
+    """Send the library's log records (the `transferlab` loggers) to stderr, once."""
+    logger = logging.getLogger("transferlab")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_Plain())
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def cli(main: F) -> F:
     """Wrap a stage main: UserError prints 'error: …' to stderr and exits 2."""
 
     @functools.wraps(main)
     def wrapper(*args: object, **kwargs: object) -> object:
+        show_logs()
         # SIGTERM (schedulers, `kill`) unwinds like Ctrl-C, so temporary files are removed.
         main_thread = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None

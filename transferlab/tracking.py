@@ -16,12 +16,12 @@ and carries on untracked; its params and metrics are in its DVC outputs regardle
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -39,6 +39,7 @@ from transferlab import io
 from transferlab.errors import UserError
 from transferlab.params import Params, flatten
 
+log = logging.getLogger(__name__)
 EXPERIMENT_NAME = "transfer-learning"
 PIPELINE_KEY_TAG = "pipeline_key"
 DEFAULT_STORE = "mlflow.db"  # at the DVC repo root, when MLFLOW_TRACKING_URI is unset
@@ -273,10 +274,10 @@ def _check_sqlite(uri: str, timeout: float) -> None:
 def _lost(problem: str, required: bool) -> None:
     if required:
         raise UserError(f"{problem}; tracking.required is true, so the stage stops.")
-    print(
-        f"warning: {problem}. This stage continues untracked; its params and metrics are "
-        "still in its DVC outputs. Set tracking.required: true to make this an error.",
-        file=sys.stderr,
+    log.warning(
+        "%s. This stage continues untracked; its params and metrics are still in its DVC "
+        "outputs. Set tracking.required: true to make this an error.",
+        problem,
     )
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
-import sys
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -14,6 +14,7 @@ from torch import nn
 from transferlab.errors import UserError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # Batch norm needs two values per channel in training; timm's pooled 1x1 maps give one per image.
 MIN_TRAIN_MICRO_BATCH = 2
@@ -60,10 +61,11 @@ class OomBackoff:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         self.size //= 2
-        print(
-            f"warning: {self.desc}: CUDA out of memory; retrying with batch size {self.size} "
-            f"(asked for {self.batch_size}).",
-            file=sys.stderr,
+        log.warning(
+            "%s: CUDA out of memory; retrying with batch size %d (asked for %d).",
+            self.desc,
+            self.size,
+            self.batch_size,
         )
 
 

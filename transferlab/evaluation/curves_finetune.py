@@ -9,7 +9,7 @@ import time
 import torch
 
 from transferlab.data.prepared import LabelledImages
-from transferlab.evaluation.curves import kshot_subsets, shot_label
+from transferlab.evaluation.kshot import kshot_subsets, shot_label
 from transferlab.models.training import train_strategy
 from transferlab.params import BASELINE, Backbone, Finetune
 

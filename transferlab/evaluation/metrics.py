@@ -11,7 +11,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from transferlab import io
 from transferlab.data.prepared import load_classes, load_prepared
-from transferlab.evaluation import curves, report, verdict
+from transferlab.evaluation import kshot, report, verdict
 from transferlab.params import BASELINE, Params
 
 PROBE_METHODS = ("probe", "knn")
@@ -70,8 +70,8 @@ def curve_figure(series: dict, probe_series: dict, params: Params):
     """The data-efficiency PNG: the probe stage's own, or one redrawn with fine-tuning."""
     paths = params.paths
     if series.keys() == probe_series.keys():
-        return paths.curves / curves.FIGURE_FILE
-    figure = paths.figures / curves.FIGURE_FILE
+        return paths.curves / kshot.FIGURE_FILE
+    figure = paths.figures / kshot.FIGURE_FILE
     train_labels = load_prepared(paths.prepared, "train").labels
     report.plot_curves(series, params.curves.shots, train_labels, figure)
     return figure
@@ -83,10 +83,10 @@ def evaluate(params: Params) -> tuple[dict, list[Path]]:
     paths = params.paths
     classes = load_classes(paths.prepared)
     labels = load_prepared(paths.prepared, "test").labels
-    probe_curves = io.read_json(paths.curves / curves.SUMMARY_FILE)
+    probe_curves = io.read_json(paths.curves / kshot.SUMMARY_FILE)
     # Fine-tuned k-shot curves (curves.finetune) join the probe series in the table and PNG,
     # and their per-shot verdicts against scratch join the probes'.
-    finetuned = io.read_json(paths.curves_finetune / curves.SUMMARY_FILE)
+    finetuned = io.read_json(paths.curves_finetune / kshot.SUMMARY_FILE)
     curve_series = {**probe_curves["series"], **finetuned["series"]}
     curve_verdicts = {**probe_curves["comparisons"], **finetuned["comparisons"]}
     metrics: dict[str, dict] = {}

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from transferlab.device import feed
+from transferlab.device import distributed, feed
 from transferlab.errors import UserError
 
 CUDA_DTYPE = torch.bfloat16  # autocast on CUDA; model input is made in it directly
@@ -210,7 +210,7 @@ def uint8_batches(
 
     Padding keeps every batch the same shape, so cudnn.benchmark tunes once per run.
     On CUDA the whole array moves to the device once when it fits; otherwise batches
-    stream from pinned host memory with copies overlapped with compute (stages.feed).
+    stream from pinned host memory with copies overlapped with compute (transferlab.device.feed).
     """
     n = len(images)
     count = -(-n // batch_size)
@@ -248,7 +248,10 @@ def forward_batches(
     # make the host wait for every batch and leave the GPU idle between them.
     outputs: torch.Tensor | None = None
     row = 0
-    with tqdm(total=len(images), desc=desc, unit="img", mininterval=2) as bar, autocast(device):
+    progress = tqdm(
+        total=len(images), desc=desc, unit="img", mininterval=2, disable=not distributed.is_main()
+    )
+    with progress as bar, autocast(device):
         for batch, valid in uint8_batches(images, batch_size, device):
             with feed.input_threads(device):
                 x = to_model_input(batch, config)

@@ -4,7 +4,7 @@ one-cycle schedule, early stopping and best-on-val weights; and test-time predic
 from __future__ import annotations
 
 import dataclasses
-import sys
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +22,7 @@ from transferlab.models import backbone, strategies
 from transferlab.models.backbone import InputConfig
 from transferlab.params import Backbone, Finetune
 
+log = logging.getLogger(__name__)
 MAX_SHIFT = 0.125  # random translation, as a fraction of the image side
 SCALE_RANGE = (0.9, 1.1)
 ERASE_AREA = (0.02, 1 / 3)  # random erasing: share of the image, and aspect ratio range
@@ -208,7 +209,13 @@ def train_model(
         grad_norms = torch.zeros(steps_per_epoch, device=device)
         start = time.perf_counter()
         for step, (batch, y) in enumerate(
-            tqdm(batches, total=steps_per_epoch, desc=f"{desc} epoch {epoch}", mininterval=2)
+            tqdm(
+                batches,
+                total=steps_per_epoch,
+                desc=f"{desc} epoch {epoch}",
+                mininterval=2,
+                disable=not distributed.is_main(),
+            )
         ):
             with feed.input_threads(device):
                 x = augment(
@@ -223,7 +230,7 @@ def train_model(
                 with backbone.autocast(device):
                     return loss_fn(model(x[rows]), y[rows])
 
-            # On CUDA OOM: smaller micro-batches, same effective batch (see stages/guards.py).
+            # On CUDA OOM: smaller micro-batches, same effective batch (guards.OomBackoff).
             loss = backoff.backward(batch_loss, len(y), optimizer)
             losses[step] = loss.detach()
             grad_norms[step] = guards.grad_norm(model)
@@ -241,15 +248,20 @@ def train_model(
         history.append(
             {"epoch": epoch, "train_loss": running / steps_per_epoch, "val_accuracy": val_accuracy}
         )
-        print(
-            f"{desc} epoch {epoch}: loss {running / steps_per_epoch:.4f}, val {val_accuracy:.4f}",
-            file=sys.stderr,
-        )
+        if distributed.is_main():
+            log.info(
+                "%s epoch %d: loss %.4f, val %.4f",
+                desc,
+                epoch,
+                running / steps_per_epoch,
+                val_accuracy,
+            )
         if best is None or val_accuracy > best.best_val_accuracy:
             state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
             best = TrainResult(state, epoch, val_accuracy, history, 0.0)
         if epoch - best.best_epoch >= config.patience:
-            print(f"{desc}: early stop after epoch {epoch}", file=sys.stderr)
+            if distributed.is_main():
+                log.info("%s: early stop after epoch %d", desc, epoch)
             break
     assert best is not None
     rate = steps_per_epoch * batch_size * len(history) / seconds
