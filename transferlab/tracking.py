@@ -21,7 +21,6 @@ import os
 import re
 import socket
 import sqlite3
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -33,7 +32,8 @@ from typing import Any
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+from mlflow.tracking.context.registry import resolve_tags
+from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from transferlab import io
 from transferlab.errors import UserError
@@ -42,6 +42,7 @@ from transferlab.params import Params, flatten
 log = logging.getLogger(__name__)
 EXPERIMENT_NAME = "transfer-learning"
 PIPELINE_KEY_TAG = "pipeline_key"
+GIT_DIRTY_TAG = "git_dirty"
 DEFAULT_STORE = "mlflow.db"  # at the DVC repo root, when MLFLOW_TRACKING_URI is unset
 DEFAULT_ARTIFACTS = "mlartifacts"
 _PROCESS_TOKEN = uuid.uuid4().hex  # stands in for a start time where /proc is absent
@@ -287,13 +288,24 @@ def _reason(err: BaseException) -> str:
 
 
 def run_tags(stage: str) -> dict[str, str]:
-    """Stage name, git commit and dirty flag, and the DVC experiment name when set."""
-    tags = {"stage": stage, "git_commit": _git("rev-parse", "HEAD") or "unknown"}
-    status = _git("status", "--porcelain", "--untracked-files=no")
-    tags["git_dirty"] = "unknown" if status is None else str(bool(status)).lower()
+    """MLflow's standard source tags (user, entry point, git commit and repo URL), the stage,
+    whether tracked files differ from the commit, and the DVC experiment name when set."""
+    tags = resolve_tags({"stage": stage})
+    tags[GIT_DIRTY_TAG] = _git_dirty()
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
-    return {k: redact(v) for k, v in tags.items()}
+    return {k: redact(str(v)) for k, v in tags.items()}
+
+
+def _git_dirty() -> str:
+    """'true' when tracked files differ from HEAD, 'false', or 'unknown' outside a git repo."""
+    try:
+        import git
+
+        repo = git.Repo(_default_root(), search_parent_directories=True)
+        return str(repo.is_dirty(untracked_files=False)).lower()
+    except Exception:  # no git binary, no repository, or GitPython missing: say so, go on
+        return "unknown"
 
 
 def pipeline_key() -> str:
@@ -320,7 +332,8 @@ def _parent_run_id(client: MlflowClient, experiment_id: str, tags: dict[str, str
     )
     if found:
         return found[0].info.run_id
-    name = tags.get("dvc_exp_name") or f"pipeline@{tags['git_commit'][:7]}"
+    commit = tags.get(MLFLOW_GIT_COMMIT, "unknown")
+    name = tags.get("dvc_exp_name") or f"pipeline@{commit[:7]}"
     parent_tags = {k: v for k, v in tags.items() if k != "stage"}
     parent = client.create_run(
         experiment_id,
@@ -366,14 +379,6 @@ def _is_dvc(pid: int) -> bool:
         return False
     names = [os.path.basename(a.decode(errors="replace")) for a in argv[:3]]
     return "dvc" in names or any(n == "dvc" or n.startswith("dvc.") for n in names[1:2])
-
-
-def _git(*args: str) -> str | None:
-    try:
-        done = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def _now_ms() -> int:
