@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import re
 import types
 import typing
@@ -35,6 +36,7 @@ class Paths:
     curves_finetune: Path
     report: Path
     figures: Path
+    validated: Path
 
 
 @dataclass(frozen=True)
@@ -327,8 +329,11 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - fields)
     if unknown:
+        key = str(unknown[0])
+        close = difflib.get_close_matches(key, sorted(fields), n=1, cutoff=0.6)
+        hint = f"did you mean {prefix}{close[0]}? " if close else ""
         raise UserError(
-            f"unknown key {prefix}{unknown[0]}; allowed keys here: {', '.join(sorted(fields))}."
+            f"unknown key {prefix}{key}; {hint}allowed keys here: {', '.join(sorted(fields))}."
         )
     missing = sorted(fields - set(raw))
     if missing:
@@ -381,3 +386,9 @@ def finetune_settings(config: Finetune, strategies: Sequence[str]) -> dict[str, 
     own sections (not the others', nor the lists of which strategies the pipeline runs)."""
     own_sections = (*STRATEGIES, *FROM_PROBE, "strategies", "from_probe")
     return {k: v for k, v in to_dict(config).items() if k not in own_sections or k in strategies}
+
+
+def generated_outputs(paths: Paths) -> tuple[Path, ...]:
+    """Stage outputs under data/ that `make clean` may delete: each comes back with
+    `dvc checkout` or `dvc repro`. Inputs (data/raw/, data.path) are never among them."""
+    return (paths.validated, paths.prepared, paths.features, paths.random_features, paths.methods)

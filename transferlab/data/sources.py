@@ -59,6 +59,7 @@ def list_imagefolder(root: Path) -> Listing:
             "class; move the images into class folders or check data.path."
         )
     found: list[tuple[str, int]] = []
+    inside = root.resolve()
     for label, folder in enumerate(class_dirs):
         for directory, subdirs, names in os.walk(folder):
             here = Path(directory)
@@ -69,7 +70,10 @@ def list_imagefolder(root: Path) -> Listing:
             for name in sorted(names):
                 if _hidden(name):
                     continue
-                if Path(name).suffix.lower() in IMAGE_EXTENSIONS:
+                if not (here / name).resolve().is_relative_to(inside):
+                    # As a manifest may not, a symlink may not read files outside data.path.
+                    skipped.append((_rel(here / name, root), "resolves outside data.path"))
+                elif Path(name).suffix.lower() in IMAGE_EXTENSIONS:
                     found.append((_rel(here / name, root), label))
                 else:
                     skipped.append((_rel(here / name, root), "not an image file extension"))

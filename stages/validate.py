@@ -1,0 +1,32 @@
+"""Stage validate: check the whole params.yaml (unknown keys in any section, types, ranges)
+and the data folder, before any other stage runs.
+
+It depends on all of params.yaml, so any edit reruns it; its output's bytes never change
+while the params are valid, so a valid edit reruns nothing downstream on its account.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from transferlab import io
+from transferlab.errors import UserError, cli
+from transferlab.params import load_params
+
+VALID = "params.yaml is valid\n"
+
+
+@cli
+def main() -> None:
+    params = load_params()
+    if not Path(params.data.path).exists():
+        raise UserError(
+            f"data.path: {params.data.path} does not exist; point data.path at your data folder "
+            "(or install Fashion-MNIST: make data)."
+        )
+    io.write_text(params.paths.validated, VALID)
+    print(f"params.yaml is valid; data.path {params.data.path} exists")
+
+
+if __name__ == "__main__":
+    main()
