@@ -66,14 +66,18 @@ def import_closure(module: str, root: Path = REPO) -> set[Path]:
     return {path.relative_to(root) for path in files if runs_code(path)}
 
 
+def command_modules(cmd: str) -> list[str]:
+    """Every `-m MODULE` of a command: the launcher, if any, then the stage's own module."""
+    words = cmd.split()
+    return [words[i + 1] for i, word in enumerate(words[:-1]) if word == "-m"]
+
+
 def stage_commands(dvc_yaml: dict) -> dict[str, str]:
-    """Stage name -> the module its command runs (`python -m X` or `torchrun ... -m X`)."""
-    commands = {}
-    for name, stage in dvc_yaml["stages"].items():
-        spec = stage.get("do", stage)
-        words = spec["cmd"].split()
-        commands[name] = words[words.index("-m") + 1]
-    return commands
+    """Stage name -> the stages.* module its command runs."""
+    return {
+        name: command_modules(stage.get("do", stage)["cmd"])[-1]
+        for name, stage in dvc_yaml["stages"].items()
+    }
 
 
 def listed_code(deps: list[str], root: Path = REPO) -> set[Path]:
@@ -92,9 +96,10 @@ def drift(root: Path = REPO) -> dict[str, tuple[set[Path], set[Path]]]:
     """Per stage: (files it runs but does not list, files it lists but does not run)."""
     dvc_yaml = yaml.safe_load((root / "dvc.yaml").read_text())
     out = {}
-    for name, module in stage_commands(dvc_yaml).items():
-        spec = dvc_yaml["stages"][name].get("do", dvc_yaml["stages"][name])
-        runs, listed = import_closure(module, root), listed_code(spec["deps"], root)
+    for name, stage in dvc_yaml["stages"].items():
+        spec = stage.get("do", stage)
+        runs = set().union(*(import_closure(m, root) for m in command_modules(spec["cmd"])))
+        listed = listed_code(spec["deps"], root)
         if runs != listed:
             out[name] = (runs - listed, listed - runs)
     return out
