@@ -1,0 +1,16 @@
+"""The commands dvc.yaml runs, one module per stage: `python -m stages.<stage>`.
+
+Before any of them starts, check that this Python has the project installed: a stage run by
+another interpreter (a `python` outside the project's environment) says so in one line.
+"""
+
+import importlib.util
+import sys
+
+for _name in ("transferlab", "torch", "timm", "mlflow", "yaml"):
+    if importlib.util.find_spec(_name) is None:
+        sys.exit(
+            f"error: {sys.executable} cannot import {_name}: the project is not installed for "
+            "this Python. Activate its environment (`source .venv/bin/activate`, made by "
+            "`make install`) or run the pipeline with `make run`."
+        )

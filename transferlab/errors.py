@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import signal
 import sys
 import threading
@@ -51,6 +52,8 @@ def cli(main: F) -> F:
             return main(*args, **kwargs)
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
+            if recovery_hint():
+                print(recovery_hint(), file=sys.stderr)
             sys.exit(EXIT_USER_ERROR)
         except KeyboardInterrupt:
             print(
@@ -63,6 +66,17 @@ def cli(main: F) -> F:
                 signal.signal(signal.SIGTERM, previous)
 
     return wrapper  # type: ignore[return-value]
+
+
+def recovery_hint() -> str:
+    """Under `dvc repro`, how to get back the outputs DVC removed before the stage ran."""
+    stage = os.environ.get("DVC_STAGE", "")
+    if not stage or stage == "validate" or os.environ.get("RANK", "0") != "0":
+        return ""
+    return (
+        f"hint: DVC removed {stage}'s previous outputs before running it; `dvc checkout "
+        f"{stage}` restores the cached ones and `git checkout -- reports/` the reports."
+    )
 
 
 def _interrupt(signum: int, frame: object) -> None:
