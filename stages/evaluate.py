@@ -1,11 +1,12 @@
-"""Stage evaluate: test metrics, transfer verdicts, DVC plots, figures and the report."""
+"""Stage evaluate: test metrics, transfer verdicts, DVC plots, figures, provenance and the
+report; the pipeline's params, final metrics and provenance also go on the MLflow parent run."""
 
 from __future__ import annotations
 
 from transferlab import tracking
 from transferlab.errors import cli
 from transferlab.evaluation.metrics import evaluate, method_names
-from transferlab.params import load_params
+from transferlab.params import load_params, to_dict
 
 
 @cli
@@ -13,13 +14,21 @@ def main() -> None:
     params = load_params()
     paths = params.paths
     with tracking.stage_run("evaluate", params, {"methods": method_names(params)}) as run:
-        metrics, figures = evaluate(params)
+        metrics, figures, provenance = evaluate(params, git=tracking.git_state())
         verdicts = metrics["transfer"]
-        run.log_metrics({f"{n}.gain": v["gain"] for n, v in verdicts.items()})
+        scores = {m: v for m, v in metrics.items() if m != "transfer"}
+        gains = {f"{n}.gain": v["gain"] for n, v in verdicts.items()}
+        run.log_metrics(gains)
         run.set_tags({f"verdict.{n}": v["verdict"] for n, v in verdicts.items()})
         run.publish(
-            metrics={m: v for m, v in metrics.items() if m != "transfer"},
-            artifacts=[(path, "report") for path in (paths.metrics, paths.report, *figures)],
+            metrics=scores,
+            artifacts=[
+                (path, "report")
+                for path in (paths.metrics, paths.report, paths.provenance, *figures)
+            ],
+        )
+        run.log_to_parent(
+            params=to_dict(params), metrics={**scores, **gains}, tags={"provenance": provenance}
         )
     for method in method_names(params):
         values = metrics[method]

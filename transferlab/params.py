@@ -36,6 +36,7 @@ class Paths:
     curves_finetune: Path
     report: Path
     figures: Path
+    provenance: Path
     validated: Path
 
 

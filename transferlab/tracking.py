@@ -124,6 +124,23 @@ class StageRun:
             path, folder = item if isinstance(item, tuple) else (item, None)
             self.log_artifact(path, folder)
 
+    def log_to_parent(
+        self, *, params: dict[str, Any], metrics: dict[str, Any], tags: dict[str, Any]
+    ) -> None:
+        """Put the pipeline's params, final metrics and provenance on the parent run, so
+        experiments compare at the parent level in the MLflow UI."""
+
+        def send(client: MlflowClient) -> None:
+            now = _now_ms()
+            client.log_batch(
+                self.parent_id,
+                metrics=[Metric(k, float(v), now, 0) for k, v in flatten(metrics).items()],
+                params=[Param(k, redact(str(v))[:6000]) for k, v in flatten(params).items()],
+                tags=[RunTag(k, redact(str(v))) for k, v in flatten(tags).items()],
+            )
+
+        self._safely(send)
+
     def finish(self, status: str) -> None:
         """Close this run and the pipeline's parent run with `status`."""
 
@@ -295,6 +312,12 @@ def run_tags(stage: str) -> dict[str, str]:
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
     return {k: redact(str(v)) for k, v in tags.items()}
+
+
+def git_state() -> dict[str, str]:
+    """The code's git commit (as MLflow's source tag finds it) and whether it is dirty."""
+    tags = resolve_tags({})
+    return {"commit": tags.get(MLFLOW_GIT_COMMIT, "unknown"), "dirty": _git_dirty()}
 
 
 def _git_dirty() -> str:

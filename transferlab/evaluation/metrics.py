@@ -13,6 +13,7 @@ from transferlab import io
 from transferlab.data.prepared import load_classes, load_prepared
 from transferlab.evaluation import kshot, report, verdict
 from transferlab.params import BASELINE, Params
+from transferlab.provenance import describe_run
 
 PROBE_METHODS = ("probe", "knn")
 HEADLINE_PROBES = ("linear", "knn")
@@ -77,10 +78,17 @@ def curve_figure(series: dict, probe_series: dict, params: Params):
     return figure
 
 
-def evaluate(params: Params) -> tuple[dict, list[Path]]:
+def evaluate(params: Params, *, git: dict[str, str]) -> tuple[dict, list[Path], dict]:
     """Score every method's test predictions, judge transfer, and write the DVC plot tables,
-    the figures, per-class accuracies and the report. Returns the metrics and figures."""
+    the figures, per-class accuracies, the provenance record and the report. Returns the
+    metrics, the figures and the provenance (`git`: the code's commit and dirty flag)."""
     paths = params.paths
+    provenance = describe_run(
+        params,
+        git=git,
+        data_card=io.read_json(paths.data_card),
+        extract_report=io.read_json(paths.extract_report),
+    )
     classes = load_classes(paths.prepared)
     labels = load_prepared(paths.prepared, "test").labels
     probe_curves = io.read_json(paths.curves / kshot.SUMMARY_FILE)
@@ -129,6 +137,8 @@ def evaluate(params: Params) -> tuple[dict, list[Path]]:
         curve_verdicts=curve_verdicts,
         figures=figures,
         root=paths.report.parent,
+        provenance=provenance,
     )
+    io.write_json(paths.provenance, provenance)
     io.write_text(paths.report, text)
-    return metrics, figures
+    return metrics, figures, provenance

@@ -162,6 +162,7 @@ def render(
     curve_verdicts: dict,
     figures: list[Path],
     root: Path,
+    provenance: dict | None = None,
 ) -> str:
     """The markdown report; figures are linked relative to the report's folder."""
     methods = [m for m in metrics if m != "transfer"]
@@ -202,4 +203,27 @@ def render(
     lines += ["", "## Figures", ""]
     for figure in figures:
         lines.append(f"![{figure.stem}]({Path(os.path.relpath(figure, root)).as_posix()})")
+    if provenance:
+        lines += ["", "## Provenance", ""] + provenance_lines(provenance)
     return "\n".join(lines) + "\n"
+
+
+def provenance_lines(provenance: dict) -> list[str]:
+    """What produced these numbers, as a markdown list."""
+    git, data, model = provenance["git"], provenance["data"], provenance["backbone"]
+    seeds, device = provenance["seeds"], provenance["device"]
+    dirty = {"true": " with uncommitted changes", "false": ""}.get(
+        git["dirty"], " (dirty: unknown)"
+    )
+    images = ", ".join(f"{split} {count}" for split, count in data["images"].items())
+    return [
+        f"- code: git commit {git['commit']}{dirty}",
+        f"- params: sha256 {provenance['params_sha256']}",
+        f"- data: {data['source']} at {data['path']}; {images} images, {data['classes']} classes",
+        f"- backbone: {model['name']}, weights {model['weights']}, input "
+        f"{model['input_size']} px, {model['feature_dim']} features",
+        "- seeds: " + ", ".join(f"{k} {v}" for k, v in seeds.items()),
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in provenance["versions"].items()),
+        f"- device: extraction on {device['extract']}; CPU {device['cpu']} "
+        f"({device['machine']}, torch kernels {device['cpu_capability']})",
+    ]
