@@ -1,5 +1,6 @@
 """Stage finetune: train one strategy's model (a pretrained backbone with a new head, or the
-from-scratch baseline), then write its checkpoint, test predictions and record."""
+from-scratch baseline) for each of finetune.seeds seeds, then write the first seed's
+checkpoint, every seed's test predictions and the record."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from transferlab import io, tracking
 from transferlab.data.prepared import load_classes, load_prepared
 from transferlab.device import distributed, guards, host
 from transferlab.errors import UserError, cli
-from transferlab.models.training import train_strategy
+from transferlab.models.training import checkpoint, train_strategy, training_record
 from transferlab.params import finetune_settings, load_params, to_dict
 
 
@@ -18,64 +19,56 @@ from transferlab.params import finetune_settings, load_params, to_dict
 def main() -> None:
     if len(sys.argv) != 2:
         raise UserError("usage: python -m stages.finetune <strategy>")
-    strategy = sys.argv[1]
-    params = load_params()
+    strategy, params = sys.argv[1], load_params()
     if strategy not in params.finetune.runs:
         raise UserError(
             f"strategy {strategy!r} is not in finetune.strategies or finetune.from_probe "
             f"{list(params.finetune.runs)}."
         )
-    paths = params.paths
-    classes = load_classes(paths.prepared)
+    paths, config = params.paths, params.finetune
+    classes, out = load_classes(paths.prepared), io.method_dir(paths.methods, strategy)
     logged = {
         "backbone": to_dict(params.backbone),
-        "finetune": finetune_settings(params.finetune, [strategy]),
+        "finetune": finetune_settings(config, [strategy]),
     }
+    runs = []
     with (
-        distributed.process_group(host.resolve_device(params.finetune.device)) as device,
+        distributed.process_group(host.resolve_device(config.device)) as device,
         guards.deterministic(device),
         tracking.stage_run(f"finetune@{strategy}", params, logged) as run,
     ):
-        trained = train_strategy(
-            strategy,
-            model_config=params.backbone,
-            config=params.finetune,
-            train=load_prepared(paths.prepared, "train", mmap=False),
-            val=load_prepared(paths.prepared, "val"),
-            num_classes=len(classes),
-            device=device,
-            probe_dir=io.method_dir(paths.methods, "probe"),
-            test=load_prepared(paths.prepared, "test"),
-            predict_batch_size=params.extract.batch_size,
-        )
+        for index, seed in enumerate(range(config.seed, config.seed + config.seeds)):
+            trained = train_strategy(
+                strategy,
+                model_config=params.backbone,
+                config=dataclasses.replace(config, seed=seed),
+                train=load_prepared(paths.prepared, "train", mmap=False),
+                val=load_prepared(paths.prepared, "val"),
+                num_classes=len(classes),
+                device=device,
+                probe_dir=io.method_dir(paths.methods, "probe"),
+                test=load_prepared(paths.prepared, "test"),
+                predict_batch_size=params.extract.batch_size,
+            )
+            if distributed.is_main():  # rank 0 holds the same weights and writes everything
+                io.save_array(out / io.predictions_file(index), trained.test_probs)
+                if index == 0:
+                    saved = checkpoint(
+                        trained,
+                        strategy=strategy,
+                        backbone_name=params.backbone.name,
+                        classes=classes,
+                    )
+                    io.save_checkpoint(out / io.CHECKPOINT_FILE, saved)
+                    for row in trained.result.history:
+                        epoch_metrics = {k: v for k, v in row.items() if k != "epoch"}
+                        run.log_metrics(epoch_metrics, step=int(row["epoch"]))
+            runs.append((seed, trained))
         if not distributed.is_main():
-            return  # rank 0 holds the same weights and writes everything
-        result = trained.result
-        out = io.method_dir(paths.methods, strategy)
-        config = {
-            "backbone": params.backbone.name,
-            "strategy": strategy,
-            "num_classes": len(classes),
-            "classes": list(classes),
-            "input": dataclasses.asdict(trained.input_cfg),
-            "best_epoch": result.best_epoch,
-            **trained.applied,
-        }
-        io.save_checkpoint(out / io.CHECKPOINT_FILE, {"model": result.state_dict, "config": config})
-        io.save_array(out / io.PREDICTIONS_FILE, trained.test_probs)
-        record = {
-            "method": strategy,
-            "best_epoch": result.best_epoch,
-            "val_accuracy": result.best_val_accuracy,
-            "epochs_run": len(result.history),
-            "history": result.history,
-            **trained.applied,
-            "train_images_per_s": round(result.images_per_s, 1),
-        }
-        for row in result.history:
-            run.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
+            return
+        result = runs[0][1].result
         run.publish(
-            record=record,
+            record=training_record(strategy, runs),
             record_path=out / io.RECORD_FILE,
             metrics={
                 "best_val_accuracy": result.best_val_accuracy,
@@ -85,7 +78,8 @@ def main() -> None:
         )
     print(
         f"{strategy}: best val accuracy {result.best_val_accuracy:.4f} "
-        f"(epoch {result.best_epoch}), {result.images_per_s:.0f} train img/s"
+        f"(epoch {result.best_epoch}, seed {config.seed}), {result.images_per_s:.0f} train img/s"
+        + (f"; {config.seeds} seeds" if config.seeds > 1 else "")
     )
 
 

@@ -106,6 +106,11 @@ def method_dir(root: Path | str, method: str) -> Path:
     return Path(root) / method
 
 
+def predictions_file(seed_index: int) -> str:
+    """Test predictions of a method's n-th training seed: the first keeps the plain name."""
+    return PREDICTIONS_FILE if seed_index == 0 else f"test_probs.seed{seed_index}.npy"
+
+
 def save_arrays(path: Path | str, **arrays: np.ndarray) -> None:
     """Several named arrays in one .npz, atomically; never pickled."""
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:

@@ -163,6 +163,7 @@ class Finetune:
     warmup_fraction: float
     patience: int
     seed: int
+    seeds: int  # seeds per strategy: finetune.seed, +1, ...; paired with scratch's
     device: str
     full: Plain
     scratch: Plain
@@ -183,6 +184,7 @@ class Finetune:
         _check_range("finetune.epochs", self.epochs, 1, None)
         _check_range("finetune.batch_size", self.batch_size, 2, None)
         _check_range("finetune.patience", self.patience, 1, None)
+        _check_range("finetune.seeds", self.seeds, 1, None)
         for strategy in (*STRATEGIES, *FROM_PROBE):
             lr = getattr(self, strategy).lr
             _check_range(f"finetune.{strategy}.lr", lr, 0.0, None, inclusive=False)

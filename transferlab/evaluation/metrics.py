@@ -44,21 +44,37 @@ def confusion_rows(labels: np.ndarray, probs: np.ndarray, classes: tuple[str, ..
     return buffer.getvalue()
 
 
-def transfer_verdicts(metrics: dict, curves: dict, params: Params, n_test: int) -> dict[str, dict]:
-    """Each strategy against scratch (one seed) and the probes against the references."""
+def seed_metrics(labels: np.ndarray, seed_probs: list[np.ndarray]) -> dict[str, float]:
+    """method_metrics over a method's training seeds: one seed's own, or each metric's mean
+    with the accuracy's seed standard deviation (ddof 1) and the seed count."""
+    per_seed = [method_metrics(labels, probs) for probs in seed_probs]
+    if len(per_seed) == 1:
+        return per_seed[0]
+    out = {k: round(float(np.mean([m[k] for m in per_seed])), 6) for k in per_seed[0]}
+    out["accuracy_sd"] = round(float(np.std([m["accuracy"] for m in per_seed], ddof=1)), 6)
+    out["seeds"] = len(per_seed)
+    return out
+
+
+def transfer_verdicts(
+    metrics: dict, seed_accuracy: dict[str, list[float]], curves: dict, params: Params, n_test: int
+) -> dict[str, dict]:
+    """Each strategy against scratch, paired by training seed, and the probes against the
+    references. `seed_accuracy`: each fine-tuned method's test accuracy per seed."""
     transferred = params.backbone.weights != "none"
     out: dict[str, dict] = {}
     if BASELINE in params.finetune.strategies:
-        base = metrics[BASELINE]["accuracy"]
+        base = seed_accuracy[BASELINE]
         # One fine-tuning seed: noise is the probe curve's seed spread, floored by the
-        # binomial error of comparing two accuracies on this test set.
+        # binomial error of comparing two accuracies on this test set. Two or more: the
+        # paired gains' own spread (a t interval).
         spread = verdict.typical_seed_spread(curves["series"]) or 0.0
-        noise = max(spread, verdict.accuracy_difference_se(base, n_test))
+        noise = max(spread, verdict.accuracy_difference_se(base[0], n_test))
         for strategy in params.finetune.runs:
             if strategy != BASELINE:
-                gain = metrics[strategy]["accuracy"] - base
+                gains = [a - b for a, b in zip(seed_accuracy[strategy], base, strict=True)]
                 out[f"{strategy}_vs_{BASELINE}"] = verdict.judge(
-                    [gain], config=params.verdict, noise=noise, transferred=transferred
+                    gains, config=params.verdict, noise=noise, transferred=transferred
                 )
     for probe in HEADLINE_PROBES:
         for reference in ("random_init", "raw_pixels"):
@@ -102,11 +118,15 @@ def evaluate(params: Params, *, git: dict[str, str]) -> tuple[dict, list[Path], 
     predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     histories: dict[str, list[dict]] = {}
     confusions = []
+    seed_accuracy: dict[str, list[float]] = {}
     for method in method_names(params):
         folder = io.method_dir(paths.methods, method)
-        probs = io.load_array(folder / io.PREDICTIONS_FILE)
+        seeds = params.finetune.seeds if method in params.finetune.runs else 1
+        seed_probs = [io.load_array(folder / io.predictions_file(i)) for i in range(seeds)]
+        probs = seed_probs[0]  # the first seed's: confusion, per-class, reliability
         predictions[method] = (labels, probs)
-        metrics[method] = method_metrics(labels, probs)
+        metrics[method] = seed_metrics(labels, seed_probs)
+        seed_accuracy[method] = [float((p.argmax(1) == labels).mean()) for p in seed_probs]
         per_class[method] = report.per_class_accuracy(labels, probs, classes)
         io.write_text(
             paths.plots / "confusion" / f"{method}.csv", confusion_rows(labels, probs, classes)
@@ -119,7 +139,9 @@ def evaluate(params: Params, *, git: dict[str, str]) -> tuple[dict, list[Path], 
             for column in ("train_loss", "val_accuracy"):
                 csv_text = report.history_csv(histories[method], column)
                 io.write_text(paths.plots / column / f"{method}.csv", csv_text)
-    metrics["transfer"] = transfer_verdicts(metrics, probe_curves, params, len(labels))
+    metrics["transfer"] = transfer_verdicts(
+        metrics, seed_accuracy, probe_curves, params, len(labels)
+    )
     report.plot_reliability(predictions, paths.figures / "reliability.png")
     report.plot_training(histories, paths.figures / "training.png")
     figures = [
@@ -138,6 +160,7 @@ def evaluate(params: Params, *, git: dict[str, str]) -> tuple[dict, list[Path], 
         figures=figures,
         root=paths.report.parent,
         provenance=provenance,
+        finetune_seeds=params.finetune.seeds,
     )
     io.write_json(paths.provenance, provenance)
     io.write_text(paths.report, text)

@@ -13,6 +13,14 @@ from sklearn.metrics import confusion_matrix
 from transferlab import io
 
 CALIBRATION_BINS = 15
+SINGLE_SEED_NOTE = (
+    "Each strategy was fine-tuned with one seed (finetune.seeds: 1). Its verdict against "
+    "scratch compares one gain with a noise spread borrowed from the probe curves' seeds "
+    "(at least the test set's binomial error): it can call a gain much larger than that "
+    "spread, but it cannot measure how much fine-tuning itself varies between seeds, so a "
+    "gain of a few spreads may not repeat. Set finetune.seeds to 2 or more for a t interval "
+    "over gains paired by seed."
+)
 
 
 def reliability(labels: np.ndarray, probs: np.ndarray, bins: int = CALIBRATION_BINS):
@@ -163,6 +171,7 @@ def render(
     figures: list[Path],
     root: Path,
     provenance: dict | None = None,
+    finetune_seeds: int = 1,
 ) -> str:
     """The markdown report; figures are linked relative to the report's folder."""
     methods = [m for m in metrics if m != "transfer"]
@@ -170,13 +179,18 @@ def render(
     lines += ["| method | accuracy | macro-F1 | ECE |", "|---|---|---|---|"]
     for m in methods:
         v = metrics[m]
-        lines.append(f"| {m} | {v['accuracy']:.4f} | {v['macro_f1']:.4f} | {v['ece']:.4f} |")
+        accuracy = f"{v['accuracy']:.4f}"
+        if "accuracy_sd" in v:
+            accuracy += f" ± {v['accuracy_sd']:.4f} ({v['seeds']} seeds)"
+        lines.append(f"| {m} | {accuracy} | {v['macro_f1']:.4f} | {v['ece']:.4f} |")
     lines += ["", "## Transfer verdicts", "", "| comparison | verdict | gain | spread | seeds |"]
     lines.append("|---|---|---|---|---|")
     for name, v in metrics.get("transfer", {}).items():
         lines.append(
             f"| {name} | **{v['verdict']}** | {v['gain']:+.4f} | {v['spread']:.4f} | {v['seeds']} |"
         )
+    if finetune_seeds == 1:
+        lines += ["", SINGLE_SEED_NOTE]
     lines += ["", "Per shot count (probes on k-shot subsets, paired by seed):", ""]
     # JSON sorts keys as strings ("10" < "5"): order shot counts by number, "all" last.
     shots = sorted(

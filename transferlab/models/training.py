@@ -305,3 +305,43 @@ def predict_proba(
         )
     )
     return torch.from_numpy(logits).softmax(1).numpy()
+
+
+def checkpoint(trained: Trained, *, strategy: str, backbone_name: str, classes: tuple[str, ...]):
+    """A checkpoint that describes itself: the best weights beside their config."""
+    config = {
+        "backbone": backbone_name,
+        "strategy": strategy,
+        "num_classes": len(classes),
+        "classes": list(classes),
+        "input": dataclasses.asdict(trained.input_cfg),
+        "best_epoch": trained.result.best_epoch,
+        **trained.applied,
+    }
+    return {"model": trained.result.state_dict, "config": config}
+
+
+def training_record(strategy: str, runs: list[tuple[int, Trained]]) -> dict:
+    """The record of one strategy's training: the first seed's in full, each seed's summary."""
+    first = runs[0][1]
+    result = first.result
+    record = {
+        "method": strategy,
+        "best_epoch": result.best_epoch,
+        "val_accuracy": result.best_val_accuracy,
+        "epochs_run": len(result.history),
+        "history": result.history,
+        **first.applied,
+        "train_images_per_s": round(result.images_per_s, 1),
+    }
+    if len(runs) > 1:
+        record["seeds"] = [
+            {
+                "seed": seed,
+                "best_epoch": t.result.best_epoch,
+                "val_accuracy": t.result.best_val_accuracy,
+                "epochs_run": len(t.result.history),
+            }
+            for seed, t in runs
+        ]
+    return record
