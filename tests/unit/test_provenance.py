@@ -1,0 +1,36 @@
+"""The provenance record: what a result came from."""
+
+import dataclasses
+
+from transferlab import provenance
+from transferlab.evaluation.report import provenance_lines
+
+CARD = {"classes": ["a", "b", "c"], "splits": {"train": {"total": 9}, "test": {"total": 6}}}
+EXTRACT = {"input_size": 32, "feature_dim": 40, "device": "cpu"}
+GIT = {"commit": "0123abc", "dirty": "true"}
+
+
+def test_record_names_code_params_data_model_seeds_versions_and_device(params):
+    record = provenance.describe_run(params, git=GIT, data_card=CARD, extract_report=EXTRACT)
+    assert record["git"] == GIT
+    assert record["data"]["images"] == {"train": 9, "test": 6} and record["data"]["classes"] == 3
+    assert record["backbone"] == {
+        "name": params.backbone.name,
+        "weights": params.backbone.weights,
+        "input_size": 32,
+        "feature_dim": 40,
+    }
+    assert record["seeds"]["finetune"] == params.finetune.seed
+    assert set(record["versions"]) == {"python", *provenance.PACKAGES}
+    assert record["versions"]["torch"].split("+")[0].count(".") == 2
+    assert record["device"]["extract"] == "cpu" and record["device"]["cpu_capability"]
+    text = "\n".join(provenance_lines(record))
+    assert "git commit 0123abc with uncommitted changes" in text
+    assert f"sha256 {record['params_sha256']}" in text
+
+
+def test_params_digest_changes_with_any_param_and_only_then(params):
+    same = dataclasses.replace(params)
+    changed = dataclasses.replace(params, knn=dataclasses.replace(params.knn, k=params.knn.k + 1))
+    assert provenance.params_digest(same) == provenance.params_digest(params)
+    assert provenance.params_digest(changed) != provenance.params_digest(params)
