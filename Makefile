@@ -25,8 +25,10 @@ test-fast: install data
 
 test-full: test
 
+# `make bench` times `python -m bench speed`; BENCH picks another sub-command and flags,
+# e.g. make bench BENCH="pipeline -S finetune.epochs=1" (python -m bench --help lists them).
 bench: install data
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(or $(BENCH),speed)
 
 format: install
 	$(BIN)/ruff format stages bench tests

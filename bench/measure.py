@@ -1,7 +1,10 @@
-"""Timed measurements: model-only ceilings, the project's own code paths, the usual loader path.
+"""Timed measurements: model-only ceilings, the project's own code paths, the usual loader
+path, and the probe against scikit-learn.
 
-Every function takes models, arrays and sizes and returns plain numbers; bench.run decides
-what to measure and reports it. Nothing here imports dvc or mlflow.
+Every function takes models, arrays and params and returns plain numbers; bench.speed
+decides what to measure and reports it. The project's paths are the library's functions
+themselves (extract_features, train_strategy, fit_probe); only the ceilings and the
+references they are compared with are written here.
 """
 
 from __future__ import annotations
@@ -14,32 +17,21 @@ import numpy as np
 import timm
 import torch
 from PIL import Image
+from sklearn.linear_model import LogisticRegression
 from torch import nn
 
-from transferlab.models import backbone
-from transferlab.device import feed
-from transferlab.models import strategies
-from transferlab.models import training
-from transferlab.models.backbone import InputConfig
+from bench.common import timed
 from transferlab.data.prepared import LabelledImages
+from transferlab.device import feed
+from transferlab.evaluation import linear
+from transferlab.models import backbone, strategies
+from transferlab.models.backbone import InputConfig
 from transferlab.models.extract import extract_features
-from transferlab.params import Finetune
+from transferlab.models.training import train_strategy
+from transferlab.params import Backbone, Finetune
 
 WARMUP_STEPS = 3  # cudnn autotuning and allocator growth happen here, outside the timing
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(device: torch.device, work: Callable[[], object]) -> tuple[object, float]:
-    """(result, seconds) with the device drained before and after."""
-    sync(device)
-    start = time.perf_counter()
-    result = work()
-    sync(device)
-    return result, time.perf_counter() - start
+SPEED_STRATEGY = "full"  # the strategy whose training is timed: every layer trains
 
 
 def random_input(batch_size: int, size: int, device: torch.device) -> torch.Tensor:
@@ -69,7 +61,6 @@ def inference_ceiling(
 def training_ceiling(
     model: nn.Module,
     *,
-    batch_size: int,
     size: int,
     steps: int,
     num_classes: int,
@@ -77,9 +68,11 @@ def training_ceiling(
     device: torch.device,
 ) -> float:
     """Images/s of forward, backward and AdamW step alone, random input on the device."""
+    batch_size = config.batch_size
     feed.setup_device(device)
     model = model.train().to(device, memory_format=torch.channels_last)
-    optimizer = strategies.optimizer(strategies.param_groups(model, "full", config), device)
+    groups = strategies.param_groups(model, SPEED_STRATEGY, config)
+    optimizer = strategies.optimizer(groups, device)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     x = random_input(batch_size, size, device)
     y = torch.randint(num_classes, (batch_size,), generator=torch.Generator().manual_seed(0))
@@ -106,7 +99,7 @@ def extraction(
     batch_size: int,
     device: torch.device,
 ) -> tuple[np.ndarray, float]:
-    """(features, images/s) of the project's extract path, after one warm-up batch."""
+    """(features, images/s) of the extract stage's extract_features, after a warm-up batch."""
     extract_features(model, images[:batch_size], config, batch_size=batch_size, device=device)
     features, seconds = timed(
         device,
@@ -116,33 +109,34 @@ def extraction(
 
 
 def finetuning(
-    model: nn.Module,
     train: LabelledImages,
     val: LabelledImages,
-    config: InputConfig,
     *,
-    finetune_config: Finetune,
+    model_config: Backbone,
+    config: Finetune,
+    num_classes: int,
     steps: int,
     device: torch.device,
 ) -> float:
-    """Images/s of the project's train_model loop over `steps` batches of real data."""
-    batch = finetune_config.batch_size
-    one_epoch = dataclasses.replace(finetune_config, epochs=1)
+    """Images/s of the finetune stage's train_strategy over `steps` batches of real data
+    (one epoch; train_model times its own steps, so building the model is not counted)."""
+    one_epoch = dataclasses.replace(config, epochs=1)
 
     def run(n_steps: int) -> float:
-        part = train.subset(np.arange(min(len(train), n_steps * batch)))
-        return training.train_model(
-            model,
+        part = train.subset(np.arange(min(len(train), n_steps * config.batch_size)))
+        trained = train_strategy(
+            SPEED_STRATEGY,
+            model_config=model_config,
+            config=one_epoch,
             train=part,
             val=val,
-            input_cfg=config,
-            config=one_epoch,
+            num_classes=num_classes,
             device=device,
-            param_groups=strategies.param_groups(model, "full", one_epoch),
-        ).images_per_s
+        )
+        return trained.result.images_per_s
 
     if device.type == "cuda":
-        run(WARMUP_STEPS)  # tunes cudnn for the training shapes; train_model times itself
+        run(WARMUP_STEPS)  # tunes cudnn for the training shapes
     return run(steps)
 
 
@@ -194,3 +188,41 @@ def reference_loader(
 
     _, seconds = timed(device, run)  # worker start-up is part of the usual path's cost
     return len(images) / seconds
+
+
+def probe_against_sklearn(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    *,
+    C: float,
+    max_iter: int,
+    device: torch.device,
+) -> dict[str, float]:
+    """The probe's L-BFGS (transferlab.evaluation.linear) against scikit-learn's lbfgs, one
+    fit each at the same C on the same standardised features."""
+    x, y = torch.from_numpy(train_x).to(device), torch.from_numpy(train_y).to(device)
+    mean, scale = linear.standardise(x)
+    x = (x - mean) / scale
+    (weight, bias, n_iter), seconds = timed(
+        device,
+        lambda: linear.fit_logistic(
+            x, y, C=C, num_classes=int(train_y.max()) + 1, max_iter=max_iter
+        ),
+    )
+    test = (torch.from_numpy(test_x).to(device) - mean) / scale
+    ours = linear.accuracy(test, torch.from_numpy(test_y).to(device), weight, bias)
+    host_x, host_test = x.cpu().numpy(), test.cpu().numpy()
+    reference = LogisticRegression(C=C, max_iter=max_iter)
+    start = time.perf_counter()
+    reference.fit(host_x, train_y)
+    sk_seconds = time.perf_counter() - start
+    return {
+        "fit_seconds": seconds,
+        "accuracy": ours,
+        "iterations": n_iter,
+        "sklearn_fit_seconds": sk_seconds,
+        "sklearn_accuracy": float(reference.score(host_test, test_y)),
+        "sklearn_iterations": int(reference.n_iter_.max()),
+    }

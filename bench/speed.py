@@ -1,165 +1,65 @@
-"""python -m bench: model-only ceilings against the project's own code paths, in one run.
+"""python -m bench speed: model-only ceilings against the project's own code paths.
 
-Defaults come from params.yaml; flags only override them. Imports neither dvc nor mlflow,
-so it runs on a bare GPU box with torch, timm, numpy and scikit-learn.
+Each measurement runs where its params say (extract.device for extraction and the loader,
+finetune.device for training, probe.device for the probe; --device sets all three), on
+the data params.data describes, prepared by the prepare stage's own code.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from bench import measure, probe
-from bench.report import environment, table
-from transferlab.models import backbone
-from transferlab.data import prepared as data
-from transferlab.device import feed
+from bench import measure
+from bench.common import environment, prepare_splits, timed
 from transferlab import io
-from transferlab.data import prepare
-from transferlab.models import strategies
 from transferlab.data.prepared import LabelledImages
-from transferlab.errors import cli
-from transferlab.device.host import peak_rss_mb
-from transferlab.params import PARAMS_FILE, Params, load_params
+from transferlab.device.host import peak_rss_mb, resolve_device, usable_cpus
+from transferlab.evaluation.probe import C_grid, fit_probe, resolve_backend
+from transferlab.models import backbone
+from transferlab.models.extract import frozen_backbone
+from transferlab.params import Params
 
-BENCH_REPORT = Path("reports/bench.json")
 LOADER_MAX_WORKERS = 16
 
 
 @dataclass(frozen=True)
 class Sizes:
-    """How much each measurement runs; full_data means all 70k images at the model's size."""
+    """How much each measurement runs. What data and model it runs on is params' (-S)."""
 
     split_images: int | None  # cap per split for extraction and the probe; None keeps all
     speed_batches: int  # extraction batches per speed sample (pipeline and ceiling alike)
     finetune_steps: int  # training steps per speed sample (pipeline and ceiling alike)
     repeats: int  # interleaved (ceiling, pipeline) sample pairs; the best of each is kept
     loader_batches: int
-    full_data: bool
 
 
 # Best-of-N over interleaved samples: on a shared machine other load only ever slows a
 # sample down, so the fastest one is the closest to the code's own speed, and pipeline and
 # ceiling are sampled alternately so a burst of load cannot favour either side.
 SIZES = {
-    "tiny": Sizes(96, 1, 1, 1, 1, False),  # for tests: seconds, not figures
-    "quick": Sizes(2000, 4, 10, 3, 4, False),  # CPU: a few minutes on 2 cores
-    "full": Sizes(None, 50, 300, 5, 20, True),  # GPU: full 60k/10k at 224 px
+    "tiny": Sizes(96, 1, 1, 1, 1),  # for tests: seconds, not figures
+    "quick": Sizes(2000, 4, 10, 3, 4),  # CPU: a few minutes on 2 cores
+    "full": Sizes(None, 50, 300, 5, 20),  # GPU: every prepared image
 }
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Flags override params.yaml; none of their defaults repeats a param."""
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    mode = parser.add_mutually_exclusive_group()
-    for name in SIZES:
-        mode.add_argument(f"--{name}", dest="size", action="store_const", const=name)
-    parser.add_argument("--device", help="auto | cpu | cuda (default: extract.device)")
-    parser.add_argument("--grid-size", type=int, help="C values in the grid (default: C_num)")
-    parser.add_argument("--compare-max-iter", type=int, help="single-C fits (default: max_iter)")
-    parser.add_argument("--sklearn-grid", action="store_true", help="also time sklearn's grid")
-    parser.add_argument("--data-path", help="Fashion-MNIST .gz folder (default: data.path)")
-    parser.add_argument("--backbone", help="timm model name (default: backbone.name)")
-    parser.add_argument("--weights", help="bundled | hub | none | path (default: params)")
-    parser.add_argument("--image-size", type=int, help="default: backbone.image_size")
-    parser.add_argument("--params", type=Path, default=PARAMS_FILE)
-    add_overrides(parser)
-    parser.add_argument("--out", type=Path, default=BENCH_REPORT)
-    return parser.parse_args(argv)
-
-
-def add_overrides(parser: argparse.ArgumentParser) -> None:
-    """-S/--set KEY=VALUE, repeatable, read as `dvc exp run -S` reads it (into .overrides)."""
-    parser.add_argument(
-        "-S",
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a param, as `dvc exp run -S` does (repeatable)",
-    )
-
-
-def configure(params: Params, args: argparse.Namespace, sizes: Sizes) -> Params:
-    """params.yaml with the command line's overrides applied."""
-    data_cfg = params.data
-    if args.data_path:
-        data_cfg = dataclasses.replace(data_cfg, path=args.data_path)
-    if sizes.full_data:
-        data_cfg = dataclasses.replace(data_cfg, train_per_class=None, test_per_class=None)
-    image_size = params.backbone.image_size if not sizes.full_data else None
-    backbone_cfg = dataclasses.replace(
-        params.backbone,
-        name=args.backbone or params.backbone.name,
-        weights=args.weights or params.backbone.weights,
-        image_size=args.image_size or image_size,
-    )
-    return dataclasses.replace(params, data=data_cfg, backbone=backbone_cfg)
-
-
-class _NoTracking:
-    """The prepare stage's recorder, minus MLflow: the bench runs without it."""
-
-    def log_artifact(self, path: object, artifact_path: str | None = None) -> None:
-        pass
-
-    def log_metrics(self, metrics: dict, step: int = 0) -> None:
-        pass
-
-
-def prepare_in_memory(params: Params) -> dict[str, LabelledImages]:
-    """Run the prepare stage's own code into a temporary folder and load the splits."""
-    with tempfile.TemporaryDirectory(prefix="bench-prepare-") as work:
-        root = Path(work)
-        paths = dataclasses.replace(
-            params.paths,
-            prepared=root / "prepared",
-            data_card=root / "data_card.json",
-            rejects=root / "rejects.json",
-            duplicates=root / "duplicates.json",
-        )
-        prepare.prepare(params.data, paths, _NoTracking())
-        return {s: data.load_prepared(paths.prepared, s, mmap=False) for s in data.SPLITS}
-
-
-def load_splits(params: Params, sizes: Sizes) -> dict[str, LabelledImages]:
-    """The prepared folder when present (and not full), else prepared here from the source."""
-    if not sizes.full_data and io.split_file(params.paths.prepared, "train", "images").is_file():
-        splits = {s: data.load_prepared(params.paths.prepared, s, mmap=False) for s in data.SPLITS}
-    else:
-        splits = prepare_in_memory(params)
-    if sizes.split_images is None:
+def cap(splits: dict[str, LabelledImages], images: int | None) -> dict[str, LabelledImages]:
+    if images is None:
         return splits
-    return {
-        s: part.subset(np.arange(min(len(part), sizes.split_images))) for s, part in splits.items()
-    }
+    return {s: part.subset(np.arange(min(len(part), images))) for s, part in splits.items()}
 
 
-def run_bench(
-    params: Params,
-    sizes: Sizes,
-    device: torch.device,
-    *,
-    grid_size: int,
-    compare_max_iter: int,
-    sklearn_grid: bool,
-) -> dict:
-    """Every measurement, in one process on one device; returns the bench.json content."""
-    splits = load_splits(params, sizes)
-    num_classes = int(splits["train"].labels.max()) + 1
+def measure_extraction(params: Params, sizes: Sizes, splits: dict, device: torch.device):
+    """(report section, features per split, model, input config)."""
     name, weights = params.backbone.name, params.backbone.weights
-    model = backbone.create_backbone(name, weights)
+    model = frozen_backbone(name, weights, seed=params.backbone.seed, device=device)
     cfg = backbone.input_config(model, params.backbone.image_size)
     batch = params.extract.batch_size
-    report: dict = {"environment": environment(device), "sizes": dataclasses.asdict(sizes)}
-
     features, seconds = {}, 0.0
     for split, part in splits.items():  # the whole pass, for the probe's features
         features[split], rate = measure.extraction(
@@ -177,7 +77,7 @@ def run_bench(
             )
         )
         pipeline.append(measure.extraction(model, sample, cfg, batch_size=batch, device=device)[1])
-    report["extract"] = {
+    section = {
         "images_per_s": max(pipeline),
         "ceiling_images_per_s": max(ceiling),
         "samples": {"pipeline": pipeline, "ceiling": ceiling},
@@ -186,57 +86,120 @@ def run_bench(
         "peak_rss_mb": rss,
         "batch_size": batch,
         "input_size": cfg.size,
+        "device": str(device),
     }
+    return section, features, model, cfg
 
-    train_batch = params.finetune.batch_size
+
+def measure_finetuning(params: Params, sizes: Sizes, splits: dict, size: int) -> dict:
+    device = resolve_device(params.finetune.device)
+    config = params.finetune
+    num_classes = int(splits["train"].labels.max()) + 1
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(params.finetune.seed)
-        tuned = strategies.build_model("full", name, weights, num_classes)
-        ceiling_model = backbone.create_backbone(name, "none", num_classes=num_classes)
-    val = splits["val"].subset(np.arange(min(len(splits["val"]), train_batch)))
+        torch.manual_seed(config.seed)
+        ceiling_model = backbone.create_backbone(
+            params.backbone.name, "none", num_classes=num_classes
+        )
+    val = splits["val"].subset(np.arange(min(len(splits["val"]), config.batch_size)))
     pipeline, ceiling = [], []
     for _ in range(sizes.repeats):
         ceiling.append(
             measure.training_ceiling(
                 ceiling_model,
-                batch_size=train_batch,
-                size=cfg.size,
+                size=size,
                 steps=sizes.finetune_steps,
                 num_classes=num_classes,
-                config=params.finetune,
+                config=config,
                 device=device,
             )
         )
         pipeline.append(
             measure.finetuning(
-                tuned,
                 splits["train"],
                 val,
-                cfg,
-                finetune_config=params.finetune,
+                model_config=params.backbone,
+                config=config,
+                num_classes=num_classes,
                 steps=sizes.finetune_steps,
                 device=device,
             )
         )
-    report["finetune"] = {
+    return {
         "images_per_s": max(pipeline),
         "ceiling_images_per_s": max(ceiling),
         "samples": {"pipeline": pipeline, "ceiling": ceiling},
-        "batch_size": train_batch,
+        "batch_size": config.batch_size,
+        "strategy": measure.SPEED_STRATEGY,
+        "device": str(device),
     }
-    del tuned, ceiling_model
 
-    report["probe"] = probe.probe_report(
-        params,
-        splits,
-        features,
-        device,
-        grid_size=grid_size,
-        compare_max_iter=compare_max_iter,
-        sklearn_grid=sklearn_grid,
+
+def measure_probe(
+    params: Params,
+    splits: dict[str, LabelledImages],
+    features: dict[str, np.ndarray],
+    *,
+    compare_max_iter: int,
+    sklearn_grid: bool,
+) -> dict:
+    """The probe stage's grid (time, chosen C), then one fit at that C: ours vs sklearn."""
+    device = resolve_device(params.probe.device)
+    grid = C_grid(params.probe)
+    backend = resolve_backend(params.probe.backend, device)
+    fit_args = dict(
+        train_features=features["train"],
+        train_labels=splits["train"].labels,
+        val_features=features["val"],
+        val_labels=splits["val"].labels,
+        grid=grid,
+        max_iter=params.probe.max_iter,
+        device=device,
     )
+    fit, seconds = timed(device, lambda: fit_probe(**fit_args, backend=backend))
+    report = {
+        "backend": backend,
+        "device": str(device),
+        "grid_size": len(grid),
+        "grid_seconds": seconds,
+        "C": fit.C,
+        "grid_test_accuracy": float(
+            (fit.predict_proba(features["test"]).argmax(1) == splits["test"].labels).mean()
+        ),
+    }
+    if sklearn_grid:
+        _, report["sklearn_grid_seconds"] = timed(
+            device, lambda: fit_probe(**fit_args, backend="sklearn")
+        )
+    single = measure.probe_against_sklearn(
+        features["train"],
+        splits["train"].labels,
+        features["test"],
+        splits["test"].labels,
+        C=fit.C,
+        max_iter=compare_max_iter,
+        device=device,
+    )
+    report.update(single, max_iter=compare_max_iter)
+    report["speedup_over_sklearn"] = single["sklearn_fit_seconds"] / single["fit_seconds"]
+    report["accuracy_gap_points"] = 100 * (single["accuracy"] - single["sklearn_accuracy"])
+    return report
+
+
+def run_speed(
+    params: Params, sizes: Sizes, *, compare_max_iter: int, sklearn_grid: bool = False
+) -> dict:
+    """Every measurement, in one process; returns the bench.json content."""
+    device = resolve_device(params.extract.device)
+    splits = cap(prepare_splits(params), sizes.split_images)
+    report: dict = {"environment": environment(device), "sizes": dataclasses.asdict(sizes)}
+    report["extract"], features, model, cfg = measure_extraction(params, sizes, splits, device)
+    report["finetune"] = measure_finetuning(params, sizes, splits, cfg.size)
+    report["probe"] = measure_probe(
+        params, splits, features, compare_max_iter=compare_max_iter, sklearn_grid=sklearn_grid
+    )
+    batch = params.extract.batch_size
     loader_images = splits["train"].images[: sizes.loader_batches * batch]
-    workers = min(feed.usable_cpus(), LOADER_MAX_WORKERS)
+    workers = min(usable_cpus(), LOADER_MAX_WORKERS)
     report["reference_loader"] = {
         "images_per_s": measure.reference_loader(
             model, loader_images, cfg, batch_size=batch, workers=workers, device=device
@@ -254,22 +217,51 @@ def run_bench(
     return report
 
 
-@cli
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    params = load_params(args.params, args.overrides)
-    device = backbone.resolve_device(args.device or params.extract.device)
-    sizes = SIZES[args.size or ("full" if device.type == "cuda" else "quick")]
-    params = configure(params, args, sizes)
-    report = run_bench(
+def table(report: dict) -> str:
+    """The figures people compare, one row each."""
+    e, f, p, r = report["extract"], report["finetune"], report["probe"], report["reference_loader"]
+    rows = [
+        ("device", report["device"], f"{report['mode']} mode"),
+        (
+            "extract img/s (ceiling, ratio)",
+            f"{e['images_per_s']:.0f}",
+            f"{e['ceiling_images_per_s']:.0f}, {e['ratio']:.2f}x",
+        ),
+        (
+            "finetune img/s (ceiling, ratio)",
+            f"{f['images_per_s']:.0f}",
+            f"{f['ceiling_images_per_s']:.0f}, {f['ratio']:.2f}x",
+        ),
+        ("PIL+DataLoader img/s (workers)", f"{r['images_per_s']:.0f}", f"{r['workers']}"),
+        ("extract peak RSS MiB", f"{e['peak_rss_mb']:.0f}", ""),
+        (
+            f"probe fit s ({p['backend']}) / sklearn",
+            f"{p['fit_seconds']:.2f}",
+            f"{p['sklearn_fit_seconds']:.2f}, {p['speedup_over_sklearn']:.1f}x faster",
+        ),
+        ("probe test acc / sklearn", f"{p['accuracy']:.4f}", f"{p['sklearn_accuracy']:.4f}"),
+        (
+            f"probe grid of {p['grid_size']} s",
+            f"{p['grid_seconds']:.2f}",
+            f"sklearn {p['sklearn_grid_seconds']:.2f}" if "sklearn_grid_seconds" in p else "",
+        ),
+    ]
+    width = max(len(label) for label, _, _ in rows)
+    return "\n".join(f"{label:<{width}}  {value:>10}  {extra}" for label, value, extra in rows)
+
+
+def run(params: Params, args: argparse.Namespace) -> dict:
+    """The sub-command: --tiny/--quick/--full, else full on CUDA and quick elsewhere."""
+    device = resolve_device(params.extract.device)
+    mode = args.size or ("full" if device.type == "cuda" else "quick")
+    report = run_speed(
         params,
-        sizes,
-        device,
-        grid_size=args.grid_size or params.probe.C_num,
+        SIZES[mode],
         compare_max_iter=args.compare_max_iter or params.probe.max_iter,
         sklearn_grid=args.sklearn_grid,
     )
-    report["mode"] = args.size or ("full" if device.type == "cuda" else "quick")
+    report["mode"] = mode
     io.write_json(args.out, report)
     print(table(report))
     print(f"wrote {args.out}")
+    return report

@@ -1,0 +1,87 @@
+"""What every sub-command shares: the data, prepared as the prepare stage prepares it, and
+a record of the environment a run measured."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import timm
+import torch
+
+from transferlab.data import prepared
+from transferlab.data.prepare import prepare
+from transferlab.data.prepared import LabelledImages
+from transferlab.device.host import usable_cpus
+from transferlab.params import Params
+
+
+class NoTracking:
+    """The prepare stage's recorder, minus MLflow: the bench runs without it."""
+
+    def log_artifact(self, path: object, artifact_path: str | None = None) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict, step: int = 0) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def prepared_workdir(params: Params) -> Iterator[Params]:
+    """params whose paths point into a temporary folder holding the prepare stage's output
+    for params.data (the source, with every -S applied: never a stale data/prepared)."""
+    with tempfile.TemporaryDirectory(prefix="bench-") as work:
+        root = Path(work)
+        paths = dataclasses.replace(
+            params.paths,
+            prepared=root / "prepared",
+            features=root / "features",
+            data_card=root / "data_card.json",
+            rejects=root / "rejects.json",
+            duplicates=root / "duplicates.json",
+        )
+        prepare(params.data, paths, NoTracking())
+        yield dataclasses.replace(params, paths=paths)
+
+
+def load_splits(directory: Path) -> dict[str, LabelledImages]:
+    """Every prepared split, in memory."""
+    return {s: prepared.load_prepared(directory, s, mmap=False) for s in prepared.SPLITS}
+
+
+def prepare_splits(params: Params) -> dict[str, LabelledImages]:
+    """The prepare stage's splits for params.data, in memory."""
+    with prepared_workdir(params) as work:
+        return load_splits(work.paths.prepared)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(device: torch.device, work: Callable[[], object]) -> tuple[object, float]:
+    """(result, seconds) with the device drained before and after."""
+    sync(device)
+    start = time.perf_counter()
+    result = work()
+    sync(device)
+    return result, time.perf_counter() - start
+
+
+def environment(device: torch.device) -> dict:
+    return {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "device_type": device.type,
+        "cpus": usable_cpus(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
