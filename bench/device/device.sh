@@ -1,4 +1,5 @@
-# Sourced by bench/gpu_run.sh and bench/dvc_run.sh, from the repository root, with PYTHON set.
+# Sourced by gpu_run.sh and dvc_run.sh (here, in bench/device/), from the repository
+# root, with PYTHON set.
 
 # install_wheels SITE WHEEL...: carried wheels into SITE, first on PYTHONPATH and PATH.
 install_wheels() {
@@ -11,8 +12,9 @@ install_wheels() {
     export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" PATH="$site/bin:$PATH"
 }
 
-# full_data_overrides: bench/full_data.txt (the README's full-data configuration) as
-# `-S key=value` arguments, appended to the array `overrides`.
+# full_data_overrides: bench/full_data.txt (the README's full-data configuration; users
+# read it too, so it stays beside the bench) as `-S key=value` arguments, appended to the
+# array `overrides`.
 full_data_overrides() {
     local kv
     while read -r kv; do

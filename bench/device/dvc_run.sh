@@ -6,27 +6,27 @@
 # the weights (17 MB) and the dvc + mlflow-skinny wheels (about 30 MB) together are more,
 # so it takes two calls on the same warm machine:
 #
-#   here, once:  bash bench/dvc_run.sh fetch     # bench/device-requirements.txt -> .dvcwhl/
-#   call 1:      carry [.fmnist, .whl];  bash bench/dvc_run.sh stash
-#   call 2:      carry [.dvcwhl];        bash bench/dvc_run.sh
+#   here, once:  bash bench/device/dvc_run.sh fetch   # device-requirements.txt -> .dvcwhl/
+#   call 1:      carry [.fmnist, .whl];  bash bench/device/dvc_run.sh stash
+#   call 2:      carry [.dvcwhl];        bash bench/device/dvc_run.sh
 #
 # `stash` copies the data and the weights' wheel into .device/ (git-ignored: the machine
 # keeps it between calls while it stays warm). The run writes $OUT/run.json (seconds),
 # metrics.json, report.md and dvc.lock. Arguments after the command are more `-S key=value`
 # overrides, applied after the configuration's (a toy size, for a CPU check).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 OUT="${OUT:-reports/dvc_run}"
 PYTHON="${PYTHON:-$(command -v python || command -v python3)}"
 SITE="${SITE:-/tmp/site}"
 STASH=.device
-source bench/device.sh
+source bench/device/device.sh
 
 case "${1:-run}" in
 fetch)
     # Wheels for the device's Python 3.12 of what it lacks; its own packages are not repeated.
     # hydra-core's antlr4 runtime is pure Python published only as source: built here.
-    requirements=bench/device-requirements.txt
+    requirements=bench/device/device-requirements.txt
     sdist_only=$(grep '^antlr4-python3-runtime==' "$requirements")
     "$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
         --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
