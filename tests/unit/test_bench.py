@@ -1,55 +1,140 @@
-"""The bench and the GPU script run end to end on CPU at toy size, with dvc and mlflow
-unimportable, exactly as on the bare GPU box."""
+"""`python -m bench`: one entry point whose sub-commands read params.yaml with `-S`
+overrides, print usage without running anything, and run end to end on CPU at toy size
+with dvc and mlflow unimportable, exactly as on the bare GPU box."""
 
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from bench import gpu
-from bench import run as bench_run
+from bench import cli
 from tests.conftest import REPO, TINY_MODEL
+from transferlab.errors import UserError
+from transferlab.params import load_params
 
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+COMMANDS = tuple(cli.COMMANDS)
+# Toy size for every run below: the tiny timm model at 32 px on 12 images per class.
+TOY = [
+    f"backbone.name={TINY_MODEL}",
+    "backbone.weights=none",
+    "backbone.image_size=32",
+    "data.train_per_class=12",
+    "data.test_per_class=12",
+    "extract.batch_size=24",
+    "probe.C_num=2",
+    "finetune.epochs=1",
+    "finetune.batch_size=16",
+]
 
 
-@pytest.fixture
-def no_dvc_no_mlflow(tmp_path) -> dict[str, str]:
-    """An environment where `import dvc` and `import mlflow` raise ImportError."""
+def blocked_env(tmp_path: Path, names: tuple[str, ...]) -> dict[str, str]:
+    """An environment where importing any of `names` raises ImportError."""
     blocked = tmp_path / "blocked"
-    for name in ("dvc", "mlflow"):
+    for name in names:
         (blocked / name).mkdir(parents=True)
         (blocked / name / "__init__.py").write_text(f"raise ImportError('{name} is blocked')\n")
     env = {**os.environ, "PYTHONPATH": f"{blocked}{os.pathsep}{REPO}"}
-    for name in ("dvc", "mlflow"):
+    for name in names:
         probe = subprocess.run([sys.executable, "-c", f"import {name}"], env=env, cwd=REPO)
         assert probe.returncode != 0, f"{name} should be unimportable here"
     return env
 
 
-def test_no_flag_default_repeats_a_param():
-    for args in (bench_run.parse_args([]), gpu.parse_args(["--out", "x"])):
-        flags = {k: v for k, v in vars(args).items() if k not in ("out", "params")}
-        assert all(v in (None, False, []) for v in flags.values()), flags
+def bench(*args: str, env: dict[str, str], cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args], env=env, cwd=cwd, capture_output=True, text=True
+    )
+
+
+@pytest.mark.parametrize("command", [(), *((c,) for c in COMMANDS)])
+def test_help_prints_usage_and_runs_nothing(tmp_path, command):
+    # torch and timm blocked too: --help must not even load what a measurement needs.
+    env = blocked_env(tmp_path, ("torch", "timm", "dvc", "mlflow"))
+    out = tmp_path / "out.json"
+    extra = ["--out", str(out)] if command else []
+    done = bench(*command, *extra, "--help", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"usage: python -m bench {' '.join(command)}".rstrip())
+    if command:
+        assert "-S KEY=VALUE" in done.stdout and "--device" in done.stdout
+    else:
+        assert all(c in done.stdout for c in COMMANDS)
+    assert list(tmp_path.iterdir()) == [tmp_path / "blocked"]  # nothing written
+
+
+def test_no_command_prints_usage_and_fails(tmp_path):
+    done = bench(env=blocked_env(tmp_path, ("torch",)))
+    assert done.returncode == 2
+    assert "usage: python -m bench" in done.stderr and "COMMAND" in done.stderr
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_no_flag_default_repeats_a_param(command):
+    # params.yaml is the only source of defaults: unset flags are empty, and the params
+    # a sub-command runs with are params.yaml's.
+    args = cli.parse_args([command])
+    flags = {k: v for k, v in vars(args).items() if k not in ("command", "out", "params")}
+    assert all(v in (None, False, []) for v in flags.values()), flags
+    assert cli.configure(args) == load_params(REPO / "params.yaml")
+
+
+def test_overrides_are_dvc_style_and_device_sets_every_section():
+    args = cli.parse_args(
+        ["pipeline", "-S", "finetune.epochs=7", "-S", "data.train_per_class=null"]
+        + ["-S", "probe.C_min=3e-4", "-S", "extract.device=cuda", "--device", "cpu"]
+    )
+    params = cli.configure(args)
+    assert params.finetune.epochs == 7
+    assert params.data.train_per_class is None
+    assert params.probe.C_min == 3e-4  # a float, as `dvc exp run -S` reads it
+    # --device wins over an earlier -S and reaches every section with a device.
+    assert {params.extract.device, params.probe.device, params.finetune.device} == {"cpu"}
+    with pytest.raises(UserError, match="finetune.epochz"):
+        cli.configure(cli.parse_args(["speed", "-S", "finetune.epochz=1"]))
+
+
+def test_full_data_configuration_is_valid_params():
+    # Users pass bench/full_data.txt to `dvc exp run -S`, the device scripts to dvc and to
+    # every sub-command: each line must be an override params.yaml accepts.
+    text = (REPO / "bench" / "full_data.txt").read_text()
+    lines = [kv for kv in text.splitlines() if kv and kv[0] != "#"]
+    params = load_params(REPO / "params.yaml", lines)
+    assert params.data.train_per_class is None and params.backbone.image_size is None
+    assert params.finetune.random_erase == 0.25 and params.finetune.epochs == 8
+
+
+def test_speed_sizes_are_the_ones_the_command_line_offers():
+    from bench import speed
+
+    assert set(speed.SIZES) == set(cli.SIZES)
 
 
 @pytest.mark.slow
-def test_bench_runs_without_dvc_or_mlflow(tmp_path, no_dvc_no_mlflow):
-    out = tmp_path / "bench.json"
-    args = ["--tiny", "--backbone", TINY_MODEL, "--weights", "none", "--image-size", "32"]
-    args += ["--grid-size", "2", "--data-path", FASHION_MNIST, "--out", str(out)]
+def test_gpu_script_runs_speed_and_pipeline_without_dvc_or_mlflow(tmp_path):
+    env = {
+        **blocked_env(tmp_path, ("dvc", "mlflow")),
+        "OUT": str(tmp_path / "out"),
+        "FMNIST": FASHION_MNIST,
+        "PYTHON": sys.executable,
+        "SIZE": "tiny",
+    }
+    # After the script's full-data -S (8 epochs, batches 512 and 128) and its 45-value
+    # probe grid: later ones win.
+    overrides = [arg for kv in TOY for arg in ("-S", kv)]
     done = subprocess.run(
-        [sys.executable, "-m", "bench", *args],
-        env=no_dvc_no_mlflow,
+        ["bash", "bench/device/gpu_run.sh", *overrides, "--device", "cpu"],
+        env=env,
         cwd=REPO,
         capture_output=True,
         text=True,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(out.read_text())
-    assert report["device"] == "cpu"
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    speed = json.loads((tmp_path / "out" / "bench.json").read_text())
+    assert speed["device"] == "cpu" and speed["mode"] == "tiny"
     for section, key in [
         ("extract", "images_per_s"),
         ("extract", "ceiling_images_per_s"),
@@ -62,58 +147,35 @@ def test_bench_runs_without_dvc_or_mlflow(tmp_path, no_dvc_no_mlflow):
         ("probe", "grid_seconds"),
         ("reference_loader", "images_per_s"),
     ]:
-        assert report[section][key] > 0, (section, key)
-    assert 0 <= report["probe"]["accuracy"] <= 1 and 0 <= report["probe"]["sklearn_accuracy"] <= 1
-    assert report["probe"]["grid_size"] == 2
-    assert "probe fit s" in done.stdout  # the table
+        assert speed[section][key] > 0, (section, key)
+    assert 0 <= speed["probe"]["accuracy"] <= 1 and 0 <= speed["probe"]["sklearn_accuracy"] <= 1
+    assert speed["probe"]["grid_size"] == 2 and speed["probe"]["max_iter"] == 200
+    assert "probe fit s" in done.stdout  # speed's table
 
-
-@pytest.mark.slow
-def test_gpu_script_runs_at_tiny_size(tmp_path, no_dvc_no_mlflow):
-    env = {
-        **no_dvc_no_mlflow,
-        "OUT": str(tmp_path / "out"),
-        "FMNIST": FASHION_MNIST,
-        "PYTHON": sys.executable,
-    }
-    # After the script's full-data -S (8 epochs, batches 512 and 128): later ones win.
-    args = ["--tiny", "-S", "finetune.epochs=1", "-S", "finetune.batch_size=16"]
-    args += ["-S", "extract.batch_size=24", "--grid-size", "2"]
-    done = subprocess.run(
-        ["bash", "bench/gpu_run.sh", *args], env=env, cwd=REPO, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
     pipeline = json.loads((tmp_path / "out" / "pipeline.json").read_text())
-    assert pipeline["input_size"] == gpu.TINY_SIZE
+    assert pipeline["input_size"] == 32
+    assert pipeline["images"] == {"train": 110, "val": 10, "test": 120}  # prepared as prepare does
     for method in ("probe", "full", "scratch"):
         assert 0 <= pipeline[method]["accuracy"] <= 1
-    # The bench measures at the batch sizes the pipeline core ran with.
-    bench = json.loads((tmp_path / "out" / "bench.json").read_text())
-    assert bench["extract"]["batch_size"] == pipeline["extract"]["batch_size"] == 24
-    assert bench["finetune"]["batch_size"] == pipeline["finetune"]["batch_size"] == 16
+        assert {"macro_f1", "ece"} <= set(pipeline[method])  # method_metrics, as evaluate scores
+    assert set(pipeline["elapsed_s"]) == {"prepare", "extract", "probe", "full", "scratch"}
+    # Both measured the same configuration: the full-data file's, then ours.
+    assert speed["extract"]["batch_size"] == pipeline["extract"]["batch_size"] == 24
+    assert speed["finetune"]["batch_size"] == pipeline["finetune"]["batch_size"] == 16
     assert pipeline["finetune"]["epochs"] == 1
     assert pipeline["finetune"]["random_erase"] == 0.25  # bench/full_data.txt's, not overridden
     assert done.stdout.strip().splitlines()[-1].startswith("total")
 
 
 @pytest.mark.slow
-def test_variation_reports_identical_cpu_runs(tmp_path):
-    from bench import variation
-
-    report = variation.main(
-        [
-            "--per-class",
-            "6",
-            "--image-size",
-            "32",
-            "--epochs",
-            "1",
-            "--out",
-            str(tmp_path / "v.json"),
-        ]
-    )
+def test_variation_reports_identical_cpu_runs(tmp_path, capsys):
+    out = tmp_path / "v.json"
+    overrides = [arg for kv in TOY for arg in ("-S", kv)]
+    report = cli.main(["variation", *overrides, "--device", "cpu", "--out", str(out)])
     # The stages are deterministic on CPU: two identical runs agree exactly.
     assert report["extract_identical"] and report["extract_max_abs_diff"] == 0.0
+    assert report["finetune_strategy"] == "full"  # the first of finetune.strategies
     assert report["finetune_max_abs_weight_diff"] == 0.0
     assert report["finetune_predictions_differing"] == 0
-    assert (tmp_path / "v.json").is_file()
+    assert report["images"]["test"] == 120 and report["input_size"] == 32
+    assert json.loads(out.read_text()) == json.loads(capsys.readouterr().out)
