@@ -34,6 +34,7 @@ def main() -> None:
     }
     start = time.perf_counter()
     with tracking.stage_run("curves", params, logged) as run:
+        run.clock.ready()
         rows, fits = probe_rows(
             features,
             labels,

@@ -30,6 +30,7 @@ def main() -> None:
     rows: list[dict] = []
     start = time.perf_counter()
     with tracking.stage_run("curves_finetune", params, logged) as run:
+        run.clock.ready()
         if listed:  # the default: no list, no loading or training, empty outputs
             device = host.resolve_device(params.finetune.device)
             with guards.deterministic(device):
@@ -44,6 +45,7 @@ def main() -> None:
                     config=params.finetune,
                     num_classes=len(load_classes(paths.prepared)),
                     device=device,
+                    clock=run.clock,
                 )
         summary = summarise(rows)
         out = paths.curves_finetune

@@ -14,7 +14,9 @@ def main() -> None:
     params = load_params()
     paths = params.paths
     with tracking.stage_run("evaluate", params, {"methods": method_names(params)}) as run:
-        metrics, figures, provenance = evaluate(params, git=tracking.git_state())
+        run.clock.ready()
+        run.timing_path = None  # its parts go into the timeline it writes
+        metrics, figures, provenance = evaluate(params, git=tracking.git_state(), clock=run.clock)
         verdicts = metrics["transfer"]
         scores = {m: v for m, v in metrics.items() if m != "transfer"}
         gains = {f"{n}.gain": v["gain"] for n, v in verdicts.items()}

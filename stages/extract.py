@@ -42,6 +42,7 @@ def main() -> None:
                 out=out,
                 batch_size=params.extract.batch_size,
                 device=device,
+                clock=run.clock,
             )
             if not distributed.is_main():
                 return

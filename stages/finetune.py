@@ -49,6 +49,7 @@ def main() -> None:
                 probe_dir=io.method_dir(paths.methods, "probe"),
                 test=load_prepared(paths.prepared, "test"),
                 predict_batch_size=params.extract.batch_size,
+                clock=run.clock,
             )
             if distributed.is_main():  # rank 0 holds the same weights and writes everything
                 io.save_array(out / io.predictions_file(index), trained.test_probs)

@@ -24,6 +24,7 @@ def main() -> None:
     test_x, _ = load_features(features, "test")
     num_classes = int(max(train_y.max(), val_y.max())) + 1
     with tracking.stage_run(METHOD, params, {"knn": to_dict(params.knn)}) as run:
+        run.clock.ready()
         start = time.perf_counter()
         ks, Ts = grid(params.knn)
         k, T, scores = select_k_T(

@@ -12,7 +12,9 @@ from transferlab.params import load_params, to_dict
 def main() -> None:
     params = load_params()
     with tracking.stage_run("prepare", params, {"data": to_dict(params.data)}) as run:
+        run.clock.ready()
         card = prepare(params.data, params.paths, run)
+        run.publish()
     splits = ", ".join(f"{s}: {card['splits'][s]['total']}" for s in card["splits"])
     print(
         f"{splits}; rejected: {card['rejected']['total']}, duplicate groups: "

@@ -25,6 +25,7 @@ def main() -> None:
     )
     test_x, _ = load_features(features, "test")
     with tracking.stage_run(METHOD, params, {"probe": to_dict(params.probe)}) as run:
+        run.clock.ready()
         start = time.perf_counter()
         fit = fit_probe(
             train_features=train_x,

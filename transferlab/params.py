@@ -37,6 +37,8 @@ class Paths:
     report: Path
     figures: Path
     provenance: Path
+    timings: Path
+    timeline: Path
     validated: Path
 
 

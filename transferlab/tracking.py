@@ -38,11 +38,13 @@ from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, ML
 from transferlab import io
 from transferlab.errors import UserError
 from transferlab.params import Params, flatten
+from transferlab.timeline import StageClock
 
 log = logging.getLogger(__name__)
 EXPERIMENT_NAME = "transfer-learning"
 PIPELINE_KEY_TAG = "pipeline_key"
 GIT_DIRTY_TAG = "git_dirty"
+SOURCES = ("stages", "transferlab", "params.yaml", "dvc.yaml", "pyproject.toml")
 DEFAULT_STORE = "mlflow.db"  # at the DVC repo root, when MLFLOW_TRACKING_URI is unset
 DEFAULT_ARTIFACTS = "mlartifacts"
 _PROCESS_TOKEN = uuid.uuid4().hex  # stands in for a start time where /proc is absent
@@ -81,6 +83,8 @@ class StageRun:
         self.parent_id = parent_id
         self.uri = uri
         self.required = required
+        self.clock = StageClock()  # from this process's start: where the stage's time goes
+        self.timing_path: Path | None = None  # set by stage_run
 
     @property
     def active(self) -> bool:
@@ -115,7 +119,9 @@ class StageRun:
         artifacts: Sequence[Path | tuple[Path, str]] = (),
     ) -> None:
         """The end of every stage: write its record (atomically), then log its metrics, the
-        record and its artifacts (a path, or (path, artifact folder))."""
+        record and its artifacts (a path, or (path, artifact folder)); last, write where the
+        stage's time went (timeline.StageClock) and log it as `time.*` metrics."""
+        self.clock.computed()
         if record is not None:
             io.write_json(record_path, record)
         if metrics:
@@ -123,6 +129,10 @@ class StageRun:
         for item in ([record_path] if record is not None else []) + list(artifacts):
             path, folder = item if isinstance(item, tuple) else (item, None)
             self.log_artifact(path, folder)
+        parts = self.clock.parts()
+        if self.timing_path is not None:
+            io.write_json(self.timing_path, parts)
+        self.log_metrics({f"time.{k}": v for k, v in parts.items() if v is not None})
 
     def log_to_parent(
         self, *, params: dict[str, Any], metrics: dict[str, Any], tags: dict[str, Any]
@@ -167,6 +177,7 @@ def stage_run(stage: str, params: Params, logged: dict[str, Any]) -> Iterator[St
     """One child run for this stage under the pipeline's parent run (a no-op if unreachable),
     logging `logged`: the params sections the stage reads."""
     run = start_run(stage, logged, required=params.tracking.required)
+    run.timing_path = params.paths.timings / f"{stage}.json"
     try:
         yield run
     except BaseException:
@@ -321,12 +332,16 @@ def git_state() -> dict[str, str]:
 
 
 def _git_dirty() -> str:
-    """'true' when tracked files differ from HEAD, 'false', or 'unknown' outside a git repo."""
+    """'true' when the code or config that decide results (SOURCES) differ from HEAD,
+    'false', or 'unknown' outside a git repo. The pipeline's own outputs (dvc.lock, reports/)
+    change during every run and are not counted."""
     try:
         import git
 
         repo = git.Repo(_default_root(), search_parent_directories=True)
-        return str(repo.is_dirty(untracked_files=False)).lower()
+        present = [s for s in SOURCES if (Path(repo.working_tree_dir) / s).exists()]
+        dirty = any(repo.is_dirty(untracked_files=False, path=source) for source in present)
+        return str(dirty).lower()
     except Exception:  # no git binary, no repository, or GitPython missing: say so, go on
         return "unknown"
 

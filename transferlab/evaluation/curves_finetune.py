@@ -12,6 +12,7 @@ from transferlab.data.prepared import LabelledImages
 from transferlab.evaluation.kshot import kshot_subsets, shot_label
 from transferlab.models.training import train_strategy
 from transferlab.params import BASELINE, Backbone, Finetune
+from transferlab.timeline import StageClock
 
 
 def series_name(strategy: str) -> str:
@@ -29,6 +30,7 @@ def fit_subset(
     config: Finetune,
     num_classes: int,
     device: torch.device,
+    clock: StageClock | None = None,
 ) -> dict[str, float]:
     """Fine-tune one fresh model on `train`, keep the best-on-val epoch, score it on test."""
     trained = train_strategy(
@@ -41,6 +43,7 @@ def fit_subset(
         device=device,
         desc=f"{strategy} k-shot",
         test=test,
+        clock=clock,
     )
     result = trained.result
     return {
@@ -63,6 +66,7 @@ def kshot_finetune(
     config: Finetune,
     num_classes: int,
     device: torch.device,
+    clock: StageClock | None = None,
 ) -> list[dict]:
     """One row per (strategy, shot, seed), on the same nested subsets as the probe curves.
 
@@ -84,6 +88,7 @@ def kshot_finetune(
                     config=run_config,
                     num_classes=num_classes,
                     device=device,
+                    clock=clock,
                 )
                 rows.append(
                     {

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
-from transferlab import io
+from transferlab import io, timeline
 from transferlab.data.prepared import load_classes, load_prepared
 from transferlab.evaluation import kshot, report, verdict
 from transferlab.params import BASELINE, Params
 from transferlab.provenance import describe_run
+from transferlab.timeline import StageClock
 
 PROBE_METHODS = ("probe", "knn")
 HEADLINE_PROBES = ("linear", "knn")
@@ -94,10 +95,13 @@ def curve_figure(series: dict, probe_series: dict, params: Params):
     return figure
 
 
-def evaluate(params: Params, *, git: dict[str, str]) -> tuple[dict, list[Path], dict]:
-    """Score every method's test predictions, judge transfer, and write the DVC plot tables,
-    the figures, per-class accuracies, the provenance record and the report. Returns the
-    metrics, the figures and the provenance (`git`: the code's commit and dirty flag)."""
+def evaluate(
+    params: Params, *, git: dict[str, str], clock: StageClock
+) -> tuple[dict, list[Path], dict]:
+    """Score every method's test predictions, judge transfer, gather the stages' timings, and
+    write the DVC plot tables, the figures, per-class accuracies, the timeline, the provenance
+    record and the report. Returns the metrics, the figures and the provenance (`git`: the
+    code's commit and dirty flag; `clock`: this stage's, whose parts join the timeline)."""
     paths = params.paths
     provenance = describe_run(
         params,
@@ -145,11 +149,16 @@ def evaluate(params: Params, *, git: dict[str, str]) -> tuple[dict, list[Path], 
     report.plot_reliability(predictions, paths.figures / "reliability.png")
     report.plot_training(histories, paths.figures / "training.png")
     figures = [
+        paths.figures / "timeline.png",
         curve_figure(curve_series, probe_curves["series"], params),
         paths.figures / "training.png",
         paths.figures / "reliability.png",
         *confusions,
     ]
+    clock.computed()  # what follows is this stage's writing
+    timings = timeline.gather(paths.timings, evaluate=clock.parts())
+    io.write_json(paths.timeline, timings)
+    report.plot_timeline(timings, paths.figures / "timeline.png")
     io.write_json(paths.metrics, metrics)
     io.write_json(paths.figures / "per_class.json", per_class)
     text = report.render(
@@ -161,6 +170,7 @@ def evaluate(params: Params, *, git: dict[str, str]) -> tuple[dict, list[Path], 
         root=paths.report.parent,
         provenance=provenance,
         finetune_seeds=params.finetune.seeds,
+        timings=timings,
     )
     io.write_json(paths.provenance, provenance)
     io.write_text(paths.report, text)

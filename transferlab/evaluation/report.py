@@ -172,6 +172,7 @@ def render(
     root: Path,
     provenance: dict | None = None,
     finetune_seeds: int = 1,
+    timings: dict[str, dict] | None = None,
 ) -> str:
     """The markdown report; figures are linked relative to the report's folder."""
     methods = [m for m in metrics if m != "transfer"]
@@ -217,9 +218,55 @@ def render(
     lines += ["", "## Figures", ""]
     for figure in figures:
         lines.append(f"![{figure.stem}]({Path(os.path.relpath(figure, root)).as_posix()})")
+    if timings:
+        lines += ["", "## Where the time went (seconds)", ""] + timing_lines(timings)
     if provenance:
         lines += ["", "## Provenance", ""] + provenance_lines(provenance)
     return "\n".join(lines) + "\n"
+
+
+def timing_lines(timings: dict[str, dict]) -> list[str]:
+    """One row per stage: its four parts, the total and the steady rate."""
+    lines = [
+        "| stage | ready | first step | steady | write | total | steady items/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for stage, t in timings.items():
+        rate = f"{t['steady_items_per_s']:.0f}" if t.get("steady_items_per_s") else ""
+        lines.append(
+            f"| {stage} | {t['ready_s']:.1f} | {t['first_step_s']:.1f} | {t['steady_s']:.1f} | "
+            f"{t['write_s']:.1f} | {t['total_s']:.1f} | {rate} |"
+        )
+    return lines
+
+
+def plot_timeline(timings: dict[str, dict], path: Path) -> None:
+    """Gantt-style bars: each stage on its own row from its start, split into its parts."""
+    fig, ax = _figure().subplots(figsize=(7, 0.4 * len(timings) + 1.5))
+    origin = min(t["started"] for t in timings.values()) if timings else 0.0
+    colours = {
+        "ready_s": "#9e9e9e",
+        "first_step_s": "#ff9800",
+        "steady_s": "#1976d2",
+        "write_s": "#7cb342",
+    }
+    labels = {
+        "ready_s": "ready",
+        "first_step_s": "first step",
+        "steady_s": "steady",
+        "write_s": "write",
+    }
+    for row, t in enumerate(timings.values()):
+        left = t["started"] - origin
+        for part, colour in colours.items():
+            ax.barh(row, t[part], left=left, color=colour, label=labels[part] if row == 0 else None)
+            left += t[part]
+    ax.set_yticks(range(len(timings)), list(timings))
+    ax.invert_yaxis()
+    ax.set(xlabel="seconds since the first of these stages started", title="Where the time went")
+    if timings:
+        ax.legend(fontsize=7, loc="lower right")
+    _save(fig, path)
 
 
 def provenance_lines(provenance: dict) -> list[str]:

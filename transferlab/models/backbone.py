@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from transferlab.device import distributed, feed
 from transferlab.errors import UserError
+from transferlab.timeline import StageClock
 
 CUDA_DTYPE = torch.bfloat16  # autocast on CUDA; model input is made in it directly
 BUNDLED_MODEL = "tf_efficientnet_lite0"
@@ -238,12 +239,17 @@ def forward_batches(
     batch_size: int,
     device: torch.device,
     desc: str,
+    clock: StageClock | None = None,
 ) -> np.ndarray:
-    """Run the model in eval mode over uint8 images; float32 outputs (N, D), in order."""
+    """Run the model in eval mode over uint8 images; float32 outputs (N, D), in order.
+
+    `clock`, when given, is told when the computation starts and when each batch is done."""
     if len(images) == 0:
         raise UserError(f"{desc}: no images to process.")
     feed.setup_device(device)
     model = model.eval().to(device, memory_format=torch.channels_last)
+    if clock is not None:
+        clock.ready()
     # Outputs collect on the device and come back in one copy: a per-batch .cpu() would
     # make the host wait for every batch and leave the GPU idle between them.
     outputs: torch.Tensor | None = None
@@ -263,4 +269,6 @@ def forward_batches(
             outputs[row : row + valid] = out
             row += valid
             bar.update(valid)
+            if clock is not None:
+                clock.step(valid, device)
     return outputs.cpu().numpy()

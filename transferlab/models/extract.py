@@ -14,6 +14,7 @@ from transferlab.data import prepared
 from transferlab.device import distributed, guards
 from transferlab.models import backbone
 from transferlab.models.backbone import InputConfig
+from transferlab.timeline import StageClock
 
 
 @dataclass(frozen=True)
@@ -33,13 +34,14 @@ def extract_features(
     batch_size: int,
     device: torch.device,
     desc: str = "extract",
+    clock: StageClock | None = None,
 ) -> np.ndarray:
     """Pooled pre-logit features (N, D) float32 for uint8 images (N, H, W, C)."""
     # create_backbone(num_classes=0) leaves timm's pooled pre-logits as the output.
     # On CUDA OOM the split is redone with half the batch (padding keeps outputs the same).
     return guards.OomBackoff(batch_size, desc=desc).run(
         lambda size: backbone.forward_batches(
-            model, images, config, batch_size=size, device=device, desc=desc
+            model, images, config, batch_size=size, device=device, desc=desc, clock=clock
         )
     )
 
@@ -61,6 +63,7 @@ def embed_splits(
     out: Path,
     batch_size: int,
     device: torch.device,
+    clock: StageClock | None = None,
 ) -> Embedded:
     """Embed every prepared split of `source` into `out` (features and labels per split).
 
@@ -78,6 +81,7 @@ def embed_splits(
             batch_size=batch_size,
             device=device,
             desc=f"extract {split} [{start}:{stop}]",
+            clock=clock,
         )
         features = distributed.gather_rows(local, len(part), block=batch_size, device=device)
         seconds += time.perf_counter() - began

@@ -21,6 +21,7 @@ from transferlab.device import distributed, feed, guards
 from transferlab.models import backbone, strategies
 from transferlab.models.backbone import InputConfig
 from transferlab.params import Backbone, Finetune
+from transferlab.timeline import StageClock
 
 log = logging.getLogger(__name__)
 MAX_SHIFT = 0.125  # random translation, as a fraction of the image side
@@ -65,6 +66,7 @@ def train_strategy(
     desc: str | None = None,
     test: LabelledImages | None = None,
     predict_batch_size: int | None = None,
+    clock: StageClock | None = None,
 ) -> Trained:
     """Build `strategy`'s model, apply the strategy, train it and keep the best-on-val weights.
 
@@ -90,6 +92,7 @@ def train_strategy(
             device=device,
             param_groups=strategies.param_groups(model, strategy, config),
             desc=desc or strategy,
+            clock=clock,
         )
     model.load_state_dict(result.state_dict)
     test_probs = None
@@ -163,6 +166,7 @@ def train_model(
     device: torch.device,
     param_groups: list[dict],
     desc: str = "finetune",
+    clock: StageClock | None = None,
 ) -> TrainResult:
     """AdamW + one-cycle + label smoothing; keeps the best-on-val weights.
 
@@ -196,6 +200,8 @@ def train_model(
     best: TrainResult | None = None
     history: list[dict[str, float]] = []
     seconds = 0.0
+    if clock is not None:
+        clock.ready()
     for epoch in range(1, config.epochs + 1):
         model.train()
         order = torch.randperm(len(train), generator=shuffle)[: steps_per_epoch * batch_size]
@@ -238,6 +244,8 @@ def train_model(
                 guards.check_finite(losses, grad_norms, upto=step, epoch=epoch)
             optimizer.step()
             scheduler.step()
+            if clock is not None:
+                clock.step(batch_size, device)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         running = float(losses.sum())

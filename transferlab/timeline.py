@@ -1,0 +1,98 @@
+"""Where a stage's wall time went, in four parts, on any device.
+
+- ready: from the process's start to the first computation (interpreter and imports, params,
+  data, model, process group);
+- first_step: the first batch or training step (lazy CUDA initialisation, cuDNN autotuning);
+- steady: the rest of the computation, with its items per second;
+- write: writing outputs and logging them.
+
+A stage creates one StageClock, marks `ready()` and `computed()`, and hands it to the code
+that loops over batches, which calls `step(items)` after each one. Pure Python and torch
+(only to wait for queued GPU work); no dvc, no mlflow.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import torch
+
+PARTS = ("ready", "first_step", "steady", "write")
+
+
+def process_start() -> float:
+    """This process's start as a Unix time, from /proc; now where /proc is absent."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        return time.time()
+    return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
+
+
+class StageClock:
+    """Timestamps of one stage process's parts; `parts()` turns them into seconds."""
+
+    def __init__(self, started: float | None = None) -> None:
+        self.started = process_start() if started is None else started
+        self.ready_at: float | None = None
+        self.first_step_at: float | None = None
+        self.computed_at: float | None = None
+        self.steady_items = 0
+
+    def ready(self) -> None:
+        """The computation starts now (the first call counts)."""
+        if self.ready_at is None:
+            self.ready_at = time.time()
+
+    def step(self, items: int, device: torch.device | None = None) -> None:
+        """A batch or step of `items` finished; the first one waits for the GPU to finish it."""
+        self.ready()
+        if self.first_step_at is None:
+            if device is not None and device.type == "cuda":
+                torch.cuda.synchronize(device)
+            self.first_step_at = time.time()
+        else:
+            self.steady_items += items
+
+    def computed(self) -> None:
+        """The computation ended (results are on the host); the first call counts."""
+        self.ready()
+        if self.computed_at is None:
+            self.computed_at = time.time()
+
+    def parts(self, now: float | None = None) -> dict[str, float | int | None]:
+        """Seconds per part, the steady rate, and the process's start, as of `now`."""
+        now = time.time() if now is None else now
+        ready = self.ready_at if self.ready_at is not None else now
+        computed = self.computed_at if self.computed_at is not None else now
+        first = self.first_step_at if self.first_step_at is not None else ready
+        steady = computed - first
+        return {
+            "started": round(self.started, 3),
+            "ready_s": round(ready - self.started, 3),
+            "first_step_s": round(first - ready, 3),
+            "steady_s": round(steady, 3),
+            "write_s": round(now - computed, 3),
+            "total_s": round(now - self.started, 3),
+            "steady_items": self.steady_items,
+            "steady_items_per_s": (
+                round(self.steady_items / steady, 1) if self.steady_items and steady > 0 else None
+            ),
+        }
+
+
+def gather(directory: Path, **current: dict) -> dict[str, dict]:
+    """Every stage's parts from <directory>/<stage>.json, plus `current` stages' (still
+    running, e.g. the stage gathering them), in the order the stages started."""
+    found = {path.stem: _read(path) for path in sorted(Path(directory).glob("*.json"))}
+    found.update(current)
+    return dict(sorted(found.items(), key=lambda item: item[1]["started"]))
+
+
+def _read(path: Path) -> dict:
+    import json
+
+    return json.loads(path.read_text())
