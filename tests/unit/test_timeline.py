@@ -1,0 +1,66 @@
+"""Where a stage's time went: the four parts, the steady rate, and the gathered timeline."""
+
+import json
+import time
+
+import torch
+
+from transferlab import timeline
+from transferlab.evaluation import report
+
+
+def test_process_start_is_before_now_and_after_boot():
+    started = timeline.process_start()
+    assert time.time() - 600 < started <= time.time()
+
+
+def test_parts_split_the_wall_time_and_rate_counts_only_steady_steps():
+    clock = timeline.StageClock(started=100.0)
+    clock.ready_at = 103.0  # imports, data and model took 3 s
+    clock.first_step_at = 105.0  # the first step took 2 s
+    clock.steady_items = 400  # four more steps of 100 after it
+    clock.computed_at = 109.0
+    parts = clock.parts(now=110.0)
+    assert parts["ready_s"] == 3.0 and parts["first_step_s"] == 2.0
+    assert parts["steady_s"] == 4.0 and parts["write_s"] == 1.0 and parts["total_s"] == 10.0
+    assert parts["steady_items_per_s"] == 100.0
+    assert sum(parts[f"{p}_s"] for p in timeline.PARTS) == parts["total_s"]
+
+
+def test_steps_mark_ready_and_first_step_once():
+    clock = timeline.StageClock()
+    clock.step(8, torch.device("cpu"))
+    first = clock.first_step_at
+    assert clock.ready_at is not None and first is not None and clock.steady_items == 0
+    clock.step(8)
+    clock.step(8)
+    clock.computed()
+    clock.computed()  # the first end counts
+    assert clock.first_step_at == first and clock.steady_items == 16
+    assert clock.ready_at <= first <= clock.computed_at
+
+
+def test_a_stage_without_batches_is_all_steady():
+    clock = timeline.StageClock(started=0.0)
+    clock.ready_at, clock.computed_at = 1.0, 4.0
+    parts = clock.parts(now=4.5)
+    assert parts["first_step_s"] == 0.0 and parts["steady_s"] == 3.0
+    assert parts["steady_items_per_s"] is None
+
+
+def test_gather_orders_by_start_and_adds_the_running_stage(tmp_path):
+    for name, started in (("probe", 20.0), ("extract", 10.0)):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"started": started}))
+    gathered = timeline.gather(tmp_path, evaluate={"started": 30.0})
+    assert list(gathered) == ["extract", "probe", "evaluate"]
+
+
+def test_report_table_and_gantt_png(tmp_path):
+    clock = timeline.StageClock(started=0.0)
+    clock.ready_at, clock.first_step_at, clock.computed_at = 2.0, 3.0, 7.0
+    clock.steady_items = 400
+    timings = {"extract": clock.parts(now=8.0)}
+    rows = report.timing_lines(timings)
+    assert rows[-1] == "| extract | 2.0 | 1.0 | 4.0 | 1.0 | 8.0 | 100 |"
+    report.plot_timeline(timings, tmp_path / "timeline.png")
+    assert (tmp_path / "timeline.png").read_bytes()[:4] == b"\x89PNG"
