@@ -44,6 +44,9 @@ def cli(main: F) -> F:
 
     @functools.wraps(main)
     def wrapper(*args: object, **kwargs: object) -> object:
+        if {"-h", "--help"} & set(sys.argv[1:]):
+            print(usage(main))
+            sys.exit(0)
         show_logs()
         # SIGTERM (schedulers, `kill`) unwinds like Ctrl-C, so temporary files are removed.
         main_thread = threading.current_thread() is threading.main_thread()
@@ -66,6 +69,17 @@ def cli(main: F) -> F:
                 signal.signal(signal.SIGTERM, previous)
 
     return wrapper  # type: ignore[return-value]
+
+
+def usage(main: Callable[..., object]) -> str:
+    """A stage's help: its module's docstring, which says what it does and takes."""
+    module = sys.modules.get(main.__module__)
+    spec = getattr(module, "__spec__", None)
+    name = spec.name if spec else main.__module__
+    doc = (module.__doc__ or "").strip() if module else ""
+    return (
+        f"python -m {name}\n\n{doc}\n\nIts params come from params.yaml: run it with `dvc repro`."
+    )
 
 
 def recovery_hint() -> str:

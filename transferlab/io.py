@@ -27,6 +27,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         raise UserError(f"cannot write {path}: {_why(err)}") from None
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; outputs follow the umask
     try:
         yield tmp
         os.replace(tmp, path)
@@ -34,6 +35,13 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         raise UserError(f"cannot write {path}: {_why(err)}") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it, then restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: Path | str, data: Any) -> None:
