@@ -7,7 +7,11 @@ import pytest
 
 from tests.conftest import REPO
 
-SOURCES = sorted((REPO / "stages").glob("*.py")) + sorted((REPO / "bench").glob("**/*.py"))
+SOURCES = [
+    p
+    for folder in ("stages", "transferlab", "bench")
+    for p in sorted((REPO / folder).glob("**/*.py"))
+]
 
 
 def calls(path: Path, module: str, name: str) -> list[ast.Call]:

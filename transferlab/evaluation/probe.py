@@ -14,7 +14,7 @@ from transferlab.evaluation import linear
 from transferlab.params import Probe
 
 METHOD = "probe"
-# probe.backend: auto picks torch L-BFGS on CUDA, and on CPU the backend `python -m bench`
+# probe.backend: auto picks torch L-BFGS on CUDA, and on CPU the backend `python -m bench speed`
 # measured faster at equal accuracy on this project's features (README.md, "Performance").
 CPU_BACKEND = "torch"
 
