@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
+import timm
+import torch
 import yaml
 
 from transferlab.data import prepared
@@ -28,6 +32,32 @@ def params() -> Params:
         probe=dataclasses.replace(real.probe, C_num=4, device="cpu"),
         finetune=dataclasses.replace(real.finetune, epochs=1, batch_size=8, device="cpu"),
     )
+
+
+def save_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
+    """Random weights of TINY_MODEL saved as a checkpoint: `backbone.weights: <path>` makes it
+    a "pretrained" backbone for tests where the real weights are not the subject."""
+    torch.manual_seed(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(timm.create_model(TINY_MODEL).state_dict(), path)
+    return path
+
+
+def synthetic_features(n: int, seed: int, d: int = 200, signal: float = 0.9):
+    """Three classes, each shifting its own 10 of d dims: dense enough that too small a C
+    underfits, few enough samples that the weakest regularisation overfits."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n)
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    x[:, :30] += signal * np.eye(3)[labels].repeat(10, axis=1)
+    return x, labels
+
+
+def closed_port() -> int:
+    """A local port nobody listens on: connecting to it is refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def make_images(
@@ -67,7 +97,7 @@ def save_prepared(directory: Path, splits: dict[str, LabelledImages], classes: t
     source = directory.parent / f".{directory.name}-source.npy"
     np.save(source, np.concatenate([p.images for p in parts]), allow_pickle=False)
     ends = np.cumsum([len(p) for p in parts])
-    index = {s: np.arange(end - len(p), end) for s, p, end in zip(splits, parts, ends)}
+    index = {s: np.arange(end - len(p), end) for s, p, end in zip(splits, parts, ends, strict=True)}
     labels = np.concatenate([p.labels for p in parts])
     try:
         prepared.save_prepared(directory, source, labels, index, classes)
@@ -75,10 +105,22 @@ def save_prepared(directory: Path, splits: dict[str, LabelledImages], classes: t
         source.unlink()
 
 
+@pytest.fixture(scope="session")
+def empty_mlflow_db(tmp_path_factory) -> Path:
+    """An MLflow sqlite store with its tables made, once: making them takes seconds."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def mlflow_store(tmp_path, monkeypatch) -> str:
+def mlflow_store(tmp_path, monkeypatch, empty_mlflow_db) -> str:
     """A real MLflow sqlite store in tmp, selected the way users select one."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    path = tmp_path / "mlflow.db"
+    shutil.copyfile(empty_mlflow_db, path)
+    uri = f"sqlite:///{path}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)  # artifacts land in ./mlartifacts beside the store
     return uri

@@ -97,3 +97,13 @@ def test_pickled_array_is_refused(tmp_path):
     np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(io.UserError, match="cannot be loaded safely"):
         io.load_array(path)
+
+
+def test_save_rows_streams_the_chosen_rows(tmp_path):
+    source = np.arange(5 * 2 * 2 * 3, dtype=np.uint8).reshape(5, 2, 2, 3)
+    np.save(tmp_path / "all.npy", source)
+    io.save_rows(tmp_path / "some.npy", tmp_path / "all.npy", np.array([4, 1]))
+    np.testing.assert_array_equal(np.load(tmp_path / "some.npy"), source[[4, 1]])
+    # byte-identical to np.save, so existing prepared outputs keep their hashes
+    np.save(tmp_path / "ref.npy", source[[4, 1]])
+    assert (tmp_path / "some.npy").read_bytes() == (tmp_path / "ref.npy").read_bytes()

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import REPO
 from transferlab.errors import UserError
 from transferlab.params import (
     FROM_PROBE,
@@ -12,7 +13,6 @@ from transferlab.params import (
     load_params,
     parse_params,
 )
-from tests.conftest import REPO
 
 
 def raw() -> dict:

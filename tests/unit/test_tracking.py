@@ -1,16 +1,29 @@
 """Against a real MLflow sqlite store in tmp, never a mock."""
 
+import dataclasses
 import os
-import socket
 import sqlite3
+import subprocess
 import time
 
 import pytest
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
 
+from tests.conftest import REPO, closed_port
 from transferlab import tracking
 from transferlab.errors import UserError
+from transferlab.params import load_params
+
+SHIPPED = load_params(REPO / "params.yaml")
+
+
+def stage_run(stage: str, logged: dict, *, required: bool = False):
+    """tracking.stage_run as a stage main calls it, with tracking.required as given."""
+    params = dataclasses.replace(
+        SHIPPED, tracking=dataclasses.replace(SHIPPED.tracking, required=required)
+    )
+    return tracking.stage_run(stage, params, logged)
 
 
 def runs(uri: str):
@@ -23,10 +36,10 @@ def test_stage_runs_of_one_process_share_a_parent(mlflow_store, tmp_path, monkey
     monkeypatch.setenv("DVC_EXP_NAME", "exp-test")
     report = tmp_path / "card.json"
     report.write_text("{}")
-    with tracking.stage_run("prepare", {"data": {"seed": 0, "path": "x"}}) as run:
+    with stage_run("prepare", {"data": {"seed": 0, "path": "x"}}) as run:
         run.log_metrics({"train_images": 10, "nested": {"value": 0.5}})
         run.log_artifact(report)
-    with tracking.stage_run("probe", {"probe": {"C_num": 3}}):
+    with stage_run("probe", {"probe": {"C_num": 3}}):
         pass
     client, found = runs(mlflow_store)
     by_name = {r.info.run_name: r for r in found}
@@ -47,7 +60,7 @@ def test_stage_runs_of_one_process_share_a_parent(mlflow_store, tmp_path, monkey
 
 
 def test_failed_stage_marks_run_failed(mlflow_store):
-    with pytest.raises(ValueError), tracking.stage_run("extract", {}):
+    with pytest.raises(ValueError), stage_run("extract", {}):
         raise ValueError("boom")
     _, found = runs(mlflow_store)
     assert {r.info.run_name: r.info.status for r in found}["extract"] == "FAILED"
@@ -58,40 +71,47 @@ def test_pipeline_key_is_stable_within_a_process():
     assert str(os.getpid()) in tracking.pipeline_key()
 
 
-def test_run_tags_have_git_commit():
+def test_run_tags_name_the_stage_the_experiment_and_the_code(monkeypatch):
+    monkeypatch.setenv("DVC_EXP_NAME", "exp-1")
     tags = tracking.run_tags("evaluate")
-    assert tags["stage"] == "evaluate"
-    assert tags["git_commit"] == "unknown" or len(tags["git_commit"]) == 40
+    assert tags["stage"] == "evaluate" and tags["dvc_exp_name"] == "exp-1"
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    # MLflow finds the commit from the entry point's folder, when that is inside the repo.
+    assert tags.get(MLFLOW_GIT_COMMIT, head) == head
+    assert tags["git_dirty"] in ("true", "false")  # inside the repo: never "unknown"
 
 
 def test_only_rank_zero_logs(mlflow_store, monkeypatch):
     monkeypatch.setenv("RANK", "1")
-    with tracking.stage_run("extract", {"a": 1}) as run:
+    with stage_run("extract", {"a": 1}) as run:
         run.log_metrics({"x": 1.0})
     monkeypatch.setenv("RANK", "0")
-    with tracking.stage_run("extract", {"a": 1}):
+    with stage_run("extract", {"a": 1}):
         pass
     _, found = runs(mlflow_store)
     assert [r.info.run_name for r in found if "stage" in r.data.tags] == ["extract"]
 
 
-def closed_port() -> int:
-    """A local port nobody listens on: connecting to it is refused at once."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def warnings_logged(caplog) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("transferlab") and r.levelname == "WARNING"
+    ]
 
 
-def test_dead_server_warns_once_and_runs_untracked(monkeypatch, capsys, tmp_path):
+def test_dead_server_warns_once_and_runs_untracked(monkeypatch, caplog, tmp_path):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{closed_port()}")
     start = time.perf_counter()
-    with tracking.stage_run("probe", {"probe": {"C_num": 3}}) as run:
+    with stage_run("probe", {"probe": {"C_num": 3}}) as run:
         run.log_metrics({"val_accuracy": 0.5})
         run.log_artifact(tmp_path)
         (tmp_path / "out.json").write_text("{}")  # the stage's own work goes on
     assert time.perf_counter() - start < 5
     assert not run.active
-    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    warnings = warnings_logged(caplog)
     assert len(warnings) == 1 and "unreachable" in warnings[0]
     assert "tracking.required" in warnings[0]
 
@@ -100,48 +120,48 @@ def test_dead_server_with_tracking_required_is_a_user_error(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{closed_port()}")
     with (
         pytest.raises(UserError, match="unreachable.*tracking.required is true"),
-        tracking.stage_run("probe", {}, required=True),
+        stage_run("probe", {}, required=True),
     ):
         pytest.fail("the stage body must not run")
 
 
-def test_locked_sqlite_store_warns_quickly(mlflow_store, capsys):
-    with tracking.stage_run("prepare", {}):  # creates the store
+def test_locked_sqlite_store_warns_quickly(mlflow_store, caplog):
+    with stage_run("prepare", {}):  # creates the store
         pass
     holder = sqlite3.connect(mlflow_store.removeprefix("sqlite:///"))
     holder.execute("BEGIN EXCLUSIVE")  # another process mid-write, never finishing
     try:
         start = time.perf_counter()
-        with tracking.stage_run("extract", {}) as run:
+        with stage_run("extract", {}) as run:
             run.log_metrics({"extract_images_per_s": 1.0})
         assert time.perf_counter() - start < 2 * tracking.CHECK_TIMEOUT_S + 2
     finally:
         holder.rollback()
         holder.close()
-    err = capsys.readouterr().err
-    assert err.count("warning:") == 1 and "database is locked" in err
+    (warning,) = warnings_logged(caplog)
+    assert "database is locked" in warning
     _, found = runs(mlflow_store)
     assert "extract" not in {r.info.run_name for r in found}
 
 
-def test_server_dying_mid_stage_degrades_to_one_warning(mlflow_store, capsys, tmp_path):
+def test_server_dying_mid_stage_degrades_to_one_warning(mlflow_store, caplog, tmp_path):
     report = tmp_path / "r.json"
     report.write_text("{}")
-    with tracking.stage_run("probe", {"probe": {"C_num": 3}}) as run:
+    with stage_run("probe", {"probe": {"C_num": 3}}) as run:
         run.log_metrics({"val_accuracy": 0.5})
         # From here on every call reaches a server that is gone.
         run.client = MlflowClient(f"http://127.0.0.1:{closed_port()}")
         run.log_metrics({"fit_seconds": 1.0})
         run.log_artifact(report)
-    err = capsys.readouterr().err
-    assert err.count("warning:") == 1 and "logging to MLflow" in err
+    (warning,) = warnings_logged(caplog)
+    assert "logging to MLflow" in warning
     _, found = runs(mlflow_store)
     probe = {r.info.run_name: r for r in found}["probe"]
     assert probe.data.metrics == {"val_accuracy": 0.5}
 
 
 def test_server_dying_mid_stage_with_tracking_required_fails(mlflow_store):
-    with tracking.stage_run("probe", {}, required=True) as run:
+    with stage_run("probe", {}, required=True) as run:
         run.client = MlflowClient(f"http://127.0.0.1:{closed_port()}")
         with pytest.raises(UserError, match="logging to MLflow"):
             run.log_metrics({"fit_seconds": 1.0})
@@ -149,14 +169,14 @@ def test_server_dying_mid_stage_with_tracking_required_fails(mlflow_store):
 
 def test_stage_errors_still_propagate_when_untracked(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{closed_port()}")
-    with pytest.raises(ValueError, match="boom"), tracking.stage_run("extract", {}):
+    with pytest.raises(ValueError, match="boom"), stage_run("extract", {}):
         raise ValueError("boom")
 
 
-def test_credentials_never_reach_params_tags_or_warnings(mlflow_store, monkeypatch, capsys):
+def test_credentials_never_reach_params_tags_or_warnings(mlflow_store, monkeypatch, caplog):
     monkeypatch.setenv("DVC_EXP_NAME", "https://bob:hunter2@host/x")
     secret_uri = "https://alice:s3cret@storage.example/data?token=abc123&x=1"
-    with tracking.stage_run("prepare", {"data": {"path": secret_uri}}) as run:
+    with stage_run("prepare", {"data": {"path": secret_uri}}) as run:
         run.set_tags({"source": secret_uri})
     _, found = runs(mlflow_store)
     stored = repr([(r.data.params, r.data.tags) for r in found])
@@ -165,15 +185,17 @@ def test_credentials_never_reach_params_tags_or_warnings(mlflow_store, monkeypat
     assert "https://***@storage.example/data?token=***&x=1" in stored
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://carol:pa55@127.0.0.1:{closed_port()}")
-    with tracking.stage_run("probe", {}):
+    with stage_run("probe", {}):
         pass
-    assert "pa55" not in capsys.readouterr().err
+    (warning,) = warnings_logged(caplog)
+    assert "carol:***@127.0.0.1" in warning or "***@127.0.0.1" in warning
+    assert "pa55" not in warning
 
 
 def test_client_retries_are_bounded_unless_the_user_chose(monkeypatch, mlflow_store):
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "33")
-    with tracking.stage_run("probe", {}):
+    with stage_run("probe", {}):
         pass
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "2"
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "33"
@@ -182,7 +204,7 @@ def test_client_retries_are_bounded_unless_the_user_chose(monkeypatch, mlflow_st
 def test_a_stage_error_is_not_masked_by_a_required_tracker_failing(mlflow_store):
     with (
         pytest.raises(ValueError, match="boom"),
-        tracking.stage_run("probe", {}, required=True) as run,
+        stage_run("probe", {}, required=True) as run,
     ):
         run.client = MlflowClient(f"http://127.0.0.1:{closed_port()}")
         raise ValueError("boom")

@@ -2,9 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from transferlab import io
-from transferlab.data import decode
 from tests import hostile
+from transferlab.data import decode
 
 S = hostile.SIZE
 
@@ -88,13 +87,3 @@ def test_decode_all_in_parallel_matches_serial_and_hashes_pixels(tmp_path):
     assert serial.hashes[0] == serial.hashes[5] != serial.hashes[1]  # same seed, same pixels
     rows = np.load(tmp_path / "serial.npy")
     assert rows.shape == (13, 8, 8, 3) and not rows[-1].any()
-
-
-def test_copy_rows_streams_the_chosen_rows(tmp_path):
-    source = np.arange(5 * 2 * 2 * 3, dtype=np.uint8).reshape(5, 2, 2, 3)
-    np.save(tmp_path / "all.npy", source)
-    io.save_rows(tmp_path / "some.npy", tmp_path / "all.npy", np.array([4, 1]))
-    np.testing.assert_array_equal(np.load(tmp_path / "some.npy"), source[[4, 1]])
-    # byte-identical to np.save, so existing prepared outputs keep their hashes
-    np.save(tmp_path / "ref.npy", source[[4, 1]])
-    assert (tmp_path / "some.npy").read_bytes() == (tmp_path / "ref.npy").read_bytes()

@@ -4,12 +4,12 @@ import json
 import numpy as np
 import pytest
 
-from transferlab.data import prepared as data
-from transferlab.data import prepare
-from transferlab.data.prepared import Dataset
-from transferlab.errors import UserError
 from tests import hostile
 from tests.conftest import make_images
+from transferlab.data import curate, prepare
+from transferlab.data import prepared as data
+from transferlab.data.fashion_mnist import Dataset
+from transferlab.errors import UserError
 
 S = hostile.SIZE
 
@@ -194,8 +194,6 @@ def test_fashion_mnist_source_respects_its_test_split(params, tmp_path):
     config = dataclasses.replace(
         params.data, train_per_class=10, test_per_class=5, val_fraction=0.2
     )
-    from transferlab.data import curate
-
     splits = curate.assign_splits(source.pool, source.pool.readable, config, source.classes)
     labels = source.pool.labels
     assert np.bincount(labels[splits["train"]]).tolist() == [8, 8, 8]
@@ -204,18 +202,3 @@ def test_fashion_mnist_source_respects_its_test_split(params, tmp_path):
     assert (splits["test"] >= 60).all()  # drawn from the given test images only
     again = curate.assign_splits(source.pool, source.pool.readable, config, source.classes)
     np.testing.assert_array_equal(splits["val"], again["val"])
-
-
-def test_main_reports_user_error_without_traceback(params, mlflow_store, tmp_path, capsys):
-    import yaml
-
-    from tests.conftest import REPO
-
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["data"].update(source="imagefolder", path=str(tmp_path / "nowhere"))
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    with pytest.raises(SystemExit) as exit_info:
-        prepare.main()
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert "error: data.path" in err and "is not a folder" in err and "Traceback" not in err

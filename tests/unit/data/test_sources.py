@@ -2,9 +2,9 @@ import os
 
 import pytest
 
+from tests import hostile
 from transferlab.data import sources
 from transferlab.errors import UserError
-from tests import hostile
 
 
 def test_imagefolder_lists_any_depth_and_reports_clutter(tmp_path):

@@ -1,5 +1,4 @@
 import collections
-import os
 import traceback
 import warnings
 from pathlib import Path
@@ -12,6 +11,7 @@ from transferlab.device import feed, host
 from transferlab.models.training import epoch_batches
 
 CPU = torch.device("cpu")
+PROJECT_DIRS = {"transferlab", "stages", "bench"}  # the project's code, not torch's
 DEVICES = [CPU] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
 
 
@@ -63,13 +63,15 @@ def host_syncs(work) -> collections.Counter:
     """Where project code in `work()` made the host wait for the GPU: call site -> count.
 
     torch's sync debug mode warns at each synchronizing CUDA call; the warning hook runs in
-    the calling frame, so the stack names the line of stages/ or bench/ code that synced.
+    the calling frame, so the stack names the line of the project's code that synced.
     """
     sites: collections.Counter = collections.Counter()
 
     def record(message, *args, **kwargs) -> None:
         if "synchroniz" in str(message):
-            ours = [f for f in traceback.extract_stack() if f"{os.sep}stages{os.sep}" in f.filename]
+            ours = [
+                f for f in traceback.extract_stack() if PROJECT_DIRS & set(Path(f.filename).parts)
+            ]
             if ours:  # torch's own occasional waits (allocator growth) are not ours to fix
                 sites[f"{Path(ours[-1].filename).name}:{ours[-1].lineno}"] += 1
 
@@ -94,10 +96,10 @@ def test_training_and_extraction_never_wait_for_the_gpu_per_batch(params):
     """
     import dataclasses
 
+    from tests.conftest import TINY_MODEL, make_images
     from transferlab.models import backbone
     from transferlab.models.strategies import param_groups
     from transferlab.models.training import train_model
-    from tests.conftest import TINY_MODEL, make_images
 
     cuda = torch.device("cuda")
     model = backbone.create_backbone(TINY_MODEL, "none", num_classes=3)

@@ -1,23 +1,13 @@
 import numpy as np
 
-from transferlab.evaluation.curves import kshot_subsets, linear_probe_accuracy, raw_pixels, summarise
 from tests.conftest import make_images
-
-
-def test_kshot_subsets_are_stratified_nested_and_seeded():
-    labels = np.repeat(np.arange(4), [30, 12, 20, 7])
-    subsets = kshot_subsets(labels, (1, 5, 10, None), seed=3)
-    for shot, index in subsets.items():
-        counts = np.bincount(labels[index], minlength=4)
-        expected = np.bincount(labels) if shot is None else np.minimum(shot, np.bincount(labels))
-        assert np.array_equal(counts, expected), shot
-        assert len(np.unique(index)) == len(index)
-    chain = [set(subsets[s]) for s in (1, 5, 10, None)]
-    assert all(small <= big for small, big in zip(chain, chain[1:], strict=False))
-    again = kshot_subsets(labels, (1, 5, 10, None), seed=3)
-    other = kshot_subsets(labels, (1, 5, 10, None), seed=4)
-    assert all(np.array_equal(subsets[s], again[s]) for s in subsets)
-    assert not np.array_equal(subsets[5], other[5])
+from transferlab.evaluation.curves import (
+    KINDS,
+    PROBES,
+    linear_probe_accuracy,
+    probe_rows,
+    raw_pixels,
+)
 
 
 def test_linear_probe_on_k_shots_learns_separable_blobs():
@@ -37,9 +27,43 @@ def test_linear_probe_on_k_shots_learns_separable_blobs():
     assert raw_pixels(train.images, 32).shape == (15, 256)  # never upsampled
 
 
-def test_summary_has_mean_and_seed_std():
-    rows = [
-        {"series": "a", "shot": "1", "seed": s, "accuracy": acc} for s, acc in enumerate([0.5, 0.7])
-    ]
-    cell = summarise(rows)["a"]["1"]
-    assert cell["mean"] == 0.6 and np.isclose(cell["std"], np.std([0.5, 0.7], ddof=1))
+def test_probe_rows_cover_every_series_shot_and_seed_and_fit_identical_subsets_once():
+    splits = {
+        "train": make_images(4),
+        "val": make_images(2, seed=1),
+        "test": make_images(5, seed=2),
+    }
+    pixels = {split: raw_pixels(part.images, 8) for split, part in splits.items()}
+    noise = np.random.default_rng(0)
+    features = {
+        split: {
+            "pretrained": pixels[split],  # separable: every probe gets the test set right
+            "random_init": noise.normal(size=pixels[split].shape).astype(np.float32),
+            "raw_pixels": pixels[split],
+        }
+        for split in splits
+    }
+    labels = {split: part.labels for split, part in splits.items()}
+    rows, fits = probe_rows(
+        features,
+        labels,
+        shots=(1, None),
+        seeds=2,
+        grid=np.array([0.01, 0.1]),
+        max_iter=100,
+        knn_k=3,
+        knn_T=0.07,
+    )
+    series = {f"{kind}_{probe}" for kind in KINDS for probe in PROBES}
+    assert sorted((r["series"], r["shot"], r["seed"]) for r in rows) == sorted(
+        (name, shot, seed) for name in series for shot in ("1", "all") for seed in (0, 1)
+    )
+    # 'all' is one subset in both seeds: 6 series x (2 one-shot subsets + 1 'all') fits
+    assert fits == 6 * 3
+    by_key = {(r["series"], r["shot"], r["seed"]): r for r in rows}
+    for name in series:
+        assert by_key[(name, "all", 0)]["subset"] == by_key[(name, "all", 1)]["subset"]
+        assert by_key[(name, "1", 0)]["subset"] != by_key[(name, "1", 1)]["subset"]
+    assert by_key[("pretrained_linear", "all", 0)]["accuracy"] == 1.0
+    assert by_key[("pretrained_knn", "all", 1)]["accuracy"] == 1.0
+    assert by_key[("random_init_linear", "all", 0)]["accuracy"] < 0.8  # noise: far from perfect

@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from transferlab.evaluation.curves import kshot_subsets
-from transferlab.evaluation.curves_finetune import kshot_finetune, scratch_pairs
-from transferlab.params import Verdict
-from transferlab.evaluation.verdict import curve_comparisons
 from tests.conftest import make_images
+from transferlab.evaluation import curves_finetune
+from transferlab.evaluation.curves_finetune import kshot_finetune, scratch_pairs
+from transferlab.evaluation.kshot import kshot_subsets
+from transferlab.evaluation.verdict import curve_comparisons
+from transferlab.params import Verdict
 
 CPU = torch.device("cpu")
 
@@ -29,7 +30,14 @@ def _fit(params, strategies, shots=(1, 2), seeds=2):
     )
 
 
-def test_one_row_per_strategy_shot_and_seed_on_the_probe_subsets(params):
+def test_one_row_per_strategy_shot_and_seed_on_the_probe_subsets(params, monkeypatch):
+    calls = []
+
+    def spy(strategy, *, train, config, **kwargs):
+        calls.append((strategy, train, config.seed))
+        return {"accuracy": len(calls) / 100, "val_accuracy": 0.5, "best_epoch": 1, "epochs_run": 1}
+
+    monkeypatch.setattr(curves_finetune, "fit_subset", spy)
     rows = _fit(params, ("full", "scratch"))
     keys = [(r["series"], r["shot"], r["seed"]) for r in rows]
     assert sorted(keys) == sorted(
@@ -38,12 +46,17 @@ def test_one_row_per_strategy_shot_and_seed_on_the_probe_subsets(params):
         for shot in ("1", "2")
         for seed in (0, 1)
     )
-    labels = make_images(4).labels
-    for row in rows:
-        assert 0 <= row["accuracy"] <= 1 and 0 <= row["val_accuracy"] <= 1
-        assert row["epochs_run"] == params.finetune.epochs
-        # the same subset the probe curve fits for this seed and shot (stages/curves.py)
-        index = kshot_subsets(labels, (1, 2), seed=row["seed"])[int(row["shot"])]
+    train = make_images(4)
+    assert len(calls) == len(rows)
+    for number, (row, (strategy, subset, seed)) in enumerate(zip(rows, calls, strict=True)):
+        assert row["series"] == f"finetune_{strategy}"
+        assert row["accuracy"] == (number + 1) / 100  # each row holds its own fit's scores
+        # trained with finetune.seed + the curve seed, on the subset the probe curve fits
+        # for this seed and shot (evaluation/kshot.py)
+        assert seed == params.finetune.seed + row["seed"]
+        index = kshot_subsets(train.labels, (1, 2), seed=row["seed"])[int(row["shot"])]
+        np.testing.assert_array_equal(subset.images, train.images[index])
+        np.testing.assert_array_equal(subset.labels, train.labels[index])
         assert row["subset"] == hashlib.md5(index.tobytes()).hexdigest()
     assert len({r["subset"] for r in rows}) == 4  # two shots x two seeds differ
 
@@ -73,7 +86,16 @@ def test_one_shot_of_ten_classes_trains(params):
         num_classes=10,
         device=CPU,
     )
-    assert len(rows) == 1 and np.isfinite(rows[0]["accuracy"])
+    (row,) = rows
+    assert (row["series"], row["shot"], row["epochs_run"], row["best_epoch"]) == (
+        "finetune_llrd",
+        "1",
+        1,
+        1,
+    )
+    # scored on the ten test images: a whole number of them right, from a real prediction
+    assert row["accuracy"] * 10 == pytest.approx(round(row["accuracy"] * 10))
+    assert row["val_accuracy"] * 10 == pytest.approx(round(row["val_accuracy"] * 10))
 
 
 def test_empty_list_fits_nothing(params):

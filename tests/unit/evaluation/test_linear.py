@@ -4,14 +4,14 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from tests.conftest import synthetic_features
 from transferlab.evaluation import linear
-from tests.unit.test_probe import synthetic
 
 CPU = torch.device("cpu")
 
 
 def standardised(seed: int, n: int = 300):
-    x, y = synthetic(n, seed, d=50, signal=0.6)
+    x, y = synthetic_features(n, seed, d=50, signal=0.6)
     return StandardScaler().fit_transform(x).astype(np.float32), y
 
 
@@ -51,8 +51,8 @@ def test_grid_warm_starts_each_C_from_the_previous_one(monkeypatch):
         return result
 
     monkeypatch.setattr(linear, "fit_logistic", spy)
-    train_x, train_y = synthetic(60, 0)
-    val_x, val_y = synthetic(200, 1)
+    train_x, train_y = synthetic_features(60, 0)
+    val_x, val_y = synthetic_features(200, 1)
     fit = linear.fit_grid(
         train_features=train_x,
         train_labels=train_y,
@@ -77,7 +77,7 @@ def test_float64_is_refused():
 
 
 def test_head_predicts_original_labels():
-    train_x, train_y = synthetic(60, 0)
+    train_x, train_y = synthetic_features(60, 0)
     fit = linear.fit_grid(
         train_features=train_x,
         train_labels=train_y + 5,  # labels need not be 0..K-1
@@ -93,8 +93,8 @@ def test_head_predicts_original_labels():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_gpu_and_cpu_agree():
-    train_x, train_y = synthetic(200, 0)
-    val_x, val_y = synthetic(300, 1)
+    train_x, train_y = synthetic_features(200, 0)
+    val_x, val_y = synthetic_features(300, 1)
     kwargs = dict(
         train_features=train_x,
         train_labels=train_y,

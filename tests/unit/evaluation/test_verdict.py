@@ -1,6 +1,5 @@
 import pytest
 
-from transferlab.params import Verdict
 from transferlab.evaluation.verdict import (
     INCONCLUSIVE,
     NEGATIVE,
@@ -10,6 +9,7 @@ from transferlab.evaluation.verdict import (
     judge,
     probe_pairs,
 )
+from transferlab.params import Verdict
 
 CONFIG = Verdict(confidence=0.95, single_seed_factor=3.0)
 

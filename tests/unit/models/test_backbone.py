@@ -5,10 +5,9 @@ import torch
 from PIL import Image
 from sklearn.datasets import load_sample_images
 
-from transferlab.device import host
-from transferlab.models import backbone
-from transferlab.errors import UserError
 from tests.conftest import TINY_MODEL
+from transferlab.errors import UserError
+from transferlab.models import backbone
 
 PALACE, DAISY = 698, 985  # ImageNet classes of sklearn's china.jpg and flower.jpg
 
@@ -94,14 +93,6 @@ def test_uint8_batches_pad_the_last_batch():
     batches = list(backbone.uint8_batches(images, 4, torch.device("cpu")))
     assert [valid for _, valid in batches] == [4, 4, 2]
     assert all(batch.shape[0] == 4 for batch, _ in batches)
-
-
-def test_resolve_device():
-    assert host.resolve_device("cpu").type == "cpu"
-    if not torch.cuda.is_available():
-        assert host.resolve_device("auto").type == "cpu"
-        with pytest.raises(UserError, match="no CUDA GPU"):
-            host.resolve_device("cuda")
 
 
 class _Payload:

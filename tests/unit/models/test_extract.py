@@ -1,9 +1,9 @@
 import numpy as np
 import torch
 
+from tests.conftest import TINY_MODEL, make_images
 from transferlab.models import backbone
 from transferlab.models.extract import extract_features
-from tests.conftest import TINY_MODEL, make_images
 
 
 def test_features_are_ordered_and_batch_size_independent():

@@ -6,11 +6,11 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from transferlab.models import backbone
+from tests.conftest import TINY_MODEL, make_images
 from transferlab import io
 from transferlab.errors import UserError
+from transferlab.models import backbone
 from transferlab.models.strategies import freeze_stages, init_head_from_probe, param_groups, prepare
-from tests.conftest import TINY_MODEL, make_images
 
 
 def tiny(num_classes: int = 3) -> torch.nn.Module:

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from transferlab.models import backbone
+from tests.conftest import TINY_MODEL, make_images, save_tiny_checkpoint
 from transferlab.errors import UserError
+from transferlab.models import backbone
 from transferlab.models.strategies import build_model, param_groups
 from transferlab.models.training import augment, predict_proba, train_model
-from tests.conftest import TINY_MODEL, make_images
 
 CPU = torch.device("cpu")
 
@@ -20,15 +20,23 @@ def test_augment_shapes_range_and_seeded():
     b = augment(images, config, torch.Generator().manual_seed(0))
     c = augment(images, config, torch.Generator().manual_seed(1))
     assert a.shape == (6, 3, 24, 24) and a.is_contiguous(memory_format=torch.channels_last)
-    assert a.min() >= -1 and a.max() <= 1
     assert torch.equal(a, b) and not torch.equal(a, c)
+    # Shifts stay within an eighth of the side: the centre is always the image's own pixels,
+    # normalised with the config's mean and std (white -> +1, black -> -1).
+    for value, expected in ((255, 1.0), (0, -1.0)):
+        flat = torch.full((4, 8, 8, 1), value, dtype=torch.uint8)
+        centre = augment(flat, config, torch.Generator().manual_seed(0))[:, :, 12, 12]
+        torch.testing.assert_close(centre, torch.full((4, 3), expected))
 
 
-def test_scratch_is_randomly_initialised():
-    pretrained = build_model("full", "tf_efficientnet_lite0", "bundled", 10)
-    scratch = build_model("scratch", "tf_efficientnet_lite0", "bundled", 10)
+def test_scratch_is_randomly_initialised(tmp_path):
+    weights = str(save_tiny_checkpoint(tmp_path / "tiny.pth"))
+    saved = torch.load(weights, weights_only=True)
+    pretrained = build_model("full", TINY_MODEL, weights, 10)
+    scratch = build_model("scratch", TINY_MODEL, weights, 10)
     key = "conv_stem.weight"
-    assert not torch.equal(pretrained.state_dict()[key], scratch.state_dict()[key])
+    assert torch.equal(pretrained.state_dict()[key], saved[key])  # the checkpoint's weights
+    assert not torch.equal(scratch.state_dict()[key], saved[key])  # ignored by scratch
     assert pretrained.num_classes == scratch.num_classes == 10
 
 
@@ -41,7 +49,7 @@ def test_train_model_learns_and_keeps_best(params):
         epochs=3,
         batch_size=8,
         patience=3,
-        full=dataclasses.replace(params.finetune.full, lr=3e-3),
+        full=dataclasses.replace(params.finetune.full, lr=1e-2),
     )
     result = train_model(
         model,
@@ -53,7 +61,10 @@ def test_train_model_learns_and_keeps_best(params):
         param_groups=param_groups(model, "full", config),
     )
     assert [row["epoch"] for row in result.history] == [1, 2, 3]
+    losses = [row["train_loss"] for row in result.history]
+    assert losses[-1] < losses[0] - 0.05, losses  # it learns: the loss falls ...
     best = max(row["val_accuracy"] for row in result.history)
+    assert best >= 0.8  # ... and the separable blobs are told apart far above chance (1/3)
     assert result.best_val_accuracy == best
     assert result.history[result.best_epoch - 1]["val_accuracy"] == best
     assert result.images_per_s > 0

@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+
+from transferlab.evaluation import report
+
+
+def test_ece_of_calibrated_and_overconfident_predictions():
+    labels = np.array([0, 0, 0, 1])
+    calibrated = np.tile([0.75, 0.25], (4, 1))  # 75% confident, 75% right
+    assert report.expected_calibration_error(labels, calibrated) == pytest.approx(0.0)
+    over = np.tile([0.95, 0.05], (4, 1))
+    assert report.expected_calibration_error(labels, over) == pytest.approx(0.2)
+
+
+def test_per_class_accuracy_is_recall():
+    labels = np.array([0, 0, 1, 1])
+    probs = np.eye(2)[[0, 1, 1, 1]]
+    assert report.per_class_accuracy(labels, probs, ("a", "b")) == {"a": 0.5, "b": 1.0}
+
+
+def test_history_and_curve_tables_for_dvc_plots():
+    history = [{"epoch": 1, "train_loss": 1.25}, {"epoch": 2, "train_loss": 0.5}]
+    assert report.history_csv(history, "train_loss") == "epoch,train_loss\n1,1.250000\n2,0.500000\n"
+    train_labels = np.repeat([0, 1], [7, 4])
+    assert report.shot_counts((1, 5, 10, None), train_labels) == [1, 5, 7, 7]
+    cell = {"mean": 0.5, "std": 0.1}
+    text = report.curve_csv(
+        {"a": {"1": cell, "all": {"mean": 0.9, "std": 0.0}}}, (1, None), train_labels
+    )
+    assert text.splitlines() == ["shots,a,a_std", "1,0.500000,0.100000", "7,0.900000,0.000000"]
+
+
+def test_report_orders_shot_counts_by_number(tmp_path):
+    cell = {"mean": 0.5, "std": 0.1, "by_seed": {"0": 0.5}}
+    text = report.render(
+        metrics={"probe": {"accuracy": 0.8, "macro_f1": 0.8, "ece": 0.05}, "transfer": {}},
+        per_class={},
+        curve_summary={"pretrained_linear": {"10": cell, "5": cell, "all": cell}},
+        curve_verdicts={},
+        figures=[],
+        root=tmp_path,
+    )
+    assert "| series | 5 | 10 | all |" in text
+    assert "| probe | 0.8000 | 0.8000 | 0.0500 |" in text
+
+
+def test_curve_figure_is_a_png(tmp_path):
+    cell = {"mean": 0.5, "std": 0.1}
+    path = tmp_path / "curve.png"
+    report.plot_curves(
+        {"pretrained_linear": {"1": cell, "all": cell}}, (1, None), np.array([0, 0, 1]), path
+    )
+    assert path.read_bytes()[:4] == b"\x89PNG"
