@@ -1,7 +1,9 @@
 """The commands dvc.yaml runs, one module per stage: `python -m stages.<stage>`.
 
-Before any of them starts, check that this Python has the project installed: a stage run by
-another interpreter (a `python` outside the project's environment) says so in one line.
+Before any of them starts: check that this Python has the project installed (a stage run by
+another interpreter, a `python` outside the project's environment, says so in one line), and
+put the CPU pins that make results reproducible across machines in the environment, before
+torch is imported (transferlab/device/cpu.py).
 """
 
 import importlib.util
@@ -14,3 +16,7 @@ for _name in ("transferlab", "torch", "timm", "mlflow", "yaml"):
             "this Python. Activate its environment (`source .venv/bin/activate`, made by "
             "`make install`) or run the pipeline with `make run`."
         )
+
+from transferlab.device.cpu import apply_cpu_pins  # noqa: E402  (after the check above)
+
+apply_cpu_pins()
