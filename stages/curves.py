@@ -1,67 +1,41 @@
-"""Stage curves: data-efficiency curves, linear and kNN probes on k-shot subsets of the cached
-features, against random-init features and raw pixels."""
+"""Stage curves: a data-efficiency curve, `python -m stages.curves linear|knn`: the probe on
+k-shot subsets of the cached features, against random-init features and raw pixels.
+dvc.yaml runs it as two stages, each reading only its own probe's params."""
 
 from __future__ import annotations
 
-import time
+import sys
 
-from transferlab import io, tracking
-from transferlab.data.prepared import SPLITS, load_features, load_prepared
-from transferlab.errors import cli
-from transferlab.evaluation import report, verdict
-from transferlab.evaluation.curves import probe_rows, raw_pixels
-from transferlab.evaluation.kshot import CSV_FILE, FIGURE_FILE, SUMMARY_FILE, summarise
-from transferlab.evaluation.probe import C_grid
+from transferlab import tracking
+from transferlab.errors import UserError, cli
+from transferlab.evaluation.curves import PROBES, curve_inputs, probe_rows, scorer, write_curve
+from transferlab.evaluation.kshot import FIGURE_FILE, SUMMARY_FILE
 from transferlab.params import load_params, to_dict
 
 
 @cli
 def main() -> None:
-    params = load_params()
-    config, paths = params.curves, params.paths
-    features, labels = {}, {}
-    for split in SPLITS:
-        images = load_prepared(paths.prepared, split)
-        features[split] = {
-            "pretrained": load_features(paths.features, split)[0],
-            "random_init": load_features(paths.random_features, split)[0],
-            "raw_pixels": raw_pixels(images.images, config.pixel_size),
-        }
-        labels[split] = images.labels
-    logged = {
-        section: to_dict(getattr(params, section))
-        for section in ("curves", "probe", "knn", "verdict")
-    }
-    start = time.perf_counter()
-    with tracking.stage_run("curves", params, logged) as run:
+    if len(sys.argv) != 2 or sys.argv[1] not in PROBES:
+        raise UserError(f"usage: python -m stages.curves {{{'|'.join(PROBES)}}}")
+    probe, params = sys.argv[1], load_params()
+    features, labels = curve_inputs(params.paths, params.curves.pixel_size)
+    score = scorer(probe, features, labels, params)
+    sections = ("curves", "probe" if probe == "linear" else "knn", "verdict")
+    logged = {section: to_dict(getattr(params, section)) for section in sections}
+    out = params.paths.curves / probe
+    with tracking.stage_run(f"curves_{probe}", params, logged) as run:
         run.clock.ready()
         rows, fits = probe_rows(
-            features,
-            labels,
-            shots=config.shots,
-            seeds=config.seeds,
-            grid=C_grid(params.probe),
-            max_iter=params.probe.max_iter,
-            knn_k=params.knn.k,
-            knn_T=params.knn.T,
+            labels, probe=probe, score=score, shots=params.curves.shots, seeds=params.curves.seeds
         )
-        summary = summarise(rows)
-        comparisons = verdict.curve_comparisons(
-            rows,
-            verdict.probe_pairs(),
-            config=params.verdict,
-            transferred=params.backbone.weights != "none",
-        )
-        out = paths.curves
-        io.write_text(out / CSV_FILE, report.curve_csv(summary, config.shots, labels["train"]))
-        report.plot_curves(summary, config.shots, labels["train"], out / FIGURE_FILE)
+        summary = write_curve(out, rows, probe=probe, params=params, train_labels=labels["train"])
         run.publish(
-            record={"series": summary, "comparisons": comparisons},
+            record=summary,
             record_path=out / SUMMARY_FILE,
-            metrics={"seconds": time.perf_counter() - start, "fits": fits},
+            metrics={"fits": fits},
             artifacts=[out / FIGURE_FILE],
         )
-    print(f"curves: {fits} distinct fits in {time.perf_counter() - start:.1f} s")
+    print(f"curves_{probe}: {fits} distinct fits")
 
 
 if __name__ == "__main__":

@@ -44,8 +44,8 @@ def cli(main: F) -> F:
 
     @functools.wraps(main)
     def wrapper(*args: object, **kwargs: object) -> object:
-        if {"-h", "--help"} & set(sys.argv[1:]):
-            print(usage(main))
+        if {"-h", "--help"} & set(sys.argv[1:]) and _command(main).startswith("stages."):
+            print(usage(main))  # a stage takes no options: its docstring is its usage
             sys.exit(0)
         show_logs()
         # SIGTERM (schedulers, `kill`) unwinds like Ctrl-C, so temporary files are removed.
@@ -80,6 +80,12 @@ def usage(main: Callable[..., object]) -> str:
     return (
         f"python -m {name}\n\n{doc}\n\nIts params come from params.yaml: run it with `dvc repro`."
     )
+
+
+def _command(main: Callable[..., object]) -> str:
+    """The module `python -m` ran `main` from (its own name even when run as __main__)."""
+    spec = getattr(sys.modules.get(main.__module__), "__spec__", None)
+    return spec.name if spec else main.__module__
 
 
 def recovery_hint() -> str:

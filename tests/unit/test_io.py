@@ -107,3 +107,24 @@ def test_save_rows_streams_the_chosen_rows(tmp_path):
     # byte-identical to np.save, so existing prepared outputs keep their hashes
     np.save(tmp_path / "ref.npy", source[[4, 1]])
     assert (tmp_path / "some.npy").read_bytes() == (tmp_path / "ref.npy").read_bytes()
+
+
+def test_outputs_follow_the_users_umask(tmp_path):
+    import os
+
+    from transferlab import io as tio
+
+    previous = os.umask(0o002)  # a team sharing a checkout: group-writable
+    try:
+        tio.write_json(tmp_path / "shared.json", {"a": 1})
+        tio.save_array(tmp_path / "shared.npy", np.zeros(3))
+    finally:
+        os.umask(previous)
+    for name in ("shared.json", "shared.npy"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o664
+    os.umask(0o077)
+    try:
+        tio.write_text(tmp_path / "private.txt", "x")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "private.txt").stat().st_mode & 0o777 == 0o600

@@ -40,6 +40,28 @@ def knn_predict_proba(
     return out
 
 
+def knn_accuracy(
+    *,
+    bank_features: np.ndarray,
+    bank_labels: np.ndarray,
+    query_features: np.ndarray,
+    query_labels: np.ndarray,
+    k: int,
+    T: float,
+    num_classes: int,
+) -> float:
+    """Accuracy of the weighted-kNN vote on the queries."""
+    probs = knn_predict_proba(
+        bank_features=bank_features,
+        bank_labels=bank_labels,
+        query_features=query_features,
+        k=k,
+        T=T,
+        num_classes=num_classes,
+    )
+    return float((probs.argmax(1) == query_labels).mean())
+
+
 def select_k_T(
     *,
     train_features: np.ndarray,

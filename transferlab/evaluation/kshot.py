@@ -8,6 +8,7 @@ import numpy as np
 CSV_FILE = "data_efficiency.csv"
 SUMMARY_FILE = "summary.json"
 FIGURE_FILE = "data_efficiency.png"
+CURVE_PROBES = ("linear", "knn")  # one probe-curve stage each, in <paths.curves>/<probe>/
 
 
 def kshot_subsets(

@@ -197,3 +197,35 @@ def fit_grid(
     scaler = Standardiser(search.mean.cpu().numpy(), search.scale.cpu().numpy())
     head = SoftmaxHead(weight.cpu().numpy(), bias.cpu().numpy(), search.classes, n_iter)
     return GridFit(scaler, head, best_C, search.val_accuracy)
+
+
+def accuracy_at_best_C(
+    *,
+    train_features: np.ndarray,
+    train_labels: np.ndarray,
+    val_features: np.ndarray,
+    val_labels: np.ndarray,
+    test_features: np.ndarray,
+    test_labels: np.ndarray,
+    grid: np.ndarray,
+    max_iter: int,
+    device: torch.device | None = None,
+) -> float:
+    """Test accuracy of the fit whose C scored best on val, as the k-shot curves use it.
+
+    The probe's own C search (search_C), without the probe's refit on train+val: that would
+    add val's labels to a k-shot training set.
+    """
+    search = search_C(
+        train_features=train_features,
+        train_labels=train_labels,
+        val_features=val_features,
+        val_labels=val_labels,
+        grid=grid,
+        max_iter=max_iter,
+        device=device or torch.device("cpu"),
+    )
+    weight, bias = search.heads[search.best_C]
+    logits = search.standardised(test_features) @ weight.T + bias
+    predicted = search.classes[logits.argmax(1).cpu().numpy()]
+    return float((predicted == test_labels).mean())

@@ -84,17 +84,6 @@ def transfer_verdicts(
     return {name: {k: v for k, v in j.items() if k != "rule"} for name, j in out.items()}
 
 
-def curve_figure(series: dict, probe_series: dict, params: Params):
-    """The data-efficiency PNG: the probe stage's own, or one redrawn with fine-tuning."""
-    paths = params.paths
-    if series.keys() == probe_series.keys():
-        return paths.curves / kshot.FIGURE_FILE
-    figure = paths.figures / kshot.FIGURE_FILE
-    train_labels = load_prepared(paths.prepared, "train").labels
-    report.plot_curves(series, params.curves.shots, train_labels, figure)
-    return figure
-
-
 def evaluate(
     params: Params, *, git: dict[str, str], clock: StageClock
 ) -> tuple[dict, list[Path], dict]:
@@ -111,7 +100,11 @@ def evaluate(
     )
     classes = load_classes(paths.prepared)
     labels = load_prepared(paths.prepared, "test").labels
-    probe_curves = io.read_json(paths.curves / kshot.SUMMARY_FILE)
+    probe_curves = {"series": {}, "comparisons": {}}  # the linear and kNN curves together
+    for probe in kshot.CURVE_PROBES:
+        curve = io.read_json(paths.curves / probe / kshot.SUMMARY_FILE)
+        probe_curves["series"].update(curve["series"])
+        probe_curves["comparisons"].update(curve["comparisons"])
     # Fine-tuned k-shot curves (curves.finetune) join the probe series in the table and PNG,
     # and their per-shot verdicts against scratch join the probes'.
     finetuned = io.read_json(paths.curves_finetune / kshot.SUMMARY_FILE)
@@ -150,11 +143,13 @@ def evaluate(
     report.plot_training(histories, paths.figures / "training.png")
     figures = [
         paths.figures / "timeline.png",
-        curve_figure(curve_series, probe_curves["series"], params),
+        paths.figures / kshot.FIGURE_FILE,
         paths.figures / "training.png",
         paths.figures / "reliability.png",
         *confusions,
     ]
+    train_labels = load_prepared(paths.prepared, "train").labels
+    report.plot_curves(curve_series, params.curves.shots, train_labels, figures[1])
     clock.computed()  # what follows is this stage's writing
     timings = timeline.gather(paths.timings, evaluate=clock.parts())
     io.write_json(paths.timeline, timings)

@@ -72,11 +72,11 @@ def paired_gains(rows: list[dict], method: str, reference: str, shot: str) -> li
     return list(gains.values())
 
 
-def probe_pairs() -> dict[str, tuple[str, str]]:
+def probe_pairs(probes: Sequence[str] = ("linear", "knn")) -> dict[str, tuple[str, str]]:
     """The probe curves' comparisons: name -> (method series, reference series)."""
     return {
         f"{probe}_vs_{reference}": (f"pretrained_{probe}", f"{reference}_{probe}")
-        for probe in ("linear", "knn")
+        for probe in probes
         for reference in ("random_init", "raw_pixels")
     }
 

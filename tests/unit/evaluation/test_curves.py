@@ -1,18 +1,15 @@
+import dataclasses
+
 import numpy as np
 
 from tests.conftest import make_images
-from transferlab.evaluation.curves import (
-    KINDS,
-    PROBES,
-    linear_probe_accuracy,
-    probe_rows,
-    raw_pixels,
-)
+from transferlab.evaluation.curves import KINDS, PROBES, probe_rows, raw_pixels, scorer
+from transferlab.evaluation.linear import accuracy_at_best_C
 
 
 def test_linear_probe_on_k_shots_learns_separable_blobs():
     train, val, test = make_images(5), make_images(5, seed=1), make_images(10, seed=2)
-    accuracy = linear_probe_accuracy(
+    accuracy = accuracy_at_best_C(
         train_features=raw_pixels(train.images, 8),
         train_labels=train.labels,
         val_features=raw_pixels(val.images, 8),
@@ -27,7 +24,7 @@ def test_linear_probe_on_k_shots_learns_separable_blobs():
     assert raw_pixels(train.images, 32).shape == (15, 256)  # never upsampled
 
 
-def test_probe_rows_cover_every_series_shot_and_seed_and_fit_identical_subsets_once():
+def test_probe_rows_cover_every_series_shot_and_seed_and_fit_identical_subsets_once(params):
     splits = {
         "train": make_images(4),
         "val": make_images(2, seed=1),
@@ -44,16 +41,19 @@ def test_probe_rows_cover_every_series_shot_and_seed_and_fit_identical_subsets_o
         for split in splits
     }
     labels = {split: part.labels for split, part in splits.items()}
-    rows, fits = probe_rows(
-        features,
-        labels,
-        shots=(1, None),
-        seeds=2,
-        grid=np.array([0.01, 0.1]),
-        max_iter=100,
-        knn_k=3,
-        knn_T=0.07,
+    params = dataclasses.replace(
+        params,
+        probe=dataclasses.replace(params.probe, C_min=0.01, C_max=0.1, C_num=2, max_iter=100),
+        knn=dataclasses.replace(params.knn, k=3, T=0.07),
     )
+    rows, fits = [], 0
+    for probe in PROBES:
+        score = scorer(probe, features, labels, params)
+        probe_rows_, probe_fits = probe_rows(
+            labels, probe=probe, score=score, shots=(1, None), seeds=2
+        )
+        rows += probe_rows_
+        fits += probe_fits
     series = {f"{kind}_{probe}" for kind in KINDS for probe in PROBES}
     assert sorted((r["series"], r["shot"], r["seed"]) for r in rows) == sorted(
         (name, shot, seed) for name in series for shot in ("1", "all") for seed in (0, 1)
