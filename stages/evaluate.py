@@ -25,8 +25,9 @@ def main() -> None:
         run.publish(
             metrics=scores,
             artifacts=[
-                (path, "report")
-                for path in (paths.metrics, paths.report, paths.provenance, *figures)
+                *[(path, "report") for path in (paths.metrics, paths.provenance)],
+                *[(path, "report") for path in (paths.report, paths.report_html)],
+                *[(figure, "report/figures") for figure in figures],  # report.md's links
             ],
         )
         run.log_to_parent(

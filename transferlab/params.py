@@ -35,6 +35,7 @@ class Paths:
     curves: Path
     curves_finetune: Path
     report: Path
+    report_html: Path
     figures: Path
     provenance: Path
     timings: Path

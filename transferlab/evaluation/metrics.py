@@ -169,4 +169,5 @@ def evaluate(
     )
     io.write_json(paths.provenance, provenance)
     io.write_text(paths.report, text)
+    io.write_text(paths.report_html, report.to_html(text, paths.report.parent))
     return metrics, figures, provenance

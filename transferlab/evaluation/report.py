@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io as text_io
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -176,7 +177,9 @@ def render(
 ) -> str:
     """The markdown report; figures are linked relative to the report's folder."""
     methods = [m for m in metrics if m != "transfer"]
-    lines = ["# Transfer report", "", "## Test metrics", ""]
+    lines = ["# Transfer report", "", "## Conclusion", ""]
+    lines += [f"- {sentence}" for sentence in conclusions(metrics.get("transfer", {}))]
+    lines += ["", "## Test metrics", ""]
     lines += ["| method | accuracy | macro-F1 | ECE |", "|---|---|---|---|"]
     for m in methods:
         v = metrics[m]
@@ -223,6 +226,82 @@ def render(
     if provenance:
         lines += ["", "## Provenance", ""] + provenance_lines(provenance)
     return "\n".join(lines) + "\n"
+
+
+# What each comparison measures, in words: (method, reference).
+COMPARED = {
+    "linear_vs_random_init": (
+        "A linear probe on the pretrained features",
+        "the same probe on randomly initialised features",
+    ),
+    "linear_vs_raw_pixels": ("A linear probe on the pretrained features", "one on raw pixels"),
+    "knn_vs_random_init": ("kNN on the pretrained features", "kNN on randomly initialised ones"),
+    "knn_vs_raw_pixels": ("kNN on the pretrained features", "kNN on raw pixels"),
+}
+STRATEGY_NAMES = {
+    "full": "Full fine-tuning",
+    "freeze": "Fine-tuning with the early stages frozen",
+    "llrd": "Fine-tuning with layer-wise learning-rate decay",
+    "lpft": "LP-FT (fine-tuning from the linear probe's head)",
+}
+
+
+def conclusions(verdicts: dict[str, dict]) -> list[str]:
+    """One sentence per verdict: who beats whom, by how many points, and how sure it is."""
+    sentences = []
+    for name, v in verdicts.items():
+        strategy, _, reference = name.partition("_vs_")
+        if name in COMPARED:
+            method, other = COMPARED[name]
+        else:
+            method = STRATEGY_NAMES.get(strategy, f"Strategy {strategy}")
+            other = "training the same architecture from scratch"
+        points = abs(v["gain"]) * 100
+        if v["seeds"] >= 2:
+            how = f"over {v['seeds']} paired seeds, spread {v['spread'] * 100:.1f} points"
+        else:
+            how = f"one seed, against a noise spread of {v['spread'] * 100:.1f} points"
+        if v["verdict"] == "positive":
+            sentences.append(f"{method} beats {other} by {points:.1f} points: positive ({how}).")
+        elif v["verdict"] == "negative":
+            sentences.append(
+                f"{method} is worse than {other} by {points:.1f} points: negative transfer ({how})."
+            )
+        else:
+            direction = "ahead" if v["gain"] >= 0 else "behind"
+            sentences.append(
+                f"{method} is not distinguishable from {other}: {points:.1f} points {direction}, "
+                f"within the noise, so inconclusive ({how})."
+            )
+    return sentences
+
+
+def to_html(markdown_text: str, root: Path) -> str:
+    """The report as one self-contained HTML page: figures inlined, readable offline, in a
+    mail attachment and in the MLflow UI alike."""
+    import base64
+
+    import markdown
+
+    body = markdown.markdown(markdown_text, extensions=["tables"])
+
+    def inline(match: re.Match) -> str:
+        path = root / match.group(1)
+        if not path.is_file():
+            return match.group(0)
+        data = base64.b64encode(path.read_bytes()).decode()
+        return f'src="data:image/png;base64,{data}"'
+
+    body = re.sub(r'src="([^"]+\.png)"', inline, body)
+    style = (
+        "body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}"
+        "img{max-width:100%}"
+    )
+    return (
+        '<!doctype html>\n<html><head><meta charset="utf-8"><title>Transfer report</title>'
+        f"<style>{style}</style></head><body>\n{body}\n</body></html>\n"
+    )
 
 
 def timing_lines(timings: dict[str, dict]) -> list[str]:

@@ -51,3 +51,40 @@ def test_curve_figure_is_a_png(tmp_path):
         {"pretrained_linear": {"1": cell, "all": cell}}, (1, None), np.array([0, 0, 1]), path
     )
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_conclusions_say_who_beats_whom_by_how_much_and_how_sure():
+    from transferlab.evaluation.report import conclusions
+
+    verdicts = {
+        "full_vs_scratch": {"verdict": "positive", "gain": 0.2932, "spread": 0.022, "seeds": 1},
+        "lpft_vs_scratch": {"verdict": "negative", "gain": -0.05, "spread": 0.01, "seeds": 3},
+        "linear_vs_raw_pixels": {
+            "verdict": "inconclusive",
+            "gain": 0.0038,
+            "spread": 0.0091,
+            "seeds": 1,
+        },
+    }
+    full, lpft, pixels = conclusions(verdicts)
+    assert full == (
+        "Full fine-tuning beats training the same architecture from scratch by 29.3 points: "
+        "positive (one seed, against a noise spread of 2.2 points)."
+    )
+    assert lpft.startswith("LP-FT (fine-tuning from the linear probe's head) is worse than")
+    assert "by 5.0 points: negative transfer (over 3 paired seeds, spread 1.0 points)" in lpft
+    assert pixels == (
+        "A linear probe on the pretrained features is not distinguishable from one on raw "
+        "pixels: 0.4 points ahead, within the noise, so inconclusive (one seed, against a noise "
+        "spread of 0.9 points)."
+    )
+
+
+def test_html_report_inlines_its_figures(tmp_path):
+    from transferlab.evaluation.report import to_html
+
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "a.png").write_bytes(b"\x89PNG fake")
+    page = to_html("# Report\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n![a](figures/a.png)\n", tmp_path)
+    assert "<table>" in page and "<h1>Report</h1>" in page
+    assert 'src="data:image/png;base64,iVBORyBmYWtl"' in page and "figures/a.png" not in page
