@@ -8,7 +8,8 @@ FMNIST_PKG := dataset-fashion-mnist
 # pip takes these from this machine's local disk; override for another platform.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: run test test-fast test-full bench format lint install data clean
+# make results [EXP=name] [BASELINE=rev]: what a run concluded and where its time went.
+.PHONY: results run test test-fast test-full bench format lint install data clean
 
 # dvc runs each stage's `python -m stages.<name>` through the shell: the venv's python must
 # come first on PATH, as `source .venv/bin/activate` would put it.
@@ -16,6 +17,9 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 run: install data
 	$(BIN)/dvc repro
+
+results: install
+	$(BIN)/python -m transferlab.summary $(EXP) $(if $(BASELINE),--baseline $(BASELINE))
 
 test: install data
 	$(BIN)/pytest

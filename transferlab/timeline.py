@@ -92,6 +92,11 @@ def gather(directory: Path, **current: dict) -> dict[str, dict]:
     return dict(sorted(found.items(), key=lambda item: item[1]["started"]))
 
 
+def records(timings: dict[str, dict]) -> list[dict]:
+    """The timeline as written to timeline.json: a list in start order, one record a stage."""
+    return [{"stage": stage, **parts} for stage, parts in timings.items()]
+
+
 def _read(path: Path) -> dict:
     import json
 

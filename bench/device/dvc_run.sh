@@ -76,13 +76,13 @@ import json, sys
 from pathlib import Path
 
 from transferlab.params import load_params
-from transferlab.timeline import gather
+from transferlab.timeline import gather, records
 
 out, start, end, status, limit, *overrides = sys.argv[1:]
 out = Path(out)
 if not (out / "timeline.json").exists():  # cut before evaluate: the stages that finished
     timings = load_params().paths.timings
-    found = gather(timings) if timings.is_dir() else {}
+    found = records(gather(timings)) if timings.is_dir() else []
     (out / "timeline.json").write_text(json.dumps(found, indent=2))
 sm = []
 if (out / "gpu.csv").exists():

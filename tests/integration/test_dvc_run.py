@@ -74,8 +74,10 @@ def test_one_call_runs_every_stage_and_writes_the_timeline_and_gpu_record(tmp_pa
     assert record["finished"] and record["exit"] == 0 and record["seconds"] > 0
     assert record["gpu_busy_share"] is None  # no nvidia-smi here: no samples, no figure
     timeline = json.loads((out / "timeline.json").read_text())
-    assert {"prepare", "extract", "probe", "finetune@full", "evaluate"} <= set(timeline)
-    assert all(t["total_s"] > 0 for t in timeline.values())
+    stages = [t["stage"] for t in timeline]
+    assert {"prepare", "extract", "probe", "finetune@full", "evaluate"} <= set(stages)
+    assert stages.index("prepare") < stages.index("extract") < stages.index("evaluate")
+    assert all(t["total_s"] > 0 for t in timeline)
     assert set(json.loads((out / "metrics.json").read_text())) >= {"probe", "full", "transfer"}
     assert (out / "timeline.png").read_bytes()[:4] == b"\x89PNG"
     params = yaml.safe_load((root / "params.yaml").read_text())

@@ -64,3 +64,12 @@ def test_report_table_and_gantt_png(tmp_path):
     assert rows[-1] == "| extract | 2.0 | 1.0 | 4.0 | 1.0 | 8.0 | 100 |"
     report.plot_timeline(timings, tmp_path / "timeline.png")
     assert (tmp_path / "timeline.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_records_keep_the_start_order_that_json_key_sorting_would_lose(tmp_path):
+    from transferlab import io
+
+    timings = {"prepare": {"started": 1.0}, "extract": {"started": 2.0}}
+    io.write_json(tmp_path / "timeline.json", timeline.records(timings))
+    written = json.loads((tmp_path / "timeline.json").read_text())
+    assert [t["stage"] for t in written] == ["prepare", "extract"]

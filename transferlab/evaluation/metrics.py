@@ -152,7 +152,7 @@ def evaluate(
     report.plot_curves(curve_series, params.curves.shots, train_labels, figures[1])
     clock.computed()  # what follows is this stage's writing
     timings = timeline.gather(paths.timings, evaluate=clock.parts())
-    io.write_json(paths.timeline, timings)
+    io.write_json(paths.timeline, timeline.records(timings))
     report.plot_timeline(timings, paths.figures / "timeline.png")
     io.write_json(paths.metrics, metrics)
     io.write_json(paths.figures / "per_class.json", per_class)
