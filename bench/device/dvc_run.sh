@@ -39,6 +39,10 @@ if [[ ! -e .git ]]; then  # the box gets the working tree without .git; experime
     git -c user.name=device -c user.email=device@localhost commit -qm "working tree"
 fi
 
+# GPU results are not bit-reproducible anyway (CUDA kernels): give CPU work every core
+# instead of the 2 threads the stages pin for cross-machine identity on CPU.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
+
 overrides=()
 source bench/device/device.sh
 full_data_overrides  # the configuration, then ours: later -S win
