@@ -23,3 +23,26 @@ def test_make_recipes_find_the_venv_python_first():
         check=True,
     )
     assert done.stdout.strip() == str(REPO / ".venv" / "bin" / "python")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+def test_make_clean_removes_stage_outputs_and_never_user_data(tmp_path):
+    for name in ("Makefile", "params.yaml"):
+        shutil.copy(REPO / name, tmp_path / name)
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "python").symlink_to(REPO / ".venv" / "bin" / "python")
+    (tmp_path / ".venv" / ".installed").touch()
+    raw = tmp_path / "data" / "raw" / "pets" / "cat"
+    raw.mkdir(parents=True)
+    (raw / "tom.png").write_bytes(b"user data")
+    (tmp_path / "data" / "raw" / "pets.dvc").write_text("outs: []\n")
+    for generated in ("prepared", "features", "methods"):
+        (tmp_path / "data" / generated).mkdir()
+        (tmp_path / "data" / generated / "x.npy").write_bytes(b"x")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    subprocess.run(
+        ["make", "-s", "-o", ".venv/.installed", "clean"], cwd=tmp_path, env=env, check=True
+    )
+    assert (raw / "tom.png").read_bytes() == b"user data"
+    assert (tmp_path / "data" / "raw" / "pets.dvc").exists()
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["raw"]

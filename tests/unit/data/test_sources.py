@@ -102,3 +102,18 @@ def test_manifest_format_errors(tmp_path, text, message):
 def test_missing_manifest_says_which_param_to_set(tmp_path):
     with pytest.raises(UserError, match="not found; set data.manifest"):
         sources.read_manifest(tmp_path, "manifest.csv")
+
+
+def test_files_that_resolve_outside_the_data_folder_are_refused_with_a_reason(tmp_path):
+    import os
+
+    root = tmp_path / "images"
+    for label in ("cat", "dog"):
+        (root / label).mkdir(parents=True)
+        (root / label / "own.png").write_bytes(b"png")
+    (tmp_path / "secret.png").write_bytes(b"outside")
+    os.symlink(tmp_path / "secret.png", root / "cat" / "leak.png")  # escapes data.path
+    os.symlink(root / "dog" / "own.png", root / "cat" / "inside.png")  # stays inside: fine
+    listing = sources.list_imagefolder(root)
+    assert listing.files == ("cat/inside.png", "cat/own.png", "dog/own.png")
+    assert listing.skipped == (("cat/leak.png", "resolves outside data.path"),)
