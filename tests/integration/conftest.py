@@ -1,17 +1,25 @@
-"""A temporary copy of the repository with a shrunk params.yaml, driven by the real dvc."""
+"""Temporary copies of the repository with a shrunk params.yaml, driven by the real dvc.
+
+One shared `dvc repro` (the session fixture `reproduced`) serves every test that only reads
+its outputs; a test that changes params or reruns stages takes `reproduced_copy`, a copy of
+that workspace with its DVC cache, which is far cheaper than another run.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, TINY_MODEL, save_tiny_checkpoint
 
 BIN = Path(sys.executable).parent
 SHRINK = {
@@ -22,6 +30,13 @@ SHRINK = {
     "finetune": {"epochs": 1, "batch_size": 8},
     "curves": {"shots": [1, 2, None], "seeds": 2},
 }
+# timm's tiny model with saved random weights: a checkpoint path counts as "pretrained", so
+# every stage and verdict runs as with real weights, in a fraction of the time.
+TINY_WEIGHTS = "tiny_backbone.pth"  # in the workspace's root, committed with it
+TINY_BACKBONE = {"backbone": {"name": TINY_MODEL, "weights": TINY_WEIGHTS, "image_size": 32}}
+# Fixed commit dates: workspaces made from the same tree get the same commit, so the git
+# commit recorded in their outputs (provenance) is the same too.
+GIT_DATE = "2024-01-01T00:00:00+00:00"
 
 
 class Workspace:
@@ -34,6 +49,8 @@ class Workspace:
             "GIT_AUTHOR_EMAIL": "t@t",
             "GIT_COMMITTER_NAME": "t",
             "GIT_COMMITTER_EMAIL": "t@t",
+            "GIT_AUTHOR_DATE": GIT_DATE,
+            "GIT_COMMITTER_DATE": GIT_DATE,
         }
         self.env.pop("MLFLOW_TRACKING_URI", None)  # MLflow's default store, at the repo root
 
@@ -55,6 +72,9 @@ class Workspace:
             params[section].update(values)
         path.write_text(yaml.safe_dump(params, sort_keys=False))
 
+    def params(self) -> dict:
+        return yaml.safe_load((self.root / "params.yaml").read_text())
+
 
 def copy_repo(dest: Path) -> None:
     """Tracked and untracked-but-not-ignored files: the working tree as a clone would see it."""
@@ -72,46 +92,73 @@ def copy_repo(dest: Path) -> None:
             shutil.copy2(source, dest / name)
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Workspace:
-    root = tmp_path_factory.mktemp("repo")
+def make_workspace(root: Path, mlflow_db: Path, *changes: dict) -> Workspace:
+    """A committed repo copy at `root`: no dvc.lock, SHRINK and the tiny backbone, then
+    `changes`; its MLflow store starts from `mlflow_db` (tables made, no runs)."""
     copy_repo(root)
-    for stale in ("dvc.lock",):
-        (root / stale).unlink(missing_ok=True)
+    (root / "dvc.lock").unlink(missing_ok=True)
+    save_tiny_checkpoint(root / TINY_WEIGHTS)
+    shutil.copyfile(mlflow_db, root / "mlflow.db")  # ignored by git: stays out of the commit
     ws = Workspace(root)
-    ws.set_params(SHRINK)
+    for change in (SHRINK, TINY_BACKBONE, *changes):
+        ws.set_params(change)
     ws.run("git", "init", "-q")
     ws.run("git", "add", "-A")
     ws.run("git", "commit", "-qm", "shrunk copy")
     return ws
 
 
+@pytest.fixture
+def run_main(monkeypatch) -> Callable[..., None]:
+    """Call a stage module's main in this process, as `python -m <module> ARGS` would."""
+    logger = logging.getLogger("transferlab")
+    handlers, level = list(logger.handlers), logger.level
+
+    def call(module: ModuleType, *args: str) -> None:
+        monkeypatch.setattr(sys, "argv", [module.__file__, *args])
+        module.main()
+
+    yield call
+    logger.handlers[:] = handlers  # the stage's stderr handler would outlive this test's stderr
+    logger.setLevel(level)
+
+
+@pytest.fixture(scope="session")
+def reproduced(tmp_path_factory, empty_mlflow_db) -> Workspace:
+    """The shared shrunk `dvc repro`: read its outputs, never change it (see reproduced_copy)."""
+    ws = make_workspace(tmp_path_factory.mktemp("reproduced"), empty_mlflow_db)
+    ws.dvc("repro")
+    return ws
+
+
+@pytest.fixture
+def reproduced_copy(reproduced, tmp_path, empty_mlflow_db) -> Workspace:
+    """A private copy of the shared run (git history, outputs and DVC cache), with its own
+    empty MLflow store, for tests that change params or rerun stages."""
+    root = tmp_path / "repo"
+    shutil.copytree(reproduced.root, root, symlinks=True)
+    shutil.rmtree(root / "mlartifacts", ignore_errors=True)
+    shutil.copyfile(empty_mlflow_db, root / "mlflow.db")
+    return Workspace(root)
+
+
 @pytest.fixture(scope="module")
-def imagefolder_workspace(tmp_path_factory) -> Workspace:
+def imagefolder_workspace(tmp_path_factory, empty_mlflow_db) -> Workspace:
     """A repo copy whose params point at a small hostile image folder under data/raw/."""
     from tests import hostile
 
     root = tmp_path_factory.mktemp("repo-images")
-    copy_repo(root)
-    (root / "dvc.lock").unlink(missing_ok=True)
     hostile.image_folder(root / "data" / "raw" / "pets")
-    ws = Workspace(root)
-    ws.set_params(SHRINK)
-    ws.set_params(
-        {
-            "data": {
-                "source": "imagefolder",
-                "path": "data/raw/pets",
-                "image_size": hostile.SIZE,
-                "train_per_class": None,
-                "test_per_class": None,
-                "test_fraction": 0.25,
-                "val_fraction": 0.25,
-                "max_reject_fraction": 0.2,
-            }
+    images = {
+        "data": {
+            "source": "imagefolder",
+            "path": "data/raw/pets",
+            "image_size": hostile.SIZE,
+            "train_per_class": None,
+            "test_per_class": None,
+            "test_fraction": 0.25,
+            "val_fraction": 0.25,
+            "max_reject_fraction": 0.2,
         }
-    )
-    ws.run("git", "init", "-q")
-    ws.run("git", "add", "-A")
-    ws.run("git", "commit", "-qm", "image folder copy")
-    return ws
+    }
+    return make_workspace(root, empty_mlflow_db, images)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import time
 
+import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from transferlab.evaluation import curves_finetune
-from transferlab import io
-from transferlab import tracking
+from stages import curves_finetune
 from tests.conftest import TINY_MODEL, stage_workdir
+from transferlab import io, tracking
+from transferlab.evaluation.kshot import CSV_FILE, SUMMARY_FILE
 
 
 def _stage_dir(root, **curves) -> dict:
@@ -27,15 +28,15 @@ def _stage_dir(root, **curves) -> dict:
 
 def _outputs(root, params) -> tuple[list[dict], dict]:
     out = root / params["paths"]["curves_finetune"]
-    with open(out / curves_finetune.CSV_FILE) as f:
+    with open(out / CSV_FILE) as f:
         table = list(csv.DictReader(f))
-    return table, io.read_json(out / "summary.json")
+    return table, io.read_json(out / SUMMARY_FILE)
 
 
-def test_empty_list_writes_empty_valid_outputs_quickly(mlflow_store, tmp_path):
+def test_empty_list_writes_empty_valid_outputs_quickly(mlflow_store, tmp_path, run_main):
     params = _stage_dir(tmp_path, shots=[1, 2, None], finetune=[])
     start = time.perf_counter()
-    curves_finetune.main()
+    run_main(curves_finetune)
     seconds = time.perf_counter() - start
     table, summary = _outputs(tmp_path, params)
     assert [row["shots"] for row in table] == ["1", "2", "4"]  # x values, no series columns
@@ -48,21 +49,36 @@ def test_empty_list_writes_empty_valid_outputs_quickly(mlflow_store, tmp_path):
 
 
 @pytest.mark.slow
-def test_listed_strategies_give_a_plot_column_and_a_series_each(mlflow_store, tmp_path):
+def test_listed_strategies_give_a_plot_column_and_a_series_each(mlflow_store, tmp_path, run_main):
     params = _stage_dir(tmp_path, shots=[1, None], seeds=2, finetune=["full", "scratch"])
-    curves_finetune.main()
+    run_main(curves_finetune)
     table, summary = _outputs(tmp_path, params)
     # columns are the strategy names dvc.yaml's plot takes from curves.finetune
     assert list(table[0]) == ["shots", "full", "full_std", "scratch", "scratch_std"]
     assert set(summary["series"]) == {"finetune_full", "finetune_scratch"}
-    assert len(summary["rows"]) == 2 * 2 * 2
-    for series in summary["series"].values():
+    rows = summary["rows"]
+    assert len(rows) == 2 * 2 * 2
+    test_images = 3 * 3  # three per class of three classes
+    for name, series in summary["series"].items():
         assert set(series) == {"1", "all"}
-        assert all(0 <= cell["mean"] <= 1 and len(cell["by_seed"]) == 2 for cell in series.values())
-    # scratch listed: the others are judged against it at every shot
-    (comparison,) = summary["comparisons"].values()
-    assert list(summary["comparisons"]) == ["finetune_full_vs_scratch"]
-    assert set(comparison) == {"1", "all"}
-    assert all(
-        v["verdict"] in ("positive", "negative", "inconclusive") for v in comparison.values()
+        for shot, cell in series.items():
+            accuracies = [r["accuracy"] for r in rows if (r["series"], r["shot"]) == (name, shot)]
+            assert sorted(cell["by_seed"].values()) == sorted(accuracies)
+            assert cell["mean"] == pytest.approx(np.mean(accuracies))
+            assert all(a * test_images == pytest.approx(round(a * test_images)) for a in accuracies)
+    # the CSV holds the summary's means, one row per shot count
+    assert [float(row["full"]) for row in table] == pytest.approx(
+        [summary["series"]["finetune_full"][shot]["mean"] for shot in ("1", "all")], abs=1e-6
     )
+    # scratch listed: the others are judged against it at every shot, on gains paired by seed
+    assert list(summary["comparisons"]) == ["finetune_full_vs_scratch"]
+    comparison = summary["comparisons"]["finetune_full_vs_scratch"]
+    assert set(comparison) == {"1", "all"}
+    accuracy = {(r["series"], r["shot"], r["seed"]): r["accuracy"] for r in rows}
+    for shot, judged in comparison.items():
+        gains = [
+            accuracy[("finetune_full", shot, s)] - accuracy[("finetune_scratch", shot, s)]
+            for s in (0, 1)
+        ]
+        assert judged["gain"] == pytest.approx(np.mean(gains), abs=1e-6)
+        assert judged["verdict"] in ("positive", "negative", "inconclusive")

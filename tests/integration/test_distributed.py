@@ -4,38 +4,36 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import socket
 import subprocess
+import sys
 
 import numpy as np
 import pytest
-import timm
 import torch
 from mlflow.tracking import MlflowClient
 from torch import nn
 
-from transferlab.models import backbone
+from tests.conftest import REPO, TINY_MODEL, make_images, save_tiny_checkpoint, stage_workdir
+from transferlab import io, tracking
 from transferlab.data import prepared as data
 from transferlab.device import distributed
-from transferlab import io
-from transferlab import tracking
+from transferlab.models import backbone
 from transferlab.models.backbone import InputConfig
-from transferlab.params import load_params
 from transferlab.models.strategies import build_model, param_groups
 from transferlab.models.training import train_model
-from tests.conftest import REPO, TINY_MODEL, make_images, stage_workdir
-from tests.integration.conftest import BIN
+from transferlab.params import load_params
 
 pytestmark = pytest.mark.distributed
 
 
 @pytest.fixture
-def stage_dir(tmp_path):
+def stage_dir(tmp_path, empty_mlflow_db):
     """params.yaml (the shipped one, shrunk) and prepared splits, as `prepare` leaves them."""
     # Saved weights: both launches, and every rank, must embed with one and the same model.
-    torch.manual_seed(0)
-    weights = tmp_path / "backbone.pt"
-    torch.save(timm.create_model(TINY_MODEL).state_dict(), weights)
+    weights = save_tiny_checkpoint(tmp_path / "backbone.pt")
+    shutil.copyfile(empty_mlflow_db, tmp_path / "mlflow.db")
     stage_workdir(
         tmp_path,
         (8, 5, 7),
@@ -48,7 +46,8 @@ def stage_dir(tmp_path):
 
 
 def launch(cwd, nproc: int, *stage: str) -> subprocess.CompletedProcess:
-    """Run a stage the way dvc.yaml does: torchrun --standalone --nproc-per-node N -m ..."""
+    """Run a stage as dvc.yaml does: python -m transferlab.device.launch N -m stages.X ARGS
+    (torchrun's launcher for N > 1, this process for 1)."""
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
@@ -57,7 +56,8 @@ def launch(cwd, nproc: int, *stage: str) -> subprocess.CompletedProcess:
         # since CPU kernels may sum in another order with another thread count.
         "OMP_NUM_THREADS": "1",
     }
-    cmd = [str(BIN / "torchrun"), "--standalone", f"--nproc-per-node={nproc}", "-m", *stage]
+    launcher = [sys.executable, "-m", "transferlab.device.launch", str(nproc)]
+    cmd = [*launcher, "-m", *stage]
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"{cmd} failed:\n{done.stdout}\n{done.stderr}"
     return done

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from transferlab import tracking
 from tests import hostile
+from transferlab import tracking
 
 pytestmark = pytest.mark.slow
 
@@ -34,11 +34,21 @@ def test_reports_name_every_bad_file(prepared):
     assert sum(card["splits"][s]["total"] for s in ("train", "val", "test")) == 23
 
 
-def test_extract_reads_the_rgb_arrays(prepared):
-    features = list((prepared.root / "data" / "features").glob("*.npy"))
-    assert features
-    train = np.load(prepared.root / "data" / "prepared" / "train_images.npy", mmap_mode="r")
-    assert train.shape[1:] == (hostile.SIZE, hostile.SIZE, 3)
+def test_extract_embeds_every_prepared_rgb_image(prepared):
+    root = prepared.root / "data"
+    report = json.loads((prepared.root / "reports" / "extract.json").read_text())
+    total = 0
+    for split in ("train", "val", "test"):
+        images = np.load(root / "prepared" / f"{split}_images.npy", mmap_mode="r")
+        assert images.shape[1:] == (hostile.SIZE, hostile.SIZE, 3)
+        features = np.load(root / "features" / f"{split}_features.npy")
+        assert features.shape == (len(images), report["feature_dim"])
+        np.testing.assert_array_equal(
+            np.load(root / "features" / f"{split}_labels.npy"),
+            np.load(root / "prepared" / f"{split}_labels.npy"),
+        )
+        total += len(images)
+    assert report["images"] == total == 23
 
 
 def test_reports_reach_mlflow(prepared):

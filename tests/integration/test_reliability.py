@@ -1,13 +1,16 @@
 """What happens when things go wrong, driven from outside as a user would meet it.
 
 Bad params and signals are checked on a bare stage process; kill -9, a dead tracking
-server and run-to-run determinism on the real `dvc repro` in temporary repo copies.
+server and run-to-run determinism on the real `dvc repro` in clones of the shared shrunk
+workspace, whose own run is the uninterrupted reference.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,15 +20,19 @@ from pathlib import Path
 
 import pytest
 import yaml
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from tests.conftest import REPO
-from tests.integration.conftest import SHRINK, Workspace, copy_repo
-from tests.unit.test_tracking import closed_port
+from tests.conftest import REPO, closed_port
+from tests.integration.conftest import Workspace
+from transferlab import tracking
 
 # Keys whose values measure the machine (wall-clock timings, peak memory), not the result:
 # everything else must match byte for byte.
 TIMINGS = {"seconds", "images_per_s", "fit_seconds", "train_images_per_s", "peak_rss_mb"}
-KILL_MARKER = "full epoch 1:"  # finetune@full is training (its progress bar has appeared)
+# The report's section of stage timings, up to the next heading.
+TIMING_SECTION = re.compile(rb"## Where the time went.*?(?=\n## |\Z)", re.S)
+KILL_MARKER = "full epoch 1"  # finetune@full is training (its progress bar has appeared)
 
 
 def run_python(cwd: Path, *args: str, **kwargs) -> subprocess.Popen:
@@ -79,27 +86,34 @@ def test_sigterm_unwinds_and_leaves_no_temporary_file(tmp_path):
     assert list((tmp_path / "out").iterdir()) == []
 
 
-def make_workspace(root: Path) -> Workspace:
-    copy_repo(root)
-    (root / "dvc.lock").unlink(missing_ok=True)
-    ws = Workspace(root)
-    ws.set_params({**SHRINK, "finetune": {**SHRINK["finetune"], "epochs": 3}})
-    ws.run("git", "init", "-q")
-    ws.run("git", "add", "-A")
-    ws.run("git", "commit", "-qm", "shrunk copy")
-    return ws
+def clone(reproduced: Workspace, root: Path, mlflow_db: Path) -> Workspace:
+    """A fresh clone of the shared workspace's commit: the same code, params and weights,
+    no outputs, no DVC cache, an empty MLflow store."""
+    reproduced.run("git", "clone", "-q", str(reproduced.root), str(root))
+    shutil.copyfile(mlflow_db, root / "mlflow.db")
+    return Workspace(root)
 
 
 def results(ws: Workspace) -> dict[str, bytes | dict]:
-    """Every DVC output file's bytes; JSON reports with their timing fields dropped."""
+    """Every DVC output file's bytes; JSON reports with their timing fields dropped, and
+    report.md without its timing section. Left out: the files that only time the stages
+    (paths.timings, paths.timeline and its PNG), and report.html, which is report.md and
+    the figures rendered into one page (the timeline's included)."""
+    paths = ws.params()["paths"]
+    measured = {Path(paths["timeline"]), Path(paths["figures"]) / "timeline.png"}
+    if "report_html" in paths:
+        measured.add(Path(paths["report_html"]))
     found: dict[str, bytes | dict] = {}
     for folder in ("data", "reports"):
         for path in sorted((ws.root / folder).rglob("*")):
-            if path.is_file():
-                name = str(path.relative_to(ws.root))
-                found[name] = path.read_bytes()
-                if path.suffix == ".json":
-                    found[name] = _drop_timings(json.loads(found[name]))
+            name = path.relative_to(ws.root)
+            if not path.is_file() or name in measured or name.is_relative_to(paths["timings"]):
+                continue
+            found[str(name)] = path.read_bytes()
+            if path.suffix == ".json":
+                found[str(name)] = _drop_timings(json.loads(found[str(name)]))
+            elif name == Path(paths["report"]):
+                found[str(name)] = TIMING_SECTION.sub(b"", found[str(name)])
     return found
 
 
@@ -111,26 +125,30 @@ def _drop_timings(value):
     return value
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory) -> Workspace:
-    ws = make_workspace(tmp_path_factory.mktemp("uninterrupted"))
-    ws.dvc("repro")
-    return ws
+def tracked_stages(ws: Workspace) -> int:
+    client = MlflowClient(f"sqlite:///{ws.root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(tracking.EXPERIMENT_NAME)
+    runs = client.search_runs([experiment.experiment_id])
+    return sum(MLFLOW_PARENT_RUN_ID in r.data.tags for r in runs)
 
 
 @pytest.mark.slow
 def test_two_cpu_runs_are_identical_and_a_dead_tracker_changes_nothing(
-    uninterrupted, tmp_path_factory
+    reproduced, tmp_path, empty_mlflow_db
 ):
-    ws = make_workspace(tmp_path_factory.mktemp("untracked"))
+    uninterrupted = reproduced
+    ws = clone(reproduced, tmp_path / "untracked", empty_mlflow_db)
     ws.env["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{closed_port()}"
     start = time.monotonic()
     done = ws.dvc("repro")
     log = done.stdout + done.stderr
-    # One warning per stage, and every stage still ran and wrote its outputs.
+    # Every stage still ran and wrote its outputs, and each that logs to MLflow (one run
+    # each in the reference's store) warned once.
     stages = len(ws.dvc("stage", "list").stdout.splitlines())
     assert log.count("Running stage") == stages
-    assert log.count("warning: MLflow tracking at http://127.0.0.1") == stages, log
+    assert log.count("warning: MLflow tracking at http://127.0.0.1") == tracked_stages(
+        uninterrupted
+    ), log
     assert time.monotonic() - start < 600
     first, second = results(uninterrupted), results(ws)
     assert sorted(first) == sorted(second)
@@ -144,9 +162,10 @@ def test_two_cpu_runs_are_identical_and_a_dead_tracker_changes_nothing(
 
 @pytest.mark.slow
 def test_kill_9_mid_stage_then_repro_gives_the_uninterrupted_result(
-    uninterrupted, tmp_path_factory
+    reproduced, tmp_path, empty_mlflow_db
 ):
-    ws = make_workspace(tmp_path_factory.mktemp("killed"))
+    uninterrupted = reproduced
+    ws = clone(reproduced, tmp_path / "killed", empty_mlflow_db)
     log_path = ws.root.parent / "killed.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
