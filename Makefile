@@ -25,7 +25,7 @@ test: install data
 	$(BIN)/pytest
 
 test-fast: install data
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow and not distributed"
 
 test-full: test
 
