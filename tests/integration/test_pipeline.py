@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
 from sklearn.metrics import f1_score
 
 from tests.integration.conftest import Workspace
@@ -59,8 +59,9 @@ def readers(ws: Workspace, key: str) -> set[str]:
     found = set()
     for name, spec in pipeline(ws).items():
         listed = spec.get("params", [])
-        if "params.yaml" in spec.get("deps", []) or any(
-            key == p or key.startswith(f"{p}.") for p in listed
+        every = {"params.yaml": None} in listed  # `- params.yaml:`: the whole file
+        if every or any(
+            isinstance(p, str) and (key == p or key.startswith(f"{p}.")) for p in listed
         ):
             found.add(name)
     return found
@@ -128,6 +129,8 @@ def test_mlflow_groups_every_stage_under_one_parent(reproduced):
     assert len(stages) == len(set(stages))  # one run per stage
     assert set(CORE_STAGES.values()) <= set(stages)
     assert all(r.info.status == "FINISHED" for r in children)
+    head = reproduced.run("git", "rev-parse", "HEAD").stdout.strip()
+    assert {r.data.tags.get(MLFLOW_GIT_COMMIT) for r in children} == {head}
 
 
 def test_second_repro_is_a_no_op(reproduced):
@@ -193,9 +196,18 @@ def test_a_finetune_curve_reruns_only_its_stage_and_reaches_report_and_plots(rep
     text = (root / "report.md").read_text()
     assert "| finetune_full | " in text and "figures/data_efficiency.png" in text
     assert (root / "figures" / "data_efficiency.png").read_bytes()[:4] == b"\x89PNG"
+    # the fine-tuning curve is drawn by DVC too (beside the probes'), with the summary's means
     shown = json.loads(ws.dvc("plots", "show", "--json").stdout)["data"]
-    (curve,) = [v for name, v in shown.items() if "curves_finetune" in name]
-    assert curve and "full" in curve[0]["content"]["data"]["values"][0]
+    points = [
+        value
+        for plot in shown.values()
+        for value in plot[0]["content"]["data"]["values"]
+        if value.get("field") == "full" and "curves_finetune" in value["filename"]
+    ]
+    summary = io.read_json(root / "curves_finetune" / "summary.json")["series"]["finetune_full"]
+    assert [float(p["full"]) for p in points] == pytest.approx(
+        [summary[shot]["mean"] for shot in ("1", "2", "all")], abs=1e-6
+    )
 
 
 def test_random_weights_are_not_called_positive(reproduced_copy):

@@ -91,11 +91,11 @@ def mlflow_server(tmp_path):
         log.close()
 
 
-# C values unlike the shrunk config's (3) and unlike each other's: an experiment whose
+# knn.k values unlike the shipped config's (20) and unlike each other's: an experiment whose
 # params match an earlier run comes from DVC's run cache without running, and logs nothing.
 QUEUED = {"server": (2, 4), "sqlite": (5, 6)}
-# MLflow stage tags that no probe param may rerun.
-UNTOUCHED = {"prepare", "extract", "extract@random", "knn", "finetune@full", "finetune@scratch"}
+# knn.k reruns the cheapest stages that log (no training); MLflow stage tags it may not rerun:
+UNTOUCHED = {"prepare", "extract", "extract@random", "probe", "finetune@full", "finetune@lpft"}
 
 
 @pytest.mark.parametrize("store", QUEUED)
@@ -104,7 +104,7 @@ def test_queued_parallel_experiments_all_land_in_one_store(committed, tmp_path, 
     change a user makes), or on the default sqlite file at the repo root, whose writers
     take turns on a file lock; either way no run is lost."""
     reproduced = committed
-    names = [f"{store}{c_num}" for c_num in QUEUED[store]]
+    names = [f"{store}{k}" for k in QUEUED[store]]
     with contextlib.ExitStack() as stack:
         if store == "server":
             uri = stack.enter_context(mlflow_server(tmp_path))
@@ -113,8 +113,8 @@ def test_queued_parallel_experiments_all_land_in_one_store(committed, tmp_path, 
         else:
             uri = f"sqlite:///{reproduced.root / tracking.DEFAULT_STORE}"
         stack.callback(reproduced.dvc, "queue", "stop", "--kill", check=False)
-        for name, c_num in zip(names, QUEUED[store], strict=True):
-            reproduced.dvc("exp", "run", "--queue", "-n", name, "-S", f"probe.C_num={c_num}")
+        for name, k in zip(names, QUEUED[store], strict=True):
+            reproduced.dvc("exp", "run", "--queue", "-n", name, "-S", f"knn.k={k}")
         reproduced.dvc("queue", "start", "-j", "2")
         wait_for_queue(reproduced, names[-1])
         shown = json.dumps(json.loads(reproduced.dvc("exp", "show", "--json").stdout))
@@ -128,17 +128,17 @@ def test_queued_parallel_experiments_all_land_in_one_store(committed, tmp_path, 
             for r in found
             if r.data.tags.get("dvc_exp_name") == name and MLFLOW_PARENT_RUN_ID in r.data.tags
         ]
-        # probe.C_num reruns the probe and what reads it (LP-FT's head, the linear curves,
-        # evaluate), never extraction or the other methods; each logs one FINISHED run.
+        # knn.k reruns kNN and what reads it (its curves, evaluate), never extraction, the
+        # probe or fine-tuning; each logs one FINISHED run.
         stages = [r.data.tags["stage"] for r in children]
         assert len(stages) == len(set(stages)), name
-        assert {"probe", "finetune@lpft", "evaluate"} <= set(stages), name
+        assert {"knn", "evaluate"} <= set(stages), name
         assert not set(stages) & UNTOUCHED, name
         assert all(r.info.status == "FINISHED" for r in children)
         (parent,) = {r.data.tags[MLFLOW_PARENT_RUN_ID] for r in children}
         assert by_id[parent].info.run_name == name
-        (probe,) = [r for r in children if r.data.tags["stage"] == "probe"]
-        assert probe.data.params["probe.C_num"] == name.removeprefix(store)
+        (knn,) = [r for r in children if r.data.tags["stage"] == "knn"]
+        assert knn.data.params["knn.k"] == name.removeprefix(store)
         assert name in shown
 
 

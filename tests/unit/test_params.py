@@ -41,9 +41,13 @@ def test_every_key_dvc_yaml_tracks_is_a_known_param():
             section, key = stage["foreach"].strip("${}").split(".")
             items = raw()[section][key] + list(STRATEGIES + FROM_PROBE)
         for item in items:
-            for key in (stage.get("do") or stage).get("params", []):
-                key = key.replace("${item}", str(item))
-                assert key in known or any(k.startswith(f"{key}.") for k in known), (name, key)
+            for entry in (stage.get("do") or stage).get("params", []):
+                # `- params.yaml:` (no keys) tracks the whole file; a file's key list, those keys
+                files = entry if isinstance(entry, dict) else {"params.yaml": [entry]}
+                assert set(files) == {"params.yaml"}, (name, entry)  # the one params file
+                for key in files["params.yaml"] or []:
+                    key = key.replace("${item}", str(item))
+                    assert key in known or any(k.startswith(f"{key}.") for k in known), (name, key)
 
 
 def test_tracking_required_must_be_a_bool():
