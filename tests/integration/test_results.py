@@ -64,3 +64,28 @@ def test_report_concludes_in_words_and_has_a_self_contained_page(reproduced):
     assert "training the same architecture from scratch" in conclusion
     page = (reports / "report.html").read_text()
     assert page.count('src="data:image/png;base64,') >= 5 and 'src="figures/' not in page
+
+
+def test_the_parent_run_carries_params_final_metrics_and_provenance(reproduced):
+    from mlflow.tracking import MlflowClient
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+    from transferlab import tracking
+
+    client = MlflowClient(f"sqlite:///{reproduced.root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(tracking.EXPERIMENT_NAME)
+    runs = client.search_runs([experiment.experiment_id])
+    (parent_id,) = {
+        r.data.tags[MLFLOW_PARENT_RUN_ID] for r in runs if MLFLOW_PARENT_RUN_ID in r.data.tags
+    }
+    parent = client.get_run(parent_id)
+    metrics = json.loads((reproduced.root / "reports" / "metrics.json").read_text())
+    assert parent.data.metrics["full.accuracy"] == metrics["full"]["accuracy"]
+    assert (
+        parent.data.metrics["full_vs_scratch.gain"]
+        == metrics["transfer"]["full_vs_scratch"]["gain"]
+    )
+    assert parent.data.params["knn.k"] == str(reproduced.params()["knn"]["k"])
+    provenance = json.loads((reproduced.root / "reports" / "provenance.json").read_text())
+    assert parent.data.tags["provenance.params_sha256"] == provenance["params_sha256"]
+    assert parent.data.tags["provenance.git.commit"] == provenance["git"]["commit"]
