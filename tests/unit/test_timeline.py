@@ -9,9 +9,22 @@ from transferlab import timeline
 from transferlab.evaluation import report
 
 
-def test_process_start_is_before_now_and_after_boot():
-    started = timeline.process_start()
-    assert time.time() - 600 < started <= time.time()
+def test_process_start_is_this_process_s_start():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    assert time.time() - uptime - 1 < timeline.process_start() <= time.time()
+    code = (
+        "import time; from transferlab.timeline import process_start as p; print(time.time() - p())"
+    )
+    age = float(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    assert 0 <= age < 60  # a fresh process: its start is seconds ago, not the machine's boot
 
 
 def test_parts_split_the_wall_time_and_rate_counts_only_steady_steps():
