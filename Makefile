@@ -35,12 +35,12 @@ bench: install data
 	$(BIN)/python -m bench $(or $(BENCH),speed)
 
 format: install
-	$(BIN)/ruff format stages bench tests
-	$(BIN)/ruff check --fix stages bench tests
+	$(BIN)/ruff format stages transferlab bench tests
+	$(BIN)/ruff check --fix stages transferlab bench tests
 
 lint: install
-	$(BIN)/ruff format --check stages bench tests
-	$(BIN)/ruff check stages bench tests
+	$(BIN)/ruff format --check stages transferlab bench tests
+	$(BIN)/ruff check stages transferlab bench tests
 
 install: $(STAMP)
 

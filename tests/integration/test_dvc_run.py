@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, TINY_MODEL
+from tests.conftest import TINY_MODEL
 from tests.integration.conftest import copy_repo
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
