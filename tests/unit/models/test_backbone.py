@@ -10,13 +10,21 @@ from transferlab.errors import UserError
 from transferlab.models import backbone
 
 PALACE, DAISY = 698, 985  # ImageNet classes of sklearn's china.jpg and flower.jpg
+ESPRESSO, CATS, MOTORBIKES = 967, set(range(281, 286)), {665, 670}  # moped, motor scooter
 
 
-def classify_samples(model: torch.nn.Module) -> list[int]:
+def classify_samples(model: torch.nn.Module, images: list[np.ndarray] | None = None) -> list[int]:
     transform = timm.data.create_transform(**timm.data.resolve_model_data_config(model))
-    batch = torch.stack([transform(Image.fromarray(i)) for i in load_sample_images().images])
+    images = load_sample_images().images if images is None else images
+    batch = torch.stack([transform(Image.fromarray(i)) for i in images])
     with torch.inference_mode():
         return model.eval()(batch).argmax(1).tolist()
+
+
+def scikit_image_samples() -> list[np.ndarray]:
+    """coffee, chelsea (a cat) and a motorcycle, from scikit-image's bundled sample images."""
+    data = pytest.importorskip("skimage.data")
+    return [data.coffee(), data.chelsea(), data.stereo_motorcycle()[0]]
 
 
 def test_bundled_weights_classify_sample_images():
@@ -24,22 +32,42 @@ def test_bundled_weights_classify_sample_images():
     assert classify_samples(model) == [PALACE, DAISY]
 
 
+@pytest.mark.parametrize("name", sorted(backbone.BUNDLED))
+def test_every_bundled_set_classifies_photos(name):
+    # Measured: china.jpg is the palace on all three; flower.jpg is a daisy on lite0 only
+    # (honeycomb, 599, on lite1 and lite2), so the other photos carry the check.
+    model = backbone.create_backbone(name, "bundled", num_classes=1000)
+    china, coffee, cat, motorbike = classify_samples(
+        model, [load_sample_images().images[0], *scikit_image_samples()]
+    )
+    assert (china, coffee) == (PALACE, ESPRESSO)
+    assert cat in CATS and motorbike in MOTORBIKES
+
+
 def test_bundled_weights_belong_to_the_tf_variant():
     # Same tensors in efficientnet_lite0 (PyTorch padding, ImageNet mean/std): the flower fails.
     model = timm.create_model("efficientnet_lite0")
-    model.load_state_dict(backbone.bundled_state_dict(model), strict=True)
+    model.load_state_dict(backbone.bundled_state_dict(model, "tf_efficientnet_lite0"), strict=True)
     assert classify_samples(model)[1] != DAISY
 
 
-def test_remap_covers_every_timm_key():
-    model = timm.create_model("tf_efficientnet_lite0")
-    remapped = backbone.bundled_state_dict(model)
+@pytest.mark.parametrize(
+    ("name", "depths"),
+    [
+        ("tf_efficientnet_lite0", [1, 2, 2, 3, 3, 4, 1]),
+        ("tf_efficientnet_lite1", [1, 3, 3, 4, 4, 5, 1]),
+        ("tf_efficientnet_lite2", [1, 3, 3, 4, 4, 5, 1]),
+    ],
+)
+def test_remap_covers_every_timm_key(name, depths):
+    model = timm.create_model(name)
+    remapped = backbone.bundled_state_dict(model, name)
     assert set(remapped) == set(model.state_dict())
-    assert backbone.block_depths(model) == [1, 2, 2, 3, 3, 4, 1]
+    assert backbone.block_depths(model) == depths
 
 
 def test_bundled_only_for_its_model():
-    with pytest.raises(UserError, match="'bundled' weights exist only for tf_efficientnet_lite0"):
+    with pytest.raises(UserError, match="'bundled' weights exist only for tf_efficientnet_lite0, "):
         backbone.create_backbone("resnet18", "bundled")
 
 
