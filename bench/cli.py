@@ -9,6 +9,7 @@ and scikit-learn. Parsing imports neither torch nor timm: `--help` runs nothing.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 from pathlib import Path
 
@@ -53,6 +54,11 @@ def parser() -> argparse.ArgumentParser:
         "(default: those params)",
     )
     common.add_argument("--params", type=Path, default=PARAMS_FILE, help="the params file")
+    common.add_argument(
+        "--backbone",
+        metavar="KEY",
+        help="the candidate to measure, a key of params' backbones (default: the first)",
+    )
 
     top = argparse.ArgumentParser(
         prog="python -m bench",
@@ -95,7 +101,11 @@ def overrides(args: argparse.Namespace) -> list[str]:
 
 
 def configure(args: argparse.Namespace) -> Params:
-    return load_params(args.params, overrides(args))
+    params = load_params(args.params, overrides(args))
+    if args.backbone is None:
+        return params
+    params.model(args.backbone)  # a known candidate, or a one-line error naming them
+    return dataclasses.replace(params, backbones={args.backbone: params.backbones[args.backbone]})
 
 
 @cli

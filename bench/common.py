@@ -18,7 +18,13 @@ from transferlab.data import prepared
 from transferlab.data.prepare import prepare
 from transferlab.data.prepared import LabelledImages
 from transferlab.device.host import usable_cpus
-from transferlab.params import Params
+from transferlab.params import Model, Params
+
+
+def benched_model(params: Params) -> Model:
+    """The backbone a bench measures: the first candidate of params' `backbones` (the CLI's
+    --backbone keeps only the one it names)."""
+    return params.model(next(iter(params.backbones)))
 
 
 class NoTracking:

@@ -28,7 +28,7 @@ from transferlab.models import backbone, strategies
 from transferlab.models.backbone import InputConfig
 from transferlab.models.extract import extract_features
 from transferlab.models.training import train_strategy
-from transferlab.params import Backbone, Finetune
+from transferlab.params import Finetune, Model
 
 WARMUP_STEPS = 3  # cudnn autotuning and allocator growth happen here, outside the timing
 SPEED_STRATEGY = "full"  # the strategy whose training is timed: every layer trains
@@ -112,7 +112,7 @@ def finetuning(
     train: LabelledImages,
     val: LabelledImages,
     *,
-    model_config: Backbone,
+    model_config: Model,
     config: Finetune,
     num_classes: int,
     steps: int,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from bench.common import environment, load_splits, prepared_workdir
+from bench.common import benched_model, environment, load_splits, prepared_workdir
 from transferlab import io
 from transferlab.data.prepared import load_features
 from transferlab.device import guards
@@ -34,7 +34,7 @@ def run_pipeline(params: Params, out: Path) -> dict:
     device = resolve_device(params.extract.device)
     record: dict = {
         "device": environment(device),
-        "backbone": to_dict(params.backbone),
+        "backbone": to_dict(benched_model(params)),
         "finetune": to_dict(params.finetune),
         "probe_config": to_dict(params.probe),
     }
@@ -49,10 +49,9 @@ def run_pipeline(params: Params, out: Path) -> dict:
         record["images"] = {split: len(part) for split, part in splits.items()}
         save("prepare")
 
-        model = frozen_backbone(
-            params.backbone.name, params.backbone.weights, seed=params.backbone.seed, device=device
-        )
-        cfg = backbone.input_config(model, params.backbone.image_size)
+        spec = benched_model(params)
+        model = frozen_backbone(spec.name, spec.weights, seed=spec.seed, device=device)
+        cfg = backbone.input_config(model, spec.image_size)
         with guards.deterministic(device):
             done = embed_splits(
                 model,
@@ -105,7 +104,7 @@ def run_pipeline(params: Params, out: Path) -> dict:
         with guards.deterministic(train_device):
             trained = train_strategy(
                 strategy,
-                model_config=params.backbone,
+                model_config=benched_model(params),
                 config=params.finetune,
                 train=splits["train"],
                 val=splits["val"],

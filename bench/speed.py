@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from bench import measure
-from bench.common import environment, prepare_splits, timed
+from bench.common import benched_model, environment, prepare_splits, timed
 from transferlab import io
 from transferlab.data.prepared import LabelledImages
 from transferlab.device.host import peak_rss_mb, resolve_device, usable_cpus
@@ -56,9 +56,9 @@ def cap(splits: dict[str, LabelledImages], images: int | None) -> dict[str, Labe
 
 def measure_extraction(params: Params, sizes: Sizes, splits: dict, device: torch.device):
     """(report section, features per split, model, input config)."""
-    name, weights = params.backbone.name, params.backbone.weights
-    model = frozen_backbone(name, weights, seed=params.backbone.seed, device=device)
-    cfg = backbone.input_config(model, params.backbone.image_size)
+    spec = benched_model(params)
+    model = frozen_backbone(spec.name, spec.weights, seed=spec.seed, device=device)
+    cfg = backbone.input_config(model, spec.image_size)
     batch = params.extract.batch_size
     features, seconds = {}, 0.0
     for split, part in splits.items():  # the whole pass, for the probe's features
@@ -98,7 +98,7 @@ def measure_finetuning(params: Params, sizes: Sizes, splits: dict, size: int) ->
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)
         ceiling_model = backbone.create_backbone(
-            params.backbone.name, "none", num_classes=num_classes
+            benched_model(params).name, "none", num_classes=num_classes
         )
     val = splits["val"].subset(np.arange(min(len(splits["val"]), config.batch_size)))
     pipeline, ceiling = [], []
@@ -117,7 +117,7 @@ def measure_finetuning(params: Params, sizes: Sizes, splits: dict, size: int) ->
             measure.finetuning(
                 splits["train"],
                 val,
-                model_config=params.backbone,
+                model_config=benched_model(params),
                 config=config,
                 num_classes=num_classes,
                 steps=sizes.finetune_steps,

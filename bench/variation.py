@@ -13,7 +13,7 @@ import json
 
 import numpy as np
 
-from bench.common import environment, prepare_splits
+from bench.common import benched_model, environment, prepare_splits
 from transferlab import io
 from transferlab.device import guards
 from transferlab.device.host import resolve_device
@@ -29,10 +29,9 @@ def run_variation(params: Params, strategy: str) -> dict:
     device = resolve_device(params.extract.device)
     features = []
     for _ in range(2):
-        model = frozen_backbone(
-            params.backbone.name, params.backbone.weights, seed=params.backbone.seed, device=device
-        )
-        cfg = backbone.input_config(model, params.backbone.image_size)
+        spec = benched_model(params)
+        model = frozen_backbone(spec.name, spec.weights, seed=spec.seed, device=device)
+        cfg = backbone.input_config(model, spec.image_size)
         with guards.deterministic(device):
             features.append(
                 extract_features(
@@ -46,7 +45,7 @@ def run_variation(params: Params, strategy: str) -> dict:
             trained.append(
                 train_strategy(
                     strategy,
-                    model_config=params.backbone,
+                    model_config=benched_model(params),
                     config=params.finetune,
                     train=splits["train"],
                     val=splits["val"],

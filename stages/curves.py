@@ -1,5 +1,6 @@
 """Stage curves: a data-efficiency curve, `python -m stages.curves linear|knn`: the probe on
-k-shot subsets of the cached features, against random-init features and raw pixels.
+k-shot subsets of the chosen candidate's cached features, against random-init features of
+its architecture and raw pixels.
 dvc.yaml runs it as two stages, each reading only its own probe's params."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from transferlab.errors import UserError, cli
 from transferlab.evaluation.curves import PROBES, curve_inputs, probe_rows, scorer, write_curve
 from transferlab.evaluation.kshot import FIGURE_FILE, SUMMARY_FILE
 from transferlab.params import load_params, to_dict
+from transferlab.selection import chosen_model
 
 
 @cli
@@ -18,17 +20,26 @@ def main() -> None:
     if len(sys.argv) != 2 or sys.argv[1] not in PROBES:
         raise UserError(f"usage: python -m stages.curves {{{'|'.join(PROBES)}}}")
     probe, params = sys.argv[1], load_params()
+    model = chosen_model(params)
     features, labels = curve_inputs(params.paths, params.curves.pixel_size)
     score = scorer(probe, features, labels, params)
     sections = ("curves", "probe" if probe == "linear" else "knn", "verdict")
     logged = {section: to_dict(getattr(params, section)) for section in sections}
+    logged["backbone"] = to_dict(model)
     out = params.paths.curves / probe
     with tracking.stage_run(f"curves_{probe}", params, logged) as run:
         run.clock.ready()
         rows, fits = probe_rows(
             labels, probe=probe, score=score, shots=params.curves.shots, seeds=params.curves.seeds
         )
-        summary = write_curve(out, rows, probe=probe, params=params, train_labels=labels["train"])
+        summary = write_curve(
+            out,
+            rows,
+            probe=probe,
+            params=params,
+            train_labels=labels["train"],
+            transferred=model.pretrained,
+        )
         run.publish(
             record=summary,
             record_path=out / SUMMARY_FILE,

@@ -1,6 +1,6 @@
 """Stage curves_finetune: data-efficiency curves by fine-tuning the strategies listed in
-curves.finetune on the probe curves' k-shot subsets. An empty list (the default) trains
-nothing and writes empty outputs in a second."""
+curves.finetune on the probe curves' k-shot subsets, with the chosen candidate backbone.
+An empty list (the default) trains nothing and writes empty outputs in a second."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from transferlab.evaluation import report, verdict
 from transferlab.evaluation.curves_finetune import kshot_finetune, plot_columns, scratch_pairs
 from transferlab.evaluation.kshot import CSV_FILE, SUMMARY_FILE, summarise
 from transferlab.params import finetune_settings, load_params, to_dict
+from transferlab.selection import chosen_model
 
 
 @cli
@@ -21,10 +22,11 @@ def main() -> None:
     params = load_params()
     listed, paths = params.curves.finetune, params.paths
     train = load_prepared(paths.prepared, "train")  # subsets are copied out of the map
+    model = chosen_model(params)
     logged = {
         "curves": {"shots": params.curves.shots, "seeds": params.curves.seeds, "finetune": listed},
         "verdict": to_dict(params.verdict),
-        "backbone": to_dict(params.backbone),
+        "backbone": to_dict(model),
         "finetune": finetune_settings(params.finetune, listed),
     }
     rows: list[dict] = []
@@ -41,7 +43,7 @@ def main() -> None:
                     test=load_prepared(paths.prepared, "test"),
                     shots=params.curves.shots,
                     seeds=params.curves.seeds,
-                    model_config=params.backbone,
+                    model_config=model,
                     config=params.finetune,
                     num_classes=len(load_classes(paths.prepared)),
                     device=device,
@@ -56,7 +58,7 @@ def main() -> None:
             rows,
             scratch_pairs(listed),
             config=params.verdict,
-            transferred=params.backbone.weights != "none",
+            transferred=model.pretrained,
         )
         means = {
             f"{series}.{shot}": cell["mean"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from transferlab import tracking
 from transferlab.errors import cli
 from transferlab.evaluation.metrics import evaluate, method_names
+from transferlab.evaluation.report import SUMMARY_KEYS
 from transferlab.params import load_params, to_dict
 
 
@@ -16,9 +17,11 @@ def main() -> None:
     with tracking.stage_run("evaluate", params, {"methods": method_names(params)}) as run:
         run.clock.ready()
         run.timing_path = None  # its parts go into the timeline it writes
-        metrics, figures, provenance = evaluate(params, git=tracking.git_state(), clock=run.clock)
+        metrics, figures, provenance, compared = evaluate(
+            params, git=tracking.git_state(), clock=run.clock
+        )
         verdicts = metrics["transfer"]
-        scores = {m: v for m, v in metrics.items() if m != "transfer"}
+        scores = {m: v for m, v in metrics.items() if m not in SUMMARY_KEYS}
         gains = {f"{n}.gain": v["gain"] for n, v in verdicts.items()}
         run.log_metrics(gains)
         run.set_tags({f"verdict.{n}": v["verdict"] for n, v in verdicts.items()})
@@ -33,11 +36,19 @@ def main() -> None:
         run.log_to_parent(
             params=to_dict(params), metrics={**scores, **gains}, tags={"provenance": provenance}
         )
+        for key, numbers in metrics["backbones"].items():  # one run per candidate backbone
+            candidate = compared["candidates"][key]
+            run.log_sibling(
+                f"backbone@{key}",
+                params={"model": candidate["model"], "weights": candidate["weights"]},
+                metrics=numbers,
+            )
     for method in method_names(params):
         values = metrics[method]
         print(f"{method:>10}: accuracy {values['accuracy']:.4f}  ECE {values['ece']:.4f}")
     for name, v in verdicts.items():
         print(f"{name:>24}: {v['verdict']} (gain {v['gain']:+.4f}, spread {v['spread']:.4f})")
+    print(f"backbones by {compared['by']}: {' > '.join(compared['order'])}")
 
 
 if __name__ == "__main__":

@@ -1,39 +1,44 @@
-"""Stage extract: embed every prepared split with the frozen backbone.
+"""Stage extract: embed every prepared split with one candidate's frozen backbone.
 
-`python -m stages.extract random` embeds with the same architecture, randomly initialised:
-the reference that isolates what the pretrained weights add.
+`python -m stages.extract <backbone>` embeds with candidate <backbone> of params.yaml's
+`backbones`; `python -m stages.extract --reference` embeds with the chosen candidate's
+architecture, randomly initialised: the reference that isolates what its weights add.
 """
 
 from __future__ import annotations
 
 import sys
 
-from transferlab import tracking
+from transferlab import io, tracking
 from transferlab.device import distributed, guards, host
 from transferlab.errors import UserError, cli
 from transferlab.models import backbone
 from transferlab.models.extract import embed_splits, frozen_backbone
 from transferlab.params import load_params, to_dict
+from transferlab.selection import chosen_model
 
-REFERENCE = "random"
+REFERENCE = "--reference"
 
 
 @cli
 def main() -> None:
     params = load_params()
-    reference = sys.argv[1:] == [REFERENCE]
-    if sys.argv[1:] and not reference:
-        raise UserError(f"usage: python -m stages.extract [{REFERENCE}]")
-    weights = "none" if reference else params.backbone.weights
-    out = params.paths.random_features if reference else params.paths.features
-    stage = f"extract@{REFERENCE}" if reference else "extract"
-    logged = {"backbone": {**to_dict(params.backbone), "weights": weights}}
-    logged["extract"] = to_dict(params.extract)
+    if len(sys.argv) != 2:
+        raise UserError(f"usage: python -m stages.extract <backbone> | {REFERENCE}")
+    key = sys.argv[1]
+    reference = key == REFERENCE
+    if reference:
+        model_spec = chosen_model(params, weights="none")
+        out, stage = params.paths.random_features, "extract_random"
+    else:
+        model_spec = params.model(key)
+        out, stage = params.paths.features / key, f"extract@{key}"
+    logged = {"backbone": to_dict(model_spec), "extract": to_dict(params.extract)}
     with distributed.process_group(host.resolve_device(params.extract.device)) as device:
         model = frozen_backbone(
-            params.backbone.name, weights, seed=params.backbone.seed, device=device
+            model_spec.name, model_spec.weights, seed=model_spec.seed, device=device
         )
-        config = backbone.input_config(model, params.backbone.image_size)
+        config = backbone.input_config(model, model_spec.image_size)
         with guards.deterministic(device), tracking.stage_run(stage, params, logged) as run:
             done = embed_splits(
                 model,
@@ -47,19 +52,23 @@ def main() -> None:
             if not distributed.is_main():
                 return
             report = {
+                "backbone": key,
+                "model": model_spec.name,
+                "weights": model_spec.weights,
+                "parameters": done.parameters,
+                "feature_dim": done.feature_dim,
+                "input_size": config.size,
                 "device": str(device),
                 "processes": distributed.world_size(),
                 "images": done.images,
                 "seconds": round(done.seconds, 3),
                 "images_per_s": round(done.images / done.seconds, 1),
-                "feature_dim": done.feature_dim,
-                "input_size": config.size,
                 "peak_rss_mb": round(host.peak_rss_mb(), 1),
             }
-            # The extract report describes the backbone under study, not the reference.
+            # Each candidate's report joins the comparison; the reference's is its timing only.
             run.publish(
                 record=None if reference else report,
-                record_path=params.paths.extract_report,
+                record_path=io.backbone_file(params.paths.extract_report, key),
                 metrics={"extract_images_per_s": report["images_per_s"]},
             )
     print(f"extracted {done.images} images at {report['images_per_s']} img/s on {device}")

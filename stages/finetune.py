@@ -1,5 +1,6 @@
-"""Stage finetune: train one strategy's model (a pretrained backbone with a new head, or the
-from-scratch baseline) for each of finetune.seeds seeds, then write the first seed's
+"""Stage finetune, `python -m stages.finetune <strategy>`: train one strategy's model (a
+pretrained backbone with a new head, or the from-scratch baseline) on each candidate the rank
+stage chose, for each of finetune.seeds seeds; per candidate, write the first seed's
 checkpoint, every seed's test predictions and the record."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from transferlab import io, tracking
+from transferlab import io, selection, tracking
 from transferlab.data.prepared import load_classes, load_prepared
 from transferlab.device import distributed, guards, host
 from transferlab.errors import UserError, cli
@@ -26,62 +27,66 @@ def main() -> None:
             f"{list(params.finetune.runs)}."
         )
     paths, config = params.paths, params.finetune
-    classes, out = load_classes(paths.prepared), io.method_dir(paths.methods, strategy)
+    classes, models = load_classes(paths.prepared), selection.selected_models(params)
     logged = {
-        "backbone": to_dict(params.backbone),
+        "backbones": {key: to_dict(model) for key, model in models.items()},
         "finetune": finetune_settings(config, [strategy]),
     }
-    runs = []
+    lines = []
     with (
         distributed.process_group(host.resolve_device(config.device)) as device,
         guards.deterministic(device),
         tracking.stage_run(f"finetune@{strategy}", params, logged) as run,
     ):
-        for index, seed in enumerate(range(config.seed, config.seed + config.seeds)):
-            trained = train_strategy(
-                strategy,
-                model_config=params.backbone,
-                config=dataclasses.replace(config, seed=seed),
-                train=load_prepared(paths.prepared, "train", mmap=False),
-                val=load_prepared(paths.prepared, "val"),
-                num_classes=len(classes),
-                device=device,
-                probe_dir=io.method_dir(paths.methods, "probe"),
-                test=load_prepared(paths.prepared, "test"),
-                predict_batch_size=params.extract.batch_size,
-                clock=run.clock,
+        for key, model in models.items():
+            out, runs = io.method_dir(paths.methods, strategy, key), []
+            for index, seed in enumerate(range(config.seed, config.seed + config.seeds)):
+                trained = train_strategy(
+                    strategy,
+                    model_config=model,
+                    config=dataclasses.replace(config, seed=seed),
+                    train=load_prepared(paths.prepared, "train", mmap=False),
+                    val=load_prepared(paths.prepared, "val"),
+                    num_classes=len(classes),
+                    device=device,
+                    probe_dir=selection.head_dir(paths, key),
+                    test=load_prepared(paths.prepared, "test"),
+                    predict_batch_size=params.extract.batch_size,
+                    clock=run.clock,
+                )
+                if distributed.is_main():  # rank 0 holds the same weights and writes everything
+                    io.save_array(out / io.predictions_file(index), trained.test_probs)
+                    if index == 0:
+                        saved = checkpoint(
+                            trained, strategy=strategy, backbone_name=model.name, classes=classes
+                        )
+                        io.save_checkpoint(out / io.CHECKPOINT_FILE, saved)
+                        for row in trained.result.history:
+                            epoch = {f"{key}.{k}": v for k, v in row.items() if k != "epoch"}
+                            run.log_metrics(epoch, step=int(row["epoch"]))
+                runs.append((seed, trained))
+            if not distributed.is_main():
+                continue
+            result = runs[0][1].result
+            io.write_json(out / io.RECORD_FILE, training_record(strategy, runs))
+            run.log_metrics(
+                {
+                    f"{key}.best_val_accuracy": result.best_val_accuracy,
+                    f"{key}.train_images_per_s": result.images_per_s,
+                }
             )
-            if distributed.is_main():  # rank 0 holds the same weights and writes everything
-                io.save_array(out / io.predictions_file(index), trained.test_probs)
-                if index == 0:
-                    saved = checkpoint(
-                        trained,
-                        strategy=strategy,
-                        backbone_name=params.backbone.name,
-                        classes=classes,
-                    )
-                    io.save_checkpoint(out / io.CHECKPOINT_FILE, saved)
-                    for row in trained.result.history:
-                        epoch_metrics = {k: v for k, v in row.items() if k != "epoch"}
-                        run.log_metrics(epoch_metrics, step=int(row["epoch"]))
-            runs.append((seed, trained))
-        if not distributed.is_main():
-            return
-        result = runs[0][1].result
-        run.publish(
-            record=training_record(strategy, runs),
-            record_path=out / io.RECORD_FILE,
-            metrics={
-                "best_val_accuracy": result.best_val_accuracy,
-                "train_images_per_s": result.images_per_s,
-            },
-            artifacts=[(out / io.CHECKPOINT_FILE, "model")],
-        )
-    print(
-        f"{strategy}: best val accuracy {result.best_val_accuracy:.4f} "
-        f"(epoch {result.best_epoch}, seed {config.seed}), {result.images_per_s:.0f} train img/s"
-        + (f"; {config.seeds} seeds" if config.seeds > 1 else "")
-    )
+            run.log_artifact(out / io.RECORD_FILE, key)
+            run.log_artifact(out / io.CHECKPOINT_FILE, f"{key}/model")
+            lines.append(
+                f"{strategy} on {key}: best val accuracy {result.best_val_accuracy:.4f} "
+                f"(epoch {result.best_epoch}, seed {config.seed}), "
+                f"{result.images_per_s:.0f} train img/s"
+                + (f"; {config.seeds} seeds" if config.seeds > 1 else "")
+            )
+        if distributed.is_main():
+            run.publish()
+    if lines:
+        print("\n".join(lines))
 
 
 if __name__ == "__main__":

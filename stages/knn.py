@@ -1,29 +1,35 @@
-"""Stage knn: weighted kNN on the cached features, (k, T) chosen on val where grids are given."""
+"""Stage knn, `python -m stages.knn <backbone>`: weighted kNN on one candidate's cached
+features, (k, T) chosen on val where grids are given."""
 
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
 
 from transferlab import io, tracking
 from transferlab.data.prepared import load_features
-from transferlab.errors import cli
+from transferlab.errors import UserError, cli
 from transferlab.evaluation.knn import METHOD, grid, knn_predict_proba, select_k_T
 from transferlab.params import load_params, to_dict
 
 
 @cli
 def main() -> None:
-    params = load_params()
-    features = params.paths.features
+    params = load_params()  # a params error first: it is the one to fix
+    if len(sys.argv) != 2:
+        raise UserError("usage: python -m stages.knn <backbone>")
+    key = sys.argv[1]
+    params.model(key)  # a known candidate
+    features = params.paths.features / key
     (train_x, train_y), (val_x, val_y) = (
         load_features(features, "train"),
         load_features(features, "val"),
     )
     test_x, _ = load_features(features, "test")
     num_classes = int(max(train_y.max(), val_y.max())) + 1
-    with tracking.stage_run(METHOD, params, {"knn": to_dict(params.knn)}) as run:
+    with tracking.stage_run(f"{METHOD}@{key}", params, {"knn": to_dict(params.knn)}) as run:
         run.clock.ready()
         start = time.perf_counter()
         ks, Ts = grid(params.knn)
@@ -46,7 +52,7 @@ def main() -> None:
             num_classes=num_classes,
         )
         seconds = time.perf_counter() - start
-        out = io.method_dir(params.paths.methods, METHOD)
+        out = io.method_dir(params.paths.methods, METHOD, key)
         io.save_array(out / io.PREDICTIONS_FILE, probs)
         record = {
             "method": METHOD,
@@ -58,7 +64,9 @@ def main() -> None:
         }
         metrics = {"k": k, "T": T, "val_accuracy": record["val_accuracy"]}
         run.publish(record=record, record_path=out / io.RECORD_FILE, metrics=metrics)
-    print(f"knn: k={k}, T={T:g}, val accuracy {record['val_accuracy']:.4f} ({seconds:.1f} s)")
+    print(
+        f"knn on {key}: k={k}, T={T:g}, val accuracy {record['val_accuracy']:.4f} ({seconds:.1f} s)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""Stage probe: a multinomial logistic-regression probe on the cached features."""
+"""Stage probe, `python -m stages.probe <backbone>`: a multinomial logistic-regression probe
+on one candidate's cached features."""
 
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -9,22 +11,26 @@ import numpy as np
 from transferlab import io, tracking
 from transferlab.data.prepared import load_features
 from transferlab.device.host import resolve_device
-from transferlab.errors import cli
+from transferlab.errors import UserError, cli
 from transferlab.evaluation.probe import METHOD, C_grid, fit_probe, resolve_backend
 from transferlab.params import load_params, to_dict
 
 
 @cli
 def main() -> None:
-    params = load_params()
+    params = load_params()  # a params error first: it is the one to fix
+    if len(sys.argv) != 2:
+        raise UserError("usage: python -m stages.probe <backbone>")
+    key = sys.argv[1]
+    params.model(key)  # a known candidate
     device = resolve_device(params.probe.device)
-    features = params.paths.features
+    features = params.paths.features / key
     (train_x, train_y), (val_x, val_y) = (
         load_features(features, "train"),
         load_features(features, "val"),
     )
     test_x, _ = load_features(features, "test")
-    with tracking.stage_run(METHOD, params, {"probe": to_dict(params.probe)}) as run:
+    with tracking.stage_run(f"{METHOD}@{key}", params, {"probe": to_dict(params.probe)}) as run:
         run.clock.ready()
         start = time.perf_counter()
         fit = fit_probe(
@@ -38,7 +44,7 @@ def main() -> None:
             device=device,
         )
         seconds = time.perf_counter() - start
-        out = io.method_dir(params.paths.methods, METHOD)
+        out = io.method_dir(params.paths.methods, METHOD, key)
         io.save_array(out / io.PREDICTIONS_FILE, fit.predict_proba(test_x))
         # The fitted head as plain arrays, so LP-FT can start from it without unpickling.
         io.save_arrays(
@@ -61,7 +67,7 @@ def main() -> None:
         metrics = {"C": fit.C, "val_accuracy": record["val_accuracy"], "fit_seconds": seconds}
         run.publish(record=record, record_path=out / io.RECORD_FILE, metrics=metrics)
     print(
-        f"probe ({fit.backend} on {device}): C={fit.C:.3g}, "
+        f"probe on {key} ({fit.backend}, {device}): C={fit.C:.3g}, "
         f"val accuracy {record['val_accuracy']:.4f} ({seconds:.1f} s)"
     )
 

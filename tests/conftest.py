@@ -13,9 +13,10 @@ import timm
 import torch
 import yaml
 
+from transferlab import selection
 from transferlab.data import prepared
 from transferlab.data.prepared import LabelledImages
-from transferlab.params import Params, load_params
+from transferlab.params import Candidate, Params, load_params, parse_params
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_MODEL = "test_efficientnet"  # timm's tiny registered model, random weights
@@ -27,11 +28,20 @@ def params() -> Params:
     real = load_params(REPO / "params.yaml")
     return dataclasses.replace(
         real,
-        backbone=dataclasses.replace(real.backbone, name=TINY_MODEL, weights="none", image_size=32),
+        backbones={"tiny": Candidate(TINY_MODEL, "none")},
+        backbone=dataclasses.replace(real.backbone, image_size=32),
         extract=dataclasses.replace(real.extract, batch_size=16, device="cpu"),
         probe=dataclasses.replace(real.probe, C_num=4, device="cpu"),
         finetune=dataclasses.replace(real.finetune, epochs=1, batch_size=8, device="cpu"),
     )
+
+
+def tiny_backbone(weights: str = "none") -> dict:
+    """stage_workdir sections: one candidate, `tiny`, timm's tiny model at 32 px."""
+    return {
+        "backbones": {"tiny": {"name": TINY_MODEL, "weights": weights}},
+        "backbone": {"image_size": 32},
+    }
 
 
 def save_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
@@ -76,12 +86,22 @@ def make_images(
 
 def stage_workdir(root: Path, per_class: tuple[int, int, int], **sections: dict) -> dict:
     """A folder a stage main can run in: the shipped params.yaml, with `sections` merged
-    into its sections, and train/val/test splits of `per_class` images each, prepared as
-    the prepare stage leaves them. Returns the params written."""
+    into its sections (`backbones` replaced), the first candidate chosen as the rank stage
+    would, and train/val/test splits of `per_class` images each, prepared as the prepare
+    stage leaves them. Returns the params written."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     for section, values in sections.items():
-        params[section].update(values)
+        if section == "backbones":  # the candidates: replaced, never merged with the shipped
+            params[section] = values
+        else:
+            params[section].update(values)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    loaded = parse_params(params)
+    first = next(iter(loaded.backbones))  # chosen, as the rank stage would choose it
+    selection.save_choice(
+        dataclasses.replace(loaded.paths, selected=root / loaded.paths.selected),
+        selection.Selection((first,), {first: loaded.backbones[first]}),
+    )
     splits = {
         split: make_images(n, seed=seed)
         for seed, (split, n) in enumerate(zip(prepared.SPLITS, per_class, strict=True))

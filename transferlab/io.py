@@ -110,8 +110,14 @@ CHECKPOINT_FILE = "model.pt"
 HEAD_FILE = "head.npz"  # the probe's fitted standardiser and linear head, for LP-FT
 
 
-def method_dir(root: Path | str, method: str) -> Path:
-    return Path(root) / method
+def method_dir(root: Path | str, method: str, backbone: str) -> Path:
+    """Where one method's outputs on one candidate backbone live: <root>/<method>/<backbone>."""
+    return Path(root) / method / backbone
+
+
+def backbone_file(folder: Path | str, backbone: str) -> Path:
+    """One candidate backbone's JSON record in a per-backbone folder."""
+    return Path(folder) / f"{backbone}.json"
 
 
 def predictions_file(seed_index: int) -> str:

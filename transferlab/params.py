@@ -28,7 +28,10 @@ class Paths:
     data_card: Path
     rejects: Path
     duplicates: Path
-    extract_report: Path
+    extract_report: Path  # a folder: <backbone>.json per candidate
+    scores: Path  # a folder: <backbone>.json, the transferability scores
+    selected: Path  # the rank stage's choice, with what the later stages read of it
+    ranking: Path
     metrics: Path
     plots: Path
     random_features: Path
@@ -78,15 +81,48 @@ class Data:
 
 
 @dataclass(frozen=True)
-class Backbone:
+class Candidate:
+    """One entry of `backbones`: a timm model and its weights."""
+
     name: str
-    weights: str
+    weights: str  # bundled | hub | none | path/to/checkpoint.pth
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """Settings every candidate backbone shares."""
+
     image_size: int | None
     seed: int
 
     def __post_init__(self) -> None:
         if self.image_size is not None:
             _check_range("backbone.image_size", self.image_size, 8, 1024)
+
+
+@dataclass(frozen=True)
+class Model:
+    """What builds one network: a candidate with the shared settings. Not a params section."""
+
+    name: str
+    weights: str
+    image_size: int | None
+    seed: int
+
+    @property
+    def pretrained(self) -> bool:
+        return self.weights != "none"
+
+
+@dataclass(frozen=True)
+class Select:
+    by: str  # the score that ranks the candidates (SCORES)
+    top_k: int  # how many of the best are fine-tuned and studied further
+    backbones: tuple[str, ...]  # or these candidates, in this order, whatever their rank
+
+    def __post_init__(self) -> None:
+        _check_choice("select.by", self.by, RANK_BY)
+        _check_range("select.top_k", self.top_k, 1, None)
 
 
 @dataclass(frozen=True)
@@ -245,7 +281,9 @@ class Params:
     paths: Paths
     launch: Launch
     data: Data
+    backbones: dict[str, Candidate]
     backbone: Backbone
+    select: Select
     extract: Extract
     probe: Probe
     knn: Knn
@@ -253,6 +291,34 @@ class Params:
     curves: Curves
     verdict: Verdict
     tracking: Tracking
+
+    def __post_init__(self) -> None:
+        if not self.backbones:
+            raise UserError("backbones: list at least one candidate, e.g. " + _EXAMPLE + ".")
+        for key in self.backbones:
+            if not _ID.fullmatch(key):
+                raise UserError(
+                    f"backbones: {key!r} is not a usable name; it names files and DVC stages, "
+                    "so use letters, digits, '_' and '-' (e.g. lite0)."
+                )
+        for key in self.select.backbones:
+            _check_choice("select.backbones", key, tuple(self.backbones))
+        if len(set(self.select.backbones)) != len(self.select.backbones):
+            raise UserError(f"select.backbones: {list(self.select.backbones)} lists one twice.")
+
+    def model(self, key: str) -> Model:
+        """Candidate `key` with the shared backbone settings."""
+        if key not in self.backbones:
+            close = difflib.get_close_matches(key, list(self.backbones), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise UserError(
+                f"no backbone {key!r} in params.yaml's backbones; {hint}"
+                f"candidates: {', '.join(self.backbones)}."
+            )
+        candidate = self.backbones[key]
+        return Model(
+            candidate.name, candidate.weights, self.backbone.image_size, self.backbone.seed
+        )
 
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -262,6 +328,10 @@ STRATEGIES = ("full", "freeze", "llrd", "scratch")  # independent of the probe
 BASELINE = "scratch"  # same architecture, random init: every gain is measured against it
 FROM_PROBE = ("lpft",)  # heads initialised from the probe
 PROBE_BACKENDS = ("auto", "sklearn", "torch")
+SCORES = ("logme", "hscore")  # transferability of frozen features: higher is better
+RANK_BY = (*SCORES, "probe", "knn")  # scores, or measured val accuracies of the probes
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_EXAMPLE = "backbones: {lite0: {name: tf_efficientnet_lite0, weights: bundled}}"
 
 
 def load_params(path: Path = PARAMS_FILE, overrides: Sequence[str] = ()) -> Params:
@@ -307,7 +377,22 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
 
 def parse_params(raw: Any) -> Params:
     """Build Params from a plain mapping, as read from YAML."""
+    _check_migrated(raw)
     return _build(Params, raw, "")
+
+
+def _check_migrated(raw: Any) -> None:
+    """Params from before several backbones: say how to move the one backbone."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("backbone"), dict):
+        return
+    old = {k: raw["backbone"][k] for k in ("name", "weights") if k in raw["backbone"]}
+    if old:
+        entry = ", ".join(f"{k}: {v}" for k, v in old.items())
+        raise UserError(
+            f"backbone.{next(iter(old))} has moved: candidates are listed under `backbones`, "
+            f"one entry each, e.g. backbones: {{mine: {{{entry}}}}}; backbone keeps "
+            "image_size and seed (see README, Several backbones)."
+        )
 
 
 def to_dict(params: Any) -> dict[str, Any]:
@@ -358,6 +443,10 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
             return None
         (inner,) = [a for a in args if a is not type(None)]
         return _coerce(inner, value, key)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"{key}: expected a mapping, got {value!r}.")
+        return {str(k): _coerce(args[1], v, f"{key}.{k}") for k, v in value.items()}
     if origin is tuple:
         if not isinstance(value, list | tuple):
             raise UserError(f"{key}: expected a list, got {value!r}.")
@@ -397,4 +486,11 @@ def finetune_settings(config: Finetune, strategies: Sequence[str]) -> dict[str, 
 def generated_outputs(paths: Paths) -> tuple[Path, ...]:
     """Stage outputs under data/ that `make clean` may delete: each comes back with
     `dvc checkout` or `dvc repro`. Inputs (data/raw/, data.path) are never among them."""
-    return (paths.validated, paths.prepared, paths.features, paths.random_features, paths.methods)
+    return (
+        paths.validated,
+        paths.prepared,
+        paths.features,
+        paths.random_features,
+        paths.selected,
+        paths.methods,
+    )

@@ -50,7 +50,8 @@ def cpu_model() -> str:
 def describe_run(
     params: Params, *, git: dict[str, str], data_card: dict, extract_report: dict
 ) -> dict[str, Any]:
-    """The provenance record of one pipeline result."""
+    """The provenance record of one pipeline result; `extract_report`: the studied (chosen)
+    candidate's, which names its backbone."""
     import torch
 
     return {
@@ -63,8 +64,9 @@ def describe_run(
             "classes": len(data_card["classes"]),
         },
         "backbone": {
-            "name": params.backbone.name,
-            "weights": params.backbone.weights,
+            "key": extract_report["backbone"],
+            "name": extract_report["model"],
+            "weights": extract_report["weights"],
             "input_size": extract_report["input_size"],
             "feature_dim": extract_report["feature_dim"],
         },

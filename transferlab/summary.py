@@ -3,8 +3,9 @@
     python -m transferlab.summary [REV] [--baseline REV]     (make results [EXP=name])
 
 REV is the workspace by default, else a git revision or a `dvc exp` name; each method's
-metrics, the transfer verdicts and the per-stage times are printed with their change
-against the baseline (HEAD by default: what this workspace changed since the last commit).
+metrics, the transfer verdicts, the candidate backbones and the per-stage times are printed
+with their change against the baseline (HEAD by default: what this workspace changed since
+the last commit).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def render(current: dict, baseline: dict, name: str, baseline_name: str | None) 
     against = f", change against {baseline_name} in brackets" if baseline_name else ""
     lines = [f"{name}{against}", "", "method      accuracy           macro-F1  ECE"]
     for method, v in metrics.items():
-        if method == "transfer":
+        if method in ("transfer", "backbones"):
             continue
         base = base_metrics.get(method, {}).get("accuracy")
         spread = f" ± {v['accuracy_sd']:.4f}" if "accuracy_sd" in v else ""
@@ -70,6 +71,18 @@ def render(current: dict, baseline: dict, name: str, baseline_name: str | None) 
         base = base_metrics.get("transfer", {}).get(comparison, {}).get("gain")
         gain = f"{v['gain'] * 100:+.1f}{_delta(v['gain'], base, 100)}"
         lines.append(f"{comparison:<24} {v['verdict']:<13} {gain}")
+    backbones, base_backbones = metrics.get("backbones", {}), base_metrics.get("backbones", {})
+    if backbones:
+        lines += ["", "backbone     probe              kNN                LogME     H-score"]
+        for key, v in backbones.items():
+            base = base_backbones.get(key, {})
+            cells = [
+                f"{v[m]:.4f}{_delta(v[m], base.get(m), 100, ' pt')}"
+                for m in ("probe_accuracy", "knn_accuracy")
+            ]
+            lines.append(
+                f"{key:<12} {cells[0]:<18} {cells[1]:<18} {v['logme']:<9.4f} {v['hscore']:.2f}"
+            )
     timeline, base_timeline = current["timeline"], baseline.get("timeline", {})
     if timeline:
         lines += ["", "stage                    seconds  (ready / first step / steady / write)"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -84,10 +85,11 @@ class StageClock:
         }
 
 
-def gather(directory: Path, **current: dict) -> dict[str, dict]:
-    """Every stage's parts from <directory>/<stage>.json, plus `current` stages' (still
-    running, e.g. the stage gathering them), in the order the stages started."""
-    found = {path.stem: _read(path) for path in sorted(Path(directory).glob("*.json"))}
+def gather(directory: Path, stages: Iterable[str], **current: dict) -> dict[str, dict]:
+    """The parts of each of `stages` that wrote <directory>/<stage>.json, plus `current`
+    stages' (still running, e.g. the stage gathering them), in the order they started."""
+    paths = [Path(directory) / f"{stage}.json" for stage in stages]
+    found = {path.stem: _read(path) for path in paths if path.is_file()}
     found.update(current)
     return dict(sorted(found.items(), key=lambda item: item[1]["started"]))
 

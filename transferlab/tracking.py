@@ -151,6 +151,25 @@ class StageRun:
 
         self._safely(send)
 
+    def log_sibling(self, name: str, *, params: dict[str, Any], metrics: dict[str, float]) -> None:
+        """One more finished run under the same parent, named `name` (e.g. one per backbone
+        compared), holding `params` and `metrics`; tagged like this run."""
+
+        def send(client: MlflowClient) -> None:
+            parent = client.get_run(self.run_id)
+            tags = {k: v for k, v in parent.data.tags.items() if not k.startswith("mlflow.log")}
+            tags[MLFLOW_RUN_NAME] = tags["stage"] = name
+            run = client.create_run(parent.info.experiment_id, tags=tags, run_name=name)
+            now = _now_ms()
+            client.log_batch(
+                run.info.run_id,
+                metrics=[Metric(k, float(v), now, 0) for k, v in flatten(metrics).items()],
+                params=[Param(k, redact(str(v))[:6000]) for k, v in flatten(params).items()],
+            )
+            client.set_terminated(run.info.run_id, "FINISHED")
+
+        self._safely(send)
+
     def finish(self, status: str) -> None:
         """Close this run and the pipeline's parent run with `status`."""
 

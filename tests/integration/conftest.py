@@ -33,7 +33,16 @@ SHRINK = {
 # timm's tiny model with saved random weights: a checkpoint path counts as "pretrained", so
 # every stage and verdict runs as with real weights, in a fraction of the time.
 TINY_WEIGHTS = "tiny_backbone.pth"  # in the workspace's root, committed with it
-TINY_BACKBONE = {"backbone": {"name": TINY_MODEL, "weights": TINY_WEIGHTS, "image_size": 32}}
+# Two candidates: the "pretrained" tiny one and the same with random init, which must rank
+# last and never be chosen while a pretrained one exists.
+TINY_BACKBONE = {
+    "backbones": {
+        "tiny": {"name": TINY_MODEL, "weights": TINY_WEIGHTS},
+        "tiny_random": {"name": TINY_MODEL, "weights": "none"},
+    },
+    "backbone": {"image_size": 32},
+}
+REPLACED = ("backbones",)  # set_params replaces these sections whole instead of merging
 # Fixed commit dates: workspaces made from the same tree get the same commit, so the git
 # commit recorded in their outputs (provenance) is the same too.
 GIT_DATE = "2024-01-01T00:00:00+00:00"
@@ -69,7 +78,10 @@ class Workspace:
         path = self.root / "params.yaml"
         params = yaml.safe_load(path.read_text())
         for section, values in changes.items():
-            params[section].update(values)
+            if section in REPLACED:
+                params[section] = values
+            else:
+                params[section].update(values)
         path.write_text(yaml.safe_dump(params, sort_keys=False))
 
     def params(self) -> dict:

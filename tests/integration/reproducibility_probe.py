@@ -19,7 +19,7 @@ from tests.conftest import REPO, TINY_MODEL, make_images
 from transferlab.device import host
 from transferlab.evaluation import linear
 from transferlab.models.training import train_strategy
-from transferlab.params import load_params
+from transferlab.params import Model, load_params
 
 if os.environ.get("SIMULATED_CORES"):
     cores = int(os.environ["SIMULATED_CORES"])
@@ -27,7 +27,7 @@ if os.environ.get("SIMULATED_CORES"):
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", cores)))
 
 shipped = load_params(REPO / "params.yaml")
-backbone = dataclasses.replace(shipped.backbone, name=TINY_MODEL, weights="none", image_size=32)
+backbone = Model(TINY_MODEL, "none", image_size=32, seed=shipped.backbone.seed)
 config = dataclasses.replace(shipped.finetune, epochs=1, batch_size=8, device="cpu")
 cpu = torch.device("cpu")
 trained = train_strategy(

@@ -10,7 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from stages import curves_finetune
-from tests.conftest import TINY_MODEL, stage_workdir
+from tests.conftest import stage_workdir, tiny_backbone
 from transferlab import io, tracking
 from transferlab.evaluation.kshot import CSV_FILE, SUMMARY_FILE
 
@@ -20,7 +20,7 @@ def _stage_dir(root, **curves) -> dict:
     return stage_workdir(
         root,
         (4, 2, 3),
-        backbone={"name": TINY_MODEL, "weights": "none", "image_size": 32},
+        **tiny_backbone("none"),
         finetune={"epochs": 1, "batch_size": 8, "device": "cpu"},
         curves=curves,
     )

@@ -15,7 +15,14 @@ import torch
 from mlflow.tracking import MlflowClient
 from torch import nn
 
-from tests.conftest import REPO, TINY_MODEL, make_images, save_tiny_checkpoint, stage_workdir
+from tests.conftest import (
+    REPO,
+    TINY_MODEL,
+    make_images,
+    save_tiny_checkpoint,
+    stage_workdir,
+    tiny_backbone,
+)
 from transferlab import io, tracking
 from transferlab.data import prepared as data
 from transferlab.device import distributed
@@ -37,7 +44,7 @@ def stage_dir(tmp_path, empty_mlflow_db):
     stage_workdir(
         tmp_path,
         (8, 5, 7),
-        backbone={"name": TINY_MODEL, "weights": str(weights), "image_size": 32},
+        **tiny_backbone(str(weights)),
         # 4-image batches leave ragged batches and several batches per rank.
         extract={"batch_size": 4, "device": "cpu"},
         finetune={"epochs": 1, "batch_size": 8, "device": "cpu"},
@@ -70,25 +77,25 @@ def stage_runs(cwd) -> list:
 
 
 def test_two_process_extraction_equals_one_process_exactly(stage_dir):
-    features = stage_dir / "data" / "features"
-    launch(stage_dir, 1, "stages.extract")
+    features = stage_dir / "data" / "features" / "tiny"
+    launch(stage_dir, 1, "stages.extract", "tiny")
     single = {s: io.load_array(io.split_file(features, s, "features")) for s in data.SPLITS}
     for path in features.iterdir():
         path.unlink()
-    launch(stage_dir, 2, "stages.extract")
+    launch(stage_dir, 2, "stages.extract", "tiny")
     for split in data.SPLITS:
         gathered = io.load_array(io.split_file(features, split, "features"))
         np.testing.assert_array_equal(gathered, single[split])  # bit-identical, in order
         labels = io.load_array(io.split_file(features, split, "labels"))
         prepared = data.load_prepared(stage_dir / "data" / "prepared", split)
         np.testing.assert_array_equal(labels, prepared.labels)
-    assert io.read_json(stage_dir / "reports" / "extract.json")["processes"] == 2
+    assert io.read_json(stage_dir / "reports" / "extract" / "tiny.json")["processes"] == 2
     # Rank 0 alone logs: one extract run per launch, never one per process.
-    assert [r.data.tags["stage"] for r in stage_runs(stage_dir)] == ["extract", "extract"]
+    assert [r.data.tags["stage"] for r in stage_runs(stage_dir)] == ["extract@tiny"] * 2
 
 
 def test_two_process_finetune_writes_one_loadable_checkpoint_like_one_process(stage_dir):
-    out = stage_dir / "data" / "methods" / "full"
+    out = stage_dir / "data" / "methods" / "full" / "tiny"
     launch(stage_dir, 1, "stages.finetune", "full")
     single = io.load_array(out / io.PREDICTIONS_FILE)
     single_record = io.read_json(out / io.RECORD_FILE)

@@ -22,8 +22,10 @@ TOY = [
     "data.train_per_class=6",
     "data.test_per_class=5",
     "data.val_fraction=0.34",
-    f"backbone.name={TINY_MODEL}",
-    "backbone.weights=none",
+    "~backbones.lite1",  # Hydra's override syntax, as dvc exp run -S takes it: one candidate
+    "~backbones.lite2",
+    f"backbones.lite0.name={TINY_MODEL}",
+    "backbones.lite0.weights=none",
     "backbone.image_size=32",
     "extract.batch_size=32",
     "probe.C_num=3",
@@ -75,8 +77,8 @@ def test_one_call_runs_every_stage_and_writes_the_timeline_and_gpu_record(tmp_pa
     assert record["gpu_busy_share"] is None  # no nvidia-smi here: no samples, no figure
     timeline = json.loads((out / "timeline.json").read_text())
     stages = [t["stage"] for t in timeline]
-    assert {"prepare", "extract", "probe", "finetune@full", "evaluate"} <= set(stages)
-    assert stages.index("prepare") < stages.index("extract") < stages.index("evaluate")
+    assert {"prepare", "extract@lite0", "probe@lite0", "rank", "finetune@full"} <= set(stages)
+    assert stages.index("prepare") < stages.index("extract@lite0") < stages.index("evaluate")
     assert all(t["total_s"] > 0 for t in timeline)
     assert set(json.loads((out / "metrics.json").read_text())) >= {"probe", "full", "transfer"}
     assert (out / "timeline.png").read_bytes()[:4] == b"\x89PNG"

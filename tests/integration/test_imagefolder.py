@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def prepared(imagefolder_workspace):
-    imagefolder_workspace.dvc("repro", "extract")
+    imagefolder_workspace.dvc("repro", "extract@tiny")
     return imagefolder_workspace
 
 
@@ -36,15 +36,15 @@ def test_reports_name_every_bad_file(prepared):
 
 def test_extract_embeds_every_prepared_rgb_image(prepared):
     root = prepared.root / "data"
-    report = json.loads((prepared.root / "reports" / "extract.json").read_text())
+    report = json.loads((prepared.root / "reports" / "extract" / "tiny.json").read_text())
     total = 0
     for split in ("train", "val", "test"):
         images = np.load(root / "prepared" / f"{split}_images.npy", mmap_mode="r")
         assert images.shape[1:] == (hostile.SIZE, hostile.SIZE, 3)
-        features = np.load(root / "features" / f"{split}_features.npy")
+        features = np.load(root / "features" / "tiny" / f"{split}_features.npy")
         assert features.shape == (len(images), report["feature_dim"])
         np.testing.assert_array_equal(
-            np.load(root / "features" / f"{split}_labels.npy"),
+            np.load(root / "features" / "tiny" / f"{split}_labels.npy"),
             np.load(root / "prepared" / f"{split}_labels.npy"),
         )
         total += len(images)

@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
 from sklearn.metrics import f1_score
 
+from tests.conftest import TINY_MODEL
 from tests.integration.conftest import Workspace
 from transferlab import io, tracking
 
@@ -26,17 +27,21 @@ pytestmark = pytest.mark.slow
 # Stages every default pipeline has (dvc.yaml may add more), and their MLflow stage tags.
 CORE_STAGES = {
     "prepare": "prepare",
-    "extract": "extract",
-    "extract_random": "extract@random",
-    "probe": "probe",
-    "knn": "knn",
+    "extract@tiny": "extract@tiny",
+    "extract@tiny_random": "extract@tiny_random",
+    "extract_random": "extract_random",
+    "probe@tiny": "probe@tiny",
+    "knn@tiny": "knn@tiny",
+    "scores@tiny": "scores@tiny",
+    "rank": "rank",
     "finetune@full": "finetune@full",
     "finetune@scratch": "finetune@scratch",
     "finetune_from_probe@lpft": "finetune@lpft",
     "curves_finetune": "curves_finetune",
     "evaluate": "evaluate",
 }
-EXTRACTION = {"prepare", "extract", "extract_random"}
+EXTRACTION = {"prepare", "extract@tiny", "extract@tiny_random", "extract_random"}
+PER_CANDIDATE = ("extract", "probe", "knn", "scores")
 
 
 def pipeline(ws: Workspace) -> dict[str, dict]:
@@ -47,9 +52,13 @@ def pipeline(ws: Workspace) -> dict[str, dict]:
         if "foreach" not in spec:
             stages[name] = spec
             continue
-        section, key = spec["foreach"].strip("${}").split(".")
-        for item in params[section][key]:
-            text = yaml.safe_dump(spec["do"]).replace("${item}", str(item))
+        if spec["foreach"] == "${backbones}":  # a mapping: stages named by its keys
+            items, field = list(params["backbones"]), "${key}"
+        else:
+            section, key = spec["foreach"].strip("${}").split(".")
+            items, field = params[section][key], "${item}"
+        for item in items:
+            text = yaml.safe_dump(spec["do"]).replace(field, str(item))
             stages[f"{name}@{item}"] = yaml.safe_load(text)
     return stages
 
@@ -77,13 +86,14 @@ def test_stage_list_is_dvc_yaml_expanded_with_every_core_stage(reproduced):
 def test_metrics_are_those_of_each_methods_test_predictions(reproduced):
     root = reproduced.root
     metrics = json.loads((root / "reports" / "metrics.json").read_text())
-    assert set(metrics) == {"probe", "knn", "full", "lpft", "scratch", "transfer"}
+    assert set(metrics) == {"probe", "knn", "full", "lpft", "scratch", "transfer", "backbones"}
     labels = np.load(root / "data" / "prepared" / "test_labels.npy")
     assert len(labels) == 50  # 5 per class of the official test split
     for method, values in metrics.items():
-        if method == "transfer":
+        if method in ("transfer", "backbones"):
             continue
-        probs = io.load_array(root / "data" / "methods" / method / io.PREDICTIONS_FILE)
+        folder = root / "data" / "methods" / method / "tiny"  # the chosen candidate
+        probs = io.load_array(folder / io.PREDICTIONS_FILE)
         assert probs.shape == (50, 10) and np.allclose(probs.sum(1), 1, atol=1e-4)
         predicted = probs.argmax(1)
         assert values["accuracy"] == pytest.approx((predicted == labels).mean(), abs=1e-6)
@@ -111,7 +121,7 @@ def test_metrics_are_those_of_each_methods_test_predictions(reproduced):
 
 
 def test_probe_ran_the_backend_auto_chooses(reproduced):
-    record = io.read_json(reproduced.root / "data" / "methods" / "probe" / io.RECORD_FILE)
+    record = io.read_json(reproduced.root / "data/methods/probe/tiny" / io.RECORD_FILE)
     assert reproduced.params()["probe"]["backend"] == "auto"
     assert record["backend"] == "torch" and record["device"] == "cpu"
     assert len(record["val_accuracy_by_C"]) == 3  # the shrunk probe.C_num
@@ -143,13 +153,13 @@ def test_probe_param_reruns_only_probe_and_what_reads_it(reproduced_copy):
     ws = reproduced_copy
     ws.set_params({"probe": {"C_num": 4}})
     status = set(json.loads(ws.dvc("status", "--json").stdout))
-    assert status == readers(ws, "probe.C_num") and "probe" in status
-    assert not status & (EXTRACTION | {"knn", "finetune@full", "finetune@scratch"})
+    assert status == readers(ws, "probe.C_num") and "probe@tiny" in status
+    assert not status & (EXTRACTION | {"knn@tiny", "finetune@full", "finetune@scratch"})
     ran = _stages_run(ws.dvc("repro").stdout)
     assert status <= ran
-    # downstream of the probe's output only: LP-FT's head, and what reads the methods
-    assert not ran & (EXTRACTION | {"knn", "finetune@full", "finetune@scratch"})
-    record = io.read_json(ws.root / "data" / "methods" / "probe" / io.RECORD_FILE)
+    # downstream of the probe's output only: the ranking, LP-FT's head, and what reads them
+    assert not ran & (EXTRACTION | {"knn@tiny", "finetune@full", "finetune@scratch"})
+    record = io.read_json(ws.root / "data/methods/probe/tiny" / io.RECORD_FILE)
     assert len(record["val_accuracy_by_C"]) == 4  # the new grid was searched
 
 
@@ -157,7 +167,7 @@ def test_finetune_param_never_reruns_extract(reproduced_copy):
     status = _changed_after(reproduced_copy, {"finetune": {"epochs": 2}})
     assert status == readers(reproduced_copy, "finetune.epochs")
     assert {"finetune@full", "finetune@scratch", "finetune_from_probe@lpft"} <= status
-    assert not status & (EXTRACTION | {"probe", "knn"})
+    assert not status & (EXTRACTION | {"probe@tiny", "knn@tiny", "scores@tiny", "rank"})
 
 
 def test_a_strategy_param_reruns_only_that_strategy(reproduced_copy):
@@ -166,10 +176,10 @@ def test_a_strategy_param_reruns_only_that_strategy(reproduced_copy):
     assert changed == readers(ws, "finetune.full.lr")
     # the strategy and the one stage of all k-shot fits, never the other strategies
     assert {"finetune@full", "curves_finetune"} <= changed
-    assert not changed & {"finetune@scratch", "finetune_from_probe@lpft", "probe", "extract"}
+    assert not changed & {"finetune@scratch", "finetune_from_probe@lpft", "probe@tiny", "rank"}
     changed = _changed_after(ws, {"knn": {"k": 5}})
-    assert changed == readers(ws, "knn.k") and "knn" in changed
-    assert not changed & (EXTRACTION | {"probe", "finetune@full"})
+    assert changed == readers(ws, "knn.k") and "knn@tiny" in changed
+    assert not changed & (EXTRACTION | {"probe@tiny", "finetune@full"})
 
 
 def test_report_plots_and_figures(reproduced):
@@ -190,7 +200,7 @@ def test_a_finetune_curve_reruns_only_its_stage_and_reaches_report_and_plots(rep
     ws.set_params({"curves": {"finetune": ["full"]}})
     status = set(json.loads(ws.dvc("status", "--json").stdout))
     assert status == readers(ws, "curves.finetune") and "curves_finetune" in status
-    assert not status & (EXTRACTION | {"probe", "knn", "finetune@full"})
+    assert not status & (EXTRACTION | {"probe@tiny", "knn@tiny", "finetune@full"})
     assert _stages_run(ws.dvc("repro").stdout) == status | {"evaluate"}
     root = ws.root / "reports"
     text = (root / "report.md").read_text()
@@ -212,9 +222,9 @@ def test_a_finetune_curve_reruns_only_its_stage_and_reaches_report_and_plots(rep
 
 def test_random_weights_are_not_called_positive(reproduced_copy):
     ws = reproduced_copy
-    ws.set_params({"backbone": {"weights": "none"}})
+    ws.set_params({"backbones": {"tiny": {"name": TINY_MODEL, "weights": "none"}}})
     ran = _stages_run(ws.dvc("repro").stdout)
-    assert "extract" in ran and "extract_random" not in ran  # the reference reads no weights
+    assert {"extract@tiny", "rank", "evaluate"} <= ran
     metrics = json.loads((ws.root / "reports" / "metrics.json").read_text())
     verdicts = {name: v["verdict"] for name, v in metrics["transfer"].items()}
     assert "positive" not in verdicts.values(), verdicts
@@ -233,3 +243,55 @@ def _changed_after(ws: Workspace, changes: dict) -> set[str]:
 
 def _stages_run(stdout: str) -> set[str]:
     return {line.split("'")[1] for line in stdout.splitlines() if line.startswith("Running stage")}
+
+
+def test_the_report_ranks_the_candidates_and_random_init_last(reproduced):
+    root = reproduced.root
+    ranking = io.read_json(root / "reports" / "ranking.json")
+    assert ranking["order"] == ["tiny", "tiny_random"] and ranking["selected"] == ["tiny"]
+    text = (root / "reports" / "report.md").read_text()
+    assert "## Backbones" in text and "Kendall's tau" in text
+    rows = [line for line in text.splitlines() if line.startswith(("| 1 | ", "| 2 | "))]
+    assert rows[0].startswith("| 1 | tiny (test_efficientnet) |")
+    assert rows[1].startswith("| 2 | tiny_random (test_efficientnet) | none |")
+    metrics = io.read_json(root / "reports" / "metrics.json")["backbones"]
+    assert set(metrics) == {"tiny", "tiny_random"}
+    assert "full_accuracy" in metrics["tiny"] and "full_accuracy" not in metrics["tiny_random"]
+    shown = reproduced.dvc("metrics", "show", "--json").stdout
+    assert '"tiny_random"' in shown and '"logme"' in shown  # dvc exp show compares them
+    assert (root / "reports" / "figures" / "backbones.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_mlflow_has_a_run_per_backbone_under_the_parent(reproduced):
+    client = MlflowClient(f"sqlite:///{reproduced.root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(tracking.EXPERIMENT_NAME)
+    runs = client.search_runs([experiment.experiment_id], "tags.stage LIKE 'backbone@%'")
+    assert sorted(r.data.tags["stage"] for r in runs) == ["backbone@tiny", "backbone@tiny_random"]
+    parents = {
+        r.data.tags[MLFLOW_PARENT_RUN_ID]
+        for r in client.search_runs([experiment.experiment_id])
+        if MLFLOW_PARENT_RUN_ID in r.data.tags
+    }
+    assert len(parents) == 1 and {r.data.tags[MLFLOW_PARENT_RUN_ID] for r in runs} == parents
+    tiny = next(r for r in runs if r.data.tags["stage"] == "backbone@tiny")
+    assert tiny.data.params["model"] == TINY_MODEL and "probe_accuracy" in tiny.data.metrics
+
+
+def test_adding_a_candidate_reruns_only_its_stages_and_the_comparison(reproduced_copy):
+    ws = reproduced_copy
+    candidates = {**ws.params()["backbones"], "extra": {"name": TINY_MODEL, "weights": "none"}}
+    ws.set_params({"backbones": candidates})
+    ran = _stages_run(ws.dvc("repro").stdout)
+    own = {f"{stage}@extra" for stage in PER_CANDIDATE}
+    # validate checks every params edit; its output is unchanged, so it reruns nothing
+    assert ran == own | {"validate", "rank", "evaluate"}
+    ranking = io.read_json(ws.root / "reports" / "ranking.json")
+    assert ranking["order"][0] == "tiny" and ranking["selected"] == ["tiny"]
+    # and removing one reruns only the comparison
+    del candidates["tiny_random"]
+    ws.set_params({"backbones": candidates})
+    assert _stages_run(ws.dvc("repro").stdout) == {"validate", "rank", "evaluate"}
+    text = (ws.root / "reports" / "report.md").read_text()
+    assert "tiny_random" not in text and "extra (test_efficientnet)" in text
+    timeline = [r["stage"] for r in io.read_json(ws.root / "reports" / "timeline.json")]
+    assert "extract@extra" in timeline and "extract@tiny_random" not in timeline

@@ -186,6 +186,9 @@ def test_training_and_confusion_plots_name_the_method_and_have_labels():
         name = props.get("template", "linear")
         assert name not in BUILTIN_TEMPLATES, f"{plot_id}: a built-in template names no method"
         spec = template(name)
+        if name == "backbones":  # one CSV, a row per backbone: its column names each point
+            assert "datum.backbone" in json.dumps(spec), plot_id
+            continue
         # DVC makes one plot per CSV, one CSV per method: the method comes from the file name
         assert "datum.filename" in json.dumps(spec), plot_id
     training = template("training")
@@ -342,6 +345,10 @@ def tiny_workspace(tmp_path_factory) -> Path:
     folder = ws / paths["plots"] / "confusion"
     folder.mkdir(parents=True)
     (folder / "full.csv").write_text("actual,predicted\nBag,Bag\nBag,Coat\nCoat,Coat\n")
+    (ws / paths["plots"] / "backbones.csv").write_text(
+        "backbone,ms_per_image,probe_accuracy,knn_accuracy\nlite0,1.5,0.82,0.80\n"
+        "lite1,2.0,0.84,0.81\n"
+    )
     return ws
 
 
@@ -355,7 +362,8 @@ def test_dvc_fills_the_templates_with_log_x_titles_labels_and_no_empty_plot(tiny
     shown = json.loads(dvc(tiny_workspace, "plots", "show", "--json").stdout)
     assert not shown.get("errors"), shown.get("errors")
     data = shown["data"]
-    assert len(data) == 5  # 2 curves, confusion, train_loss, val_accuracy (one method each)
+    # 2 curves, confusion, train_loss, val_accuracy (one method each), backbones
+    assert len(data) == 6
     for plot_id, [plot] in data.items():
         content = plot["content"]
         assert content and "<DVC_METRIC" not in json.dumps(content), plot_id
@@ -380,7 +388,7 @@ def test_dvc_writes_a_page_that_loads_vega_from_the_project(tiny_workspace):
     assert parser.sources
     for src in parser.sources:
         assert (tiny_workspace / "dvc_plots" / src).is_file(), src
-    assert page.count("vegaEmbed('#") == 5
+    assert page.count("vegaEmbed('#") == 6
 
 
 def test_fine_tuning_curves_join_the_linear_probe_plot(tiny_workspace, tmp_path):

@@ -32,6 +32,8 @@ from transferlab import tracking
 TIMINGS = {"seconds", "images_per_s", "fit_seconds", "train_images_per_s", "peak_rss_mb"}
 # The report's section of stage timings, up to the next heading.
 TIMING_SECTION = re.compile(rb"## Where the time went.*?(?=\n## |\Z)", re.S)
+# The backbone leaderboard's extraction cost (ms / image, its sixth column): measured.
+LEADERBOARD_COST = re.compile(rb"^(\| \d+ \|(?: [^|]* \|){4}) [\d.]+ \|", re.M)
 KILL_MARKER = "full epoch 1"  # finetune@full is training (its progress bar has appeared)
 
 
@@ -96,11 +98,16 @@ def clone(reproduced: Workspace, root: Path, mlflow_db: Path) -> Workspace:
 
 def results(ws: Workspace) -> dict[str, bytes | dict]:
     """Every DVC output file's bytes; JSON reports with their timing fields dropped, and
-    report.md without its timing section. Left out: the files that only time the stages
-    (paths.timings, paths.timeline and its PNG), and report.html, which is report.md and
-    the figures rendered into one page (the timeline's included)."""
+    report.md without its timing section and extraction costs, the backbones' plot table
+    without its cost column. Left out: the files that only time the stages (paths.timings,
+    paths.timeline and its PNG), the PNG of accuracy against extraction cost, and
+    report.html, which is report.md and the figures rendered into one page."""
     paths = ws.params()["paths"]
-    measured = {Path(paths["timeline"]), Path(paths["figures"]) / "timeline.png"}
+    measured = {
+        Path(paths["timeline"]),
+        Path(paths["figures"]) / "timeline.png",
+        Path(paths["figures"]) / "backbones.png",
+    }
     if "report_html" in paths:
         measured.add(Path(paths["report_html"]))
     found: dict[str, bytes | dict] = {}
@@ -113,7 +120,11 @@ def results(ws: Workspace) -> dict[str, bytes | dict]:
             if path.suffix == ".json":
                 found[str(name)] = _drop_timings(json.loads(found[str(name)]))
             elif name == Path(paths["report"]):
-                found[str(name)] = TIMING_SECTION.sub(b"", found[str(name)])
+                text = TIMING_SECTION.sub(b"", found[str(name)])
+                found[str(name)] = LEADERBOARD_COST.sub(rb"\1 - |", text)
+            elif name == Path(paths["plots"]) / "backbones.csv":
+                rows = [line.split(b",") for line in found[str(name)].splitlines()]
+                found[str(name)] = [[r[0], *r[2:]] for r in rows]  # ms_per_image dropped
     return found
 
 
@@ -129,7 +140,9 @@ def tracked_stages(ws: Workspace) -> int:
     client = MlflowClient(f"sqlite:///{ws.root / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(tracking.EXPERIMENT_NAME)
     runs = client.search_runs([experiment.experiment_id])
-    return sum(MLFLOW_PARENT_RUN_ID in r.data.tags for r in runs)
+    # a stage's run, not the one-per-backbone runs evaluate adds beside them
+    stages = [r for r in runs if not r.data.tags.get("stage", "").startswith("backbone@")]
+    return sum(MLFLOW_PARENT_RUN_ID in r.data.tags for r in stages)
 
 
 @pytest.mark.slow
@@ -165,7 +178,7 @@ def test_kill_9_and_a_dead_tracker_leave_the_result_of_one_clean_tracked_run(
         process.wait()
     lock = yaml.safe_load((ws.root / "dvc.lock").read_text())
     assert "finetune@full" not in lock["stages"], "the kill came after the stage finished"
-    assert not (ws.root / "data/methods/full/model.pt").exists()
+    assert not (ws.root / "data/methods/full/tiny/model.pt").exists()
 
     done = ws.dvc("repro")
     log = log_path.read_text() + done.stdout + done.stderr
@@ -178,7 +191,7 @@ def test_kill_9_and_a_dead_tracker_leave_the_result_of_one_clean_tracked_run(
     assert warned == tracked_stages(uninterrupted) + 1, log
     first, second = results(uninterrupted), results(ws)
     assert sorted(first) == sorted(second)
-    assert {"reports/metrics.json", "data/features/train_features.npy"} <= set(first)
+    assert {"reports/metrics.json", "data/features/tiny/train_features.npy"} <= set(first)
     assert (uninterrupted.root / "reports/metrics.json").read_bytes() == (
         ws.root / "reports/metrics.json"
     ).read_bytes()

@@ -33,8 +33,10 @@ def test_exp_show_only_changed_is_narrow_and_quality_only(reproduced_copy):
     assert "params.yaml" not in header  # params show as params, not as a file hash
     table = ws.dvc("exp", "show", "--only-changed", "--md", "--drop", ".*/.*").stdout
     rows = [line for line in table.splitlines() if line.strip()]
-    assert max(len(line) for line in rows) <= 200, table
+    assert max(len(line) for line in rows) <= 240, table
     assert [c.strip() for c in rows[0].strip("|").split("|")][2:] == [
+        "backbones.tiny.knn_accuracy",  # every candidate's kNN accuracy, so both
+        "backbones.tiny_random.knn_accuracy",
         "knn.accuracy",
         "knn.ece",
         "knn.macro_f1",
@@ -60,7 +62,8 @@ def test_report_concludes_in_words_and_has_a_self_contained_page(reproduced):
     text = (reports / "report.md").read_text()
     conclusion = text.split("## Conclusion", 1)[1].split("##", 1)[0]
     verdicts = json.loads((reports / "metrics.json").read_text())["transfer"]
-    assert conclusion.count("\n- ") == len(verdicts)
+    assert conclusion.count("\n- ") == len(verdicts) + 1  # and the candidate studied
+    assert "- Studied in depth (fine-tuning, curves, verdicts): tiny (" in conclusion
     assert "training the same architecture from scratch" in conclusion
     page = (reports / "report.html").read_text()
     assert page.count('src="data:image/png;base64,') >= 5 and 'src="figures/' not in page

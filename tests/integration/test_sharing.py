@@ -40,7 +40,7 @@ def test_remote_round_trip_makes_repro_a_no_op(committed, tmp_path):
     reproduced.run("git", "clone", "-q", str(reproduced.root), str(teammate.root))
     assert not (teammate.root / "data").exists()
     teammate.dvc("pull")
-    assert (teammate.root / "data" / "features" / "train_features.npy").is_file()
+    assert (teammate.root / "data" / "features" / "tiny" / "train_features.npy").is_file()
     done = teammate.dvc("repro")
     assert "Running stage" not in done.stdout, done.stdout
 
@@ -95,7 +95,14 @@ def mlflow_server(tmp_path):
 # params match an earlier run comes from DVC's run cache without running, and logs nothing.
 QUEUED = {"server": (2, 4), "sqlite": (5, 6)}
 # knn.k reruns the cheapest stages that log (no training); MLflow stage tags it may not rerun:
-UNTOUCHED = {"prepare", "extract", "extract@random", "probe", "finetune@full", "finetune@lpft"}
+UNTOUCHED = {
+    "prepare",
+    "extract@tiny",
+    "extract_random",
+    "probe@tiny",
+    "finetune@full",
+    "finetune@lpft",
+}
 
 
 @pytest.mark.parametrize("store", QUEUED)
@@ -132,12 +139,12 @@ def test_queued_parallel_experiments_all_land_in_one_store(committed, tmp_path, 
         # probe or fine-tuning; each logs one FINISHED run.
         stages = [r.data.tags["stage"] for r in children]
         assert len(stages) == len(set(stages)), name
-        assert {"knn", "evaluate"} <= set(stages), name
+        assert {"knn@tiny", "evaluate"} <= set(stages), name
         assert not set(stages) & UNTOUCHED, name
         assert all(r.info.status == "FINISHED" for r in children)
         (parent,) = {r.data.tags[MLFLOW_PARENT_RUN_ID] for r in children}
         assert by_id[parent].info.run_name == name
-        (knn,) = [r for r in children if r.data.tags["stage"] == "knn"]
+        (knn,) = [r for r in children if r.data.tags["stage"] == "knn@tiny"]
         assert knn.data.params["knn.k"] == name.removeprefix(store)
         assert name in shown
 

@@ -11,7 +11,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from stages import finetune, prepare
-from tests.conftest import REPO, TINY_MODEL, closed_port, stage_workdir
+from tests.conftest import REPO, closed_port, stage_workdir, tiny_backbone
 from transferlab import tracking
 from transferlab.models import strategies
 
@@ -40,7 +40,7 @@ def test_nan_during_training_stops_the_stage_and_writes_no_checkpoint(
     params = stage_workdir(
         tmp_path,
         (4, 2, 2),
-        backbone={"name": TINY_MODEL, "weights": "none", "image_size": 32},
+        **tiny_backbone("none"),
         finetune={"epochs": 1, "batch_size": 8, "device": "cpu"},
     )
     monkeypatch.chdir(tmp_path)

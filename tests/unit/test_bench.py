@@ -19,8 +19,8 @@ FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 COMMANDS = tuple(cli.COMMANDS)
 # Toy size for every run below: the tiny timm model at 32 px on 12 images per class.
 TOY = [
-    f"backbone.name={TINY_MODEL}",
-    "backbone.weights=none",
+    f"backbones.lite0.name={TINY_MODEL}",
+    "backbones.lite0.weights=none",
     "backbone.image_size=32",
     "data.train_per_class=12",
     "data.test_per_class=12",

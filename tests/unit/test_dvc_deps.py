@@ -120,8 +120,9 @@ def test_a_planted_omission_is_caught(tmp_path):
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(source.read_text())
     text = (REPO / "dvc.yaml").read_text()
-    assert "      - transferlab/evaluation/linear.py\n" in text
-    planted = text.replace("      - transferlab/evaluation/linear.py\n", "", 1)
+    line = "\n      - transferlab/evaluation/linear.py\n"  # a plain stage's (six spaces)
+    assert line in text
+    planted = text.replace(line, "\n", 1)
     (tmp_path / "dvc.yaml").write_text(planted)
     missing = {stage: gaps[0] for stage, gaps in drift(tmp_path).items()}
     assert missing and all(

@@ -57,7 +57,7 @@ def test_a_user_error_under_dvc_is_one_line_and_says_how_to_recover(tmp_path):
     params["knn"]["kk"] = 5
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {"PYTHONPATH": str(REPO), "DVC_STAGE": "knn", "PATH": "/usr/bin:/bin"}
-    done = run("stages.knn", cwd=tmp_path, env=env)
+    done = run("stages.knn", "lite0", cwd=tmp_path, env=env)
     assert done.returncode == 2
     first, hint = done.stderr.strip().splitlines()
     assert first.startswith("error: unknown key knn.kk; did you mean knn.k?")

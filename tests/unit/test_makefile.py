@@ -36,7 +36,7 @@ def test_make_clean_removes_stage_outputs_and_never_user_data(tmp_path):
     raw.mkdir(parents=True)
     (raw / "tom.png").write_bytes(b"user data")
     (tmp_path / "data" / "raw" / "pets.dvc").write_text("outs: []\n")
-    for generated in ("prepared", "features", "methods"):
+    for generated in ("prepared", "features", "selected", "methods"):
         (tmp_path / "data" / generated).mkdir()
         (tmp_path / "data" / generated / "x.npy").write_bytes(b"x")
     env = {**os.environ, "PYTHONPATH": str(REPO)}

@@ -21,7 +21,7 @@ def raw() -> dict:
 
 def test_shipped_params_parse_with_every_key_known():
     params = load_params(REPO / "params.yaml")
-    assert params.backbone.name == "tf_efficientnet_lite0"
+    assert params.model("lite0").name == "tf_efficientnet_lite0"
     assert isinstance(params.paths.metrics, Path)
     # every leaf of params.yaml survives the round trip, so none is silently ignored
     assert set(flatten(raw())) <= set(flatten(_as_plain(params)))
@@ -37,7 +37,9 @@ def test_every_key_dvc_yaml_tracks_is_a_known_param():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     for name, stage in stages.items():
         items = [None]
-        if "foreach" in stage:  # e.g. ${finetune.strategies}: every variant's keys must exist
+        if stage.get("foreach") == "${backbones}":  # every candidate's keys must exist
+            items = list(raw()["backbones"])
+        elif "foreach" in stage:  # e.g. ${finetune.strategies}: every variant's keys must exist
             section, key = stage["foreach"].strip("${}").split(".")
             items = raw()[section][key] + list(STRATEGIES + FROM_PROBE)
         for item in items:
@@ -46,7 +48,7 @@ def test_every_key_dvc_yaml_tracks_is_a_known_param():
                 files = entry if isinstance(entry, dict) else {"params.yaml": [entry]}
                 assert set(files) == {"params.yaml"}, (name, entry)  # the one params file
                 for key in files["params.yaml"] or []:
-                    key = key.replace("${item}", str(item))
+                    key = key.replace("${item}", str(item)).replace("${key}", str(item))
                     assert key in known or any(k.startswith(f"{key}.") for k in known), (name, key)
 
 
@@ -208,3 +210,40 @@ def test_bad_overrides_are_user_errors(override, message):
 def test_an_override_of_an_unknown_key_is_named():
     with pytest.raises(UserError, match=r"finetune\.epoch"):
         load_params(REPO / "params.yaml", ["finetune.epoch=8"])
+
+
+def test_single_backbone_params_migrate_with_an_error_that_says_how():
+    old = raw()
+    old["backbone"] = {"name": "resnet18", "weights": "hub", "image_size": 64, "seed": 0}
+    with pytest.raises(UserError) as err:
+        parse_params(old)
+    message = str(err.value)
+    assert message.startswith("backbone.name has moved: candidates are listed under `backbones`")
+    assert "backbones: {mine: {name: resnet18, weights: hub}}" in message
+    with pytest.raises(UserError, match="backbone.name has moved"):
+        load_params(REPO / "params.yaml", ["backbone.name=resnet18"])  # as dvc exp run -S
+
+
+def test_candidates_are_checked_like_every_section():
+    with pytest.raises(UserError, match=r"unknown key backbones\.lite0\.weight; did you mean"):
+        load_params(REPO / "params.yaml", ["backbones.lite0.weight=none"])
+    bad = raw()
+    bad["backbones"] = {"a b": {"name": "resnet18", "weights": "none"}}
+    with pytest.raises(UserError, match="'a b' is not a usable name"):
+        parse_params(bad)
+    bad["backbones"] = {}
+    with pytest.raises(UserError, match="list at least one candidate"):
+        parse_params(bad)
+    with pytest.raises(UserError, match=r"select\.backbones: got 'lite9'; allowed: lite0"):
+        load_params(REPO / "params.yaml", ["select.backbones=[lite9]"])
+    with pytest.raises(UserError, match=r"select\.by: got 'accuracy'; allowed: logme, hscore"):
+        load_params(REPO / "params.yaml", ["select.by=accuracy"])
+
+
+def test_a_candidate_is_built_with_the_shared_settings():
+    params = load_params(REPO / "params.yaml", ["backbone.image_size=48"])
+    model = params.model("lite2")
+    assert (model.name, model.weights, model.image_size) == ("tf_efficientnet_lite2", "bundled", 48)
+    assert model.pretrained
+    with pytest.raises(UserError, match="no backbone 'lite3'.*did you mean lite"):
+        params.model("lite3")

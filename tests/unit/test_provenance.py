@@ -6,7 +6,14 @@ from transferlab import provenance
 from transferlab.evaluation.report import provenance_lines
 
 CARD = {"classes": ["a", "b", "c"], "splits": {"train": {"total": 9}, "test": {"total": 6}}}
-EXTRACT = {"input_size": 32, "feature_dim": 40, "device": "cpu"}
+EXTRACT = {
+    "backbone": "tiny",
+    "model": "test_efficientnet",
+    "weights": "none",
+    "input_size": 32,
+    "feature_dim": 40,
+    "device": "cpu",
+}
 GIT = {"commit": "0123abc", "dirty": "true"}
 
 
@@ -15,8 +22,9 @@ def test_record_names_code_params_data_model_seeds_versions_and_device(params):
     assert record["git"] == GIT
     assert record["data"]["images"] == {"train": 9, "test": 6} and record["data"]["classes"] == 3
     assert record["backbone"] == {
-        "name": params.backbone.name,
-        "weights": params.backbone.weights,
+        "key": "tiny",
+        "name": "test_efficientnet",
+        "weights": "none",
         "input_size": 32,
         "feature_dim": 40,
     }

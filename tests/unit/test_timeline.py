@@ -62,9 +62,12 @@ def test_a_stage_without_batches_is_all_steady():
 
 
 def test_gather_orders_by_start_and_adds_the_running_stage(tmp_path):
-    for name, started in (("probe", 20.0), ("extract", 10.0)):
+    for name, started in (("probe", 20.0), ("extract", 10.0), ("knn@removed", 15.0)):
         (tmp_path / f"{name}.json").write_text(json.dumps({"started": started}))
-    gathered = timeline.gather(tmp_path, evaluate={"started": 30.0})
+    # knn@removed: a stage no longer in the pipeline (its candidate was removed) is left out;
+    # a stage that has not written its timing (scores) is simply absent.
+    stages = ["probe", "extract", "scores"]
+    gathered = timeline.gather(tmp_path, stages, evaluate={"started": 30.0})
     assert list(gathered) == ["extract", "probe", "evaluate"]
 
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from transferlab import io
+from transferlab import io, selection
 from transferlab.data.prepared import SPLITS, load_features, load_prepared
 from transferlab.evaluation import knn, linear, report, verdict
 from transferlab.evaluation.kshot import (
@@ -47,12 +47,13 @@ def raw_pixels(images: np.ndarray, size: int) -> np.ndarray:
 def curve_inputs(
     paths: Paths, pixel_size: int
 ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, np.ndarray]]:
-    """Per split, each kind of feature (pretrained, random init, raw pixels), and the labels."""
+    """Per split, each kind of feature (pretrained, random init, raw pixels), and the labels.
+    The pretrained features are the chosen candidate's (transferlab.selection)."""
     features, labels = {}, {}
     for split in SPLITS:
         images = load_prepared(paths.prepared, split)
         features[split] = {
-            "pretrained": load_features(paths.features, split)[0],
+            "pretrained": load_features(selection.features_dir(paths), split)[0],
             "random_init": load_features(paths.random_features, split)[0],
             "raw_pixels": raw_pixels(images.images, pixel_size),
         }
@@ -135,15 +136,22 @@ def probe_rows(
 
 
 def write_curve(
-    out: Path, rows: list[dict], *, probe: str, params: Params, train_labels: np.ndarray
+    out: Path,
+    rows: list[dict],
+    *,
+    probe: str,
+    params: Params,
+    train_labels: np.ndarray,
+    transferred: bool,
 ) -> dict:
-    """The curve's table (its DVC plot) and PNG; returns its summary and per-shot verdicts."""
+    """The curve's table (its DVC plot) and PNG; returns its summary and per-shot verdicts
+    (`transferred`: the features came from pretrained weights)."""
     summary = summarise(rows)
     comparisons = verdict.curve_comparisons(
         rows,
         verdict.probe_pairs((probe,)),
         config=params.verdict,
-        transferred=params.backbone.weights != "none",
+        transferred=transferred,
     )
     shots = params.curves.shots
     io.write_text(out / CSV_FILE, report.curve_csv(summary, shots, train_labels))

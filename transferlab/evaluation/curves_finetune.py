@@ -11,7 +11,7 @@ import torch
 from transferlab.data.prepared import LabelledImages
 from transferlab.evaluation.kshot import kshot_subsets, shot_label
 from transferlab.models.training import train_strategy
-from transferlab.params import BASELINE, Backbone, Finetune
+from transferlab.params import BASELINE, Finetune, Model
 from transferlab.timeline import StageClock
 
 
@@ -26,7 +26,7 @@ def fit_subset(
     train: LabelledImages,
     val: LabelledImages,
     test: LabelledImages,
-    model_config: Backbone,
+    model_config: Model,
     config: Finetune,
     num_classes: int,
     device: torch.device,
@@ -62,7 +62,7 @@ def kshot_finetune(
     test: LabelledImages,
     shots: tuple[int | None, ...],
     seeds: int,
-    model_config: Backbone,
+    model_config: Model,
     config: Finetune,
     num_classes: int,
     device: torch.device,

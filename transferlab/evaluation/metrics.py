@@ -9,15 +9,32 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
-from transferlab import io, timeline
+from transferlab import io, selection, timeline
 from transferlab.data.prepared import load_classes, load_prepared
-from transferlab.evaluation import kshot, report, verdict
+from transferlab.evaluation import comparison, kshot, report, verdict
 from transferlab.params import BASELINE, Params
 from transferlab.provenance import describe_run
 from transferlab.timeline import StageClock
 
 PROBE_METHODS = ("probe", "knn")
 HEADLINE_PROBES = ("linear", "knn")
+
+
+def timed_stages(params: Params) -> set[str]:
+    """The names under which this pipeline's stages write their timings (stage_run's name):
+    a timing file left by a stage no longer in the pipeline (a removed candidate) is not
+    this run's and stays out of its timeline."""
+    per_candidate = ("extract", "probe", "knn", "scores")
+    return {
+        "prepare",
+        "rank",
+        "extract_random",
+        "curves_linear",
+        "curves_knn",
+        "curves_finetune",
+        *(f"{stage}@{key}" for stage in per_candidate for key in params.backbones),
+        *(f"finetune@{strategy}" for strategy in params.finetune.runs),
+    }
 
 
 def method_names(params: Params) -> list[str]:
@@ -58,11 +75,16 @@ def seed_metrics(labels: np.ndarray, seed_probs: list[np.ndarray]) -> dict[str, 
 
 
 def transfer_verdicts(
-    metrics: dict, seed_accuracy: dict[str, list[float]], curves: dict, params: Params, n_test: int
+    seed_accuracy: dict[str, list[float]],
+    curves: dict,
+    params: Params,
+    n_test: int,
+    *,
+    transferred: bool,
 ) -> dict[str, dict]:
     """Each strategy against scratch, paired by training seed, and the probes against the
-    references. `seed_accuracy`: each fine-tuned method's test accuracy per seed."""
-    transferred = params.backbone.weights != "none"
+    references. `seed_accuracy`: each fine-tuned method's test accuracy per seed;
+    `transferred`: the studied backbone has pretrained weights."""
     out: dict[str, dict] = {}
     if BASELINE in params.finetune.strategies:
         base = seed_accuracy[BASELINE]
@@ -86,17 +108,20 @@ def transfer_verdicts(
 
 def evaluate(
     params: Params, *, git: dict[str, str], clock: StageClock
-) -> tuple[dict, list[Path], dict]:
+) -> tuple[dict, list[Path], dict, dict]:
     """Score every method's test predictions, judge transfer, gather the stages' timings, and
     write the DVC plot tables, the figures, per-class accuracies, the timeline, the provenance
-    record and the report. Returns the metrics, the figures and the provenance (`git`: the
+    record and the report. Returns the metrics, the figures, the provenance and the backbone
+    comparison (`git`: the
     code's commit and dirty flag; `clock`: this stage's, whose parts join the timeline)."""
     paths = params.paths
+    chosen = selection.read_selection(paths).chosen  # the candidate studied in depth
+    model = params.model(chosen)
     provenance = describe_run(
         params,
         git=git,
         data_card=io.read_json(paths.data_card),
-        extract_report=io.read_json(paths.extract_report),
+        extract_report=io.read_json(io.backbone_file(paths.extract_report, chosen)),
     )
     classes = load_classes(paths.prepared)
     labels = load_prepared(paths.prepared, "test").labels
@@ -117,7 +142,7 @@ def evaluate(
     confusions = []
     seed_accuracy: dict[str, list[float]] = {}
     for method in method_names(params):
-        folder = io.method_dir(paths.methods, method)
+        folder = io.method_dir(paths.methods, method, chosen)
         seeds = params.finetune.seeds if method in params.finetune.runs else 1
         seed_probs = [io.load_array(folder / io.predictions_file(i)) for i in range(seeds)]
         probs = seed_probs[0]  # the first seed's: confusion, per-class, reliability
@@ -137,11 +162,16 @@ def evaluate(
                 csv_text = report.history_csv(histories[method], column)
                 io.write_text(paths.plots / column / f"{method}.csv", csv_text)
     metrics["transfer"] = transfer_verdicts(
-        metrics, seed_accuracy, probe_curves, params, len(labels)
+        seed_accuracy, probe_curves, params, len(labels), transferred=model.pretrained
     )
+    compared = comparison.with_finetuned(io.read_json(paths.ranking), params, labels)
+    metrics["backbones"] = comparison.metrics(compared)
+    io.write_text(paths.plots / "backbones.csv", comparison.table_csv(compared))
+    comparison.plot_cost(compared, paths.figures / comparison.FIGURE_FILE)
     report.plot_reliability(predictions, paths.figures / "reliability.png")
     report.plot_training(histories, paths.figures / "training.png")
     figures = [
+        paths.figures / comparison.FIGURE_FILE,
         paths.figures / "timeline.png",
         paths.figures / kshot.FIGURE_FILE,
         paths.figures / "training.png",
@@ -149,9 +179,9 @@ def evaluate(
         *confusions,
     ]
     train_labels = load_prepared(paths.prepared, "train").labels
-    report.plot_curves(curve_series, params.curves.shots, train_labels, figures[1])
+    report.plot_curves(curve_series, params.curves.shots, train_labels, figures[2])
     clock.computed()  # what follows is this stage's writing
-    timings = timeline.gather(paths.timings, evaluate=clock.parts())
+    timings = timeline.gather(paths.timings, timed_stages(params), evaluate=clock.parts())
     io.write_json(paths.timeline, timeline.records(timings))
     report.plot_timeline(timings, paths.figures / "timeline.png")
     io.write_json(paths.metrics, metrics)
@@ -166,8 +196,10 @@ def evaluate(
         provenance=provenance,
         finetune_seeds=params.finetune.seeds,
         timings=timings,
+        backbones=comparison.leaderboard(compared, params.finetune.runs),
+        studied=f"{chosen} ({model.name}, weights {model.weights})",
     )
     io.write_json(paths.provenance, provenance)
     io.write_text(paths.report, text)
     io.write_text(paths.report_html, report.to_html(text, paths.report.parent))
-    return metrics, figures, provenance
+    return metrics, figures, provenance, compared

@@ -78,7 +78,10 @@ def curve_csv(summary: dict, shots: tuple[int | None, ...], train_labels: np.nda
     return buffer.getvalue()
 
 
-def _figure():
+SUMMARY_KEYS = ("transfer", "backbones")  # metrics.json entries that are not a method
+
+
+def figure():
     import matplotlib
 
     matplotlib.use("Agg")  # no display on the machines that run stages
@@ -87,17 +90,17 @@ def _figure():
     return plt
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
     with io.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    _figure().close(fig)
+    figure().close(fig)
 
 
 def plot_curves(
     summary: dict, shots: tuple[int | None, ...], train_labels: np.ndarray, path: Path
 ) -> None:
     """Mean test accuracy against images per class, seed std as error bars."""
-    plt = _figure()
+    plt = figure()
     fig, ax = plt.subplots(figsize=(6, 4))
     x = shot_counts(shots, train_labels)
     labels = ["all" if s is None else str(s) for s in shots]
@@ -110,13 +113,13 @@ def plot_curves(
     ax.set_title("Data efficiency (mean ± seed std)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_confusion(labels: np.ndarray, probs: np.ndarray, classes, title: str, path: Path) -> None:
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    plt = _figure()
+    plt = figure()
     fig, ax = plt.subplots(figsize=(6, 6))
     ConfusionMatrixDisplay.from_predictions(
         labels,
@@ -130,12 +133,12 @@ def plot_confusion(labels: np.ndarray, probs: np.ndarray, classes, title: str, p
         colorbar=False,
     )
     ax.set_title(title)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_reliability(predictions: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> None:
     """Accuracy against confidence per bin, one line per method; the diagonal is calibrated."""
-    plt = _figure()
+    plt = figure()
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], color="grey", lw=1, ls=":")
     for method, (labels, probs) in predictions.items():
@@ -146,12 +149,12 @@ def plot_reliability(predictions: dict[str, tuple[np.ndarray, np.ndarray]], path
     ax.set(xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
     ax.set_title("Reliability")
     ax.legend(fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_training(histories: dict[str, list[dict]], path: Path) -> None:
     """Train loss and val accuracy per epoch, per strategy."""
-    plt = _figure()
+    plt = figure()
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.5))
     for method, history in histories.items():
         epochs = [r["epoch"] for r in history]
@@ -160,7 +163,7 @@ def plot_training(histories: dict[str, list[dict]], path: Path) -> None:
     loss_ax.set(xlabel="epoch", ylabel="train loss")
     acc_ax.set(xlabel="epoch", ylabel="val accuracy")
     acc_ax.legend(fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def render(
@@ -174,12 +177,19 @@ def render(
     provenance: dict | None = None,
     finetune_seeds: int = 1,
     timings: dict[str, dict] | None = None,
+    backbones: list[str] | None = None,
+    studied: str | None = None,
 ) -> str:
-    """The markdown report; figures are linked relative to the report's folder."""
-    methods = [m for m in metrics if m != "transfer"]
+    """The markdown report; figures are linked relative to the report's folder.
+    `backbones`: the comparison's markdown lines; `studied`: the candidate the sections
+    after it describe."""
+    methods = [m for m in metrics if m not in SUMMARY_KEYS]
     lines = ["# Transfer report", "", "## Conclusion", ""]
+    if studied:
+        lines.append(f"- Studied in depth (fine-tuning, curves, verdicts): {studied}.")
     lines += [f"- {sentence}" for sentence in conclusions(metrics.get("transfer", {}))]
-    lines += ["", "## Test metrics", ""]
+    lines += ["", *(backbones or [])]
+    lines += ["## Test metrics", ""] if backbones else ["", "## Test metrics", ""]
     lines += ["| method | accuracy | macro-F1 | ECE |", "|---|---|---|---|"]
     for m in methods:
         v = metrics[m]
@@ -321,7 +331,7 @@ def timing_lines(timings: dict[str, dict]) -> list[str]:
 
 def plot_timeline(timings: dict[str, dict], path: Path) -> None:
     """Gantt-style bars: each stage on its own row from its start, split into its parts."""
-    fig, ax = _figure().subplots(figsize=(7, 0.4 * len(timings) + 1.5))
+    fig, ax = figure().subplots(figsize=(7, 0.4 * len(timings) + 1.5))
     origin = min(t["started"] for t in timings.values()) if timings else 0.0
     colours = {
         "ready_s": "#9e9e9e",
@@ -345,7 +355,7 @@ def plot_timeline(timings: dict[str, dict], path: Path) -> None:
     ax.set(xlabel="seconds since the first of these stages started", title="Where the time went")
     if timings:
         ax.legend(fontsize=7, loc="lower right")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def provenance_lines(provenance: dict) -> list[str]:

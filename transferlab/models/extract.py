@@ -19,11 +19,13 @@ from transferlab.timeline import StageClock
 
 @dataclass(frozen=True)
 class Embedded:
-    """What one extraction did: images embedded, seconds spent embedding, feature width."""
+    """What one extraction did: images embedded, seconds spent embedding, feature width and
+    the backbone's parameter count."""
 
     images: int
     seconds: float
     feature_dim: int
+    parameters: int
 
 
 def extract_features(
@@ -88,4 +90,5 @@ def embed_splits(
         images_done += len(part)
         if distributed.is_main():
             prepared.save_features(out, split, features, part.labels)
-    return Embedded(images_done, seconds, int(model.num_features))
+    parameters = sum(p.numel() for p in model.parameters())
+    return Embedded(images_done, seconds, int(model.num_features), parameters)

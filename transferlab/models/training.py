@@ -20,7 +20,7 @@ from transferlab.data.prepared import LabelledImages
 from transferlab.device import distributed, feed, guards
 from transferlab.models import backbone, strategies
 from transferlab.models.backbone import InputConfig
-from transferlab.params import Backbone, Finetune
+from transferlab.params import Finetune, Model
 from transferlab.timeline import StageClock
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class Trained:
 def train_strategy(
     strategy: str,
     *,
-    model_config: Backbone,
+    model_config: Model,
     config: Finetune,
     train: LabelledImages,
     val: LabelledImages,

@@ -1,0 +1,29 @@
+"""Stage rank: compare every candidate backbone on what its own stages measured (scores,
+probe and kNN accuracy, size, extraction speed), rank them by select.by, and choose which
+to fine-tune (the top select.top_k, or select.backbones)."""
+
+from __future__ import annotations
+
+from transferlab import tracking
+from transferlab.data.prepared import load_prepared
+from transferlab.errors import cli
+from transferlab.evaluation.comparison import rank_candidates
+from transferlab.params import load_params, to_dict
+from transferlab.selection import Selection, write_selection
+
+
+@cli
+def main() -> None:
+    params = load_params()
+    paths = params.paths
+    with tracking.stage_run("rank", params, {"select": to_dict(params.select)}) as run:
+        run.clock.ready()
+        record = rank_candidates(params, load_prepared(paths.prepared, "test").labels)
+        chosen = tuple(record["selected"])
+        write_selection(paths, Selection(chosen, {k: params.backbones[k] for k in chosen}))
+        run.publish(record=record, record_path=paths.ranking)
+    print(f"ranked by {params.select.by}: {' > '.join(record['order'])}; fine-tuning {chosen}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""Stage scores, `python -m stages.scores <backbone>`: transferability scores of one
+candidate's cached train features (LogME, H-score), which rank the candidates in seconds,
+before anything is fine-tuned."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from transferlab import io, tracking
+from transferlab.data.prepared import load_features
+from transferlab.errors import UserError, cli
+from transferlab.evaluation.transferability import SCORES
+from transferlab.params import load_params
+
+
+@cli
+def main() -> None:
+    params = load_params()  # a params error first: it is the one to fix
+    if len(sys.argv) != 2:
+        raise UserError("usage: python -m stages.scores <backbone>")
+    key = sys.argv[1]
+    params.model(key)  # a known candidate
+    features, labels = load_features(params.paths.features / key, "train")
+    with tracking.stage_run(f"scores@{key}", params, {"scores": list(SCORES)}) as run:
+        run.clock.ready()
+        record, seconds = {"backbone": key, "images": len(labels)}, {}
+        for name, score in SCORES.items():
+            start = time.perf_counter()
+            record[name] = round(score(features, labels), 6)
+            seconds[name] = round(time.perf_counter() - start, 3)
+        record["seconds"] = seconds
+        run.publish(
+            record=record,
+            record_path=io.backbone_file(params.paths.scores, key),
+            metrics={name: record[name] for name in SCORES},
+        )
+    shown = ", ".join(f"{name} {record[name]:.4f} ({seconds[name]:.1f} s)" for name in SCORES)
+    print(f"scores of {key}: {shown}")
+
+
+if __name__ == "__main__":
+    main()

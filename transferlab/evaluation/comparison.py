@@ -1,0 +1,230 @@
+"""The backbone comparison: one row per candidate from its stages' outputs, the ranking the
+rank stage writes, and, after fine-tuning, the leaderboard (table, PNG, DVC plot table)."""
+
+from __future__ import annotations
+
+import csv
+import io as text_io
+from pathlib import Path
+
+import numpy as np
+
+from transferlab import io
+from transferlab.evaluation import ranking, report
+from transferlab.params import Params, Verdict
+
+PROBES = ("probe", "knn")
+PROBE_ACCURACIES = tuple(f"{probe}_accuracy" for probe in PROBES)
+FIGURE_FILE = "backbones.png"
+
+
+def test_accuracy(folder: Path, labels: np.ndarray, seed_index: int = 0) -> float:
+    """Test accuracy of the predictions a method wrote in `folder`."""
+    probs = io.load_array(folder / io.predictions_file(seed_index))
+    return round(float((probs.argmax(1) == labels).mean()), 6)
+
+
+def candidate_rows(params: Params, test_labels: np.ndarray) -> dict[str, dict]:
+    """What the per-candidate stages measured, one row per candidate in params order."""
+    paths, rows = params.paths, {}
+    for key in params.backbones:
+        model = params.model(key)
+        extract = io.read_json(io.backbone_file(paths.extract_report, key))
+        scores = io.read_json(io.backbone_file(paths.scores, key))
+        row = {
+            "model": model.name,
+            "weights": model.weights,
+            "pretrained": model.pretrained,
+            "parameters": extract["parameters"],
+            "feature_dim": extract["feature_dim"],
+            "input_size": extract["input_size"],
+            "images_per_s": extract["images_per_s"],
+            "extract_device": extract["device"],
+            **{name: scores[name] for name in ranking.SCORE_FIELDS},
+        }
+        for probe in PROBES:
+            folder = io.method_dir(paths.methods, probe, key)
+            row[f"{probe}_val_accuracy"] = io.read_json(folder / io.RECORD_FILE)["val_accuracy"]
+            row[f"{probe}_accuracy"] = test_accuracy(folder, test_labels)
+        rows[key] = row
+    return rows
+
+
+def rank_candidates(params: Params, test_labels: np.ndarray) -> dict:
+    """The rank stage's record: every candidate's row, the ranking, the choice, and how well
+    each score agreed with the probes' test accuracies."""
+    rows = candidate_rows(params, test_labels)
+    order = ranking.rank(rows, params.select.by)
+    chosen = ranking.choose(order, top_k=params.select.top_k, explicit=params.select.backbones)
+    return {
+        "by": params.select.by,
+        "order": order,
+        "selected": chosen,
+        "candidates": rows,
+        **judged(rows, PROBE_ACCURACIES, n_test=len(test_labels), config=params.verdict),
+    }
+
+
+def judged(
+    rows: dict[str, dict], accuracies: tuple[str, ...], *, n_test: int, config: Verdict
+) -> dict:
+    """Kendall's tau of each score against each accuracy, and the best-vs-runner-up gaps."""
+    return {
+        "agreement": ranking.rank_agreement(rows, accuracies),
+        "gaps": {
+            accuracy: ranking.gap(rows, accuracy, n_test=n_test, config=config)
+            for accuracy in accuracies
+        },
+    }
+
+
+def with_finetuned(record: dict, params: Params, test_labels: np.ndarray) -> dict:
+    """The rank record with each chosen candidate's fine-tuned test accuracies (first seed's
+    and, over several seeds, their mean) and the judgements redone with them."""
+    rows = {key: dict(row) for key, row in record["candidates"].items()}
+    accuracies = list(PROBE_ACCURACIES)
+    for strategy in params.finetune.runs:
+        column = f"{strategy}_accuracy"
+        accuracies.append(column)
+        for key in record["selected"]:
+            folder = io.method_dir(params.paths.methods, strategy, key)
+            seeds = [test_accuracy(folder, test_labels, i) for i in range(params.finetune.seeds)]
+            rows[key][column] = round(float(np.mean(seeds)), 6)
+    out = {**record, "candidates": rows}
+    out.update(judged(rows, tuple(accuracies), n_test=len(test_labels), config=params.verdict))
+    return out
+
+
+def best(record: dict, accuracy: str = "probe_accuracy") -> str | None:
+    """The pretrained candidate with the highest measured `accuracy` (never random init)."""
+    ranked = ranking.by_accuracy(record["candidates"], accuracy)
+    return ranked[0] if ranked else None
+
+
+# Properties of the machine or of the input, not of the result: a rerun elsewhere would
+# change them, so they stay out of the DVC metrics (they are in the ranking and the report).
+NOT_METRICS = ("images_per_s", "input_size")
+
+
+def metrics(record: dict) -> dict[str, dict[str, float]]:
+    """Per candidate, the numbers `dvc exp show` and `dvc metrics diff` compare: scores,
+    accuracies, size and feature width."""
+    return {
+        key: {
+            k: v
+            for k, v in row.items()
+            if isinstance(v, int | float) and not isinstance(v, bool) and k not in NOT_METRICS
+        }
+        for key, row in record["candidates"].items()
+    }
+
+
+def table_csv(record: dict) -> str:
+    """One row per candidate, ranked: the DVC plot of accuracy against extraction cost
+    (template .dvc/plots/backbones.json labels each point with its backbone)."""
+    buffer = text_io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["backbone", "ms_per_image", "probe_accuracy", "knn_accuracy"])
+    for key in record["order"]:
+        row = record["candidates"][key]
+        cost = round(1000 / row["images_per_s"], 3)
+        writer.writerow([key, cost, row["probe_accuracy"], row["knn_accuracy"]])
+    return buffer.getvalue()
+
+
+def _number(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def leaderboard(record: dict, strategies: tuple[str, ...]) -> list[str]:
+    """Markdown lines: the ranked table, the best candidate and its gap, Kendall's tau."""
+    rows, by = record["candidates"], record["by"]
+    tuned = [s for s in strategies if any(f"{s}_accuracy" in row for row in rows.values())]
+    head = [
+        "rank",
+        "backbone",
+        "weights",
+        "params (M)",
+        "dim",
+        "ms / image",
+        "LogME",
+        "H-score",
+        "probe acc.",
+        "kNN acc.",
+        *[f"{s} acc." for s in tuned],
+    ]
+    lines = [
+        "## Backbones",
+        "",
+        f"Ranked by **{by}** before fine-tuning (random-init candidates last, never best); "
+        f"fine-tuned: {', '.join(record['selected'])}. Accuracies are on the test split; "
+        "ms / image is the extraction cost measured on this run's device.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for place, key in enumerate(record["order"], 1):
+        row = rows[key]
+        cells = [
+            str(place),
+            f"{key} ({row['model']})",
+            row["weights"],
+            f"{row['parameters'] / 1e6:.2f}",
+            str(row["feature_dim"]),
+            f"{1000 / row['images_per_s']:.2f}",
+            _number(row["logme"]),
+            _number(row["hscore"], 2),
+            _number(row["probe_accuracy"]),
+            _number(row["knn_accuracy"]),
+            *[_number(row.get(f"{s}_accuracy")) for s in tuned],
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    for accuracy, gap in record["gaps"].items():
+        if gap is None:
+            continue
+        lines.append(
+            f"- Best by {accuracy.replace('_', ' ')}: **{gap['best']}**, "
+            f"{gap['gain']:+.4f} over {gap['runner_up']}: "
+            f"{'beyond the noise' if gap['verdict'] == 'positive' else 'within the noise'} "
+            f"(single-seed rule, noise {gap['spread']:.4f})."
+        )
+    if not any(record["gaps"].values()):
+        lines.append("- Fewer than two pretrained candidates: no best to name.")
+    lines += ["", "Kendall's tau between each score and the measured accuracies:", ""]
+    accuracies = list(next(iter(record["agreement"].values())))
+    lines.append("| score | " + " | ".join(a.replace("_", " ") for a in accuracies) + " |")
+    lines.append("|" + "---|" * (len(accuracies) + 1))
+    for score, taus in record["agreement"].items():
+        cells = [_number(taus[a], 2) for a in accuracies]
+        lines.append(f"| {score} | " + " | ".join(cells) + " |")
+    n = len(rows)
+    lines += [
+        "",
+        f"Over {n} candidates tau takes only {n * (n - 1) // 2 + 1} values; it says whether the "
+        "ranking held here, not whether it holds in general. '-': fewer than two candidates "
+        "measured, or a tie throughout.",
+        "",
+    ]
+    return lines
+
+
+def plot_cost(record: dict, path: Path) -> None:
+    """PNG: probe and kNN test accuracy against extraction cost (ms per image), one point per
+    candidate, labelled."""
+    plt = report.figure()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for probe, marker in zip(PROBES, ("o", "s"), strict=True):
+        xs, ys = [], []
+        for key in record["order"]:
+            row = record["candidates"][key]
+            xs.append(1000 / row["images_per_s"])
+            ys.append(row[f"{probe}_accuracy"])
+            ax.annotate(key, (xs[-1], ys[-1]), textcoords="offset points", xytext=(4, 4))
+        ax.scatter(xs, ys, marker=marker, label="linear probe" if probe == "probe" else "kNN")
+    ax.set_xlabel("extraction cost (ms per image, this run's device)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("Backbones: accuracy against extraction cost")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    report.save_figure(fig, path)
