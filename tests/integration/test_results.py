@@ -62,7 +62,7 @@ def test_report_concludes_in_words_and_has_a_self_contained_page(reproduced):
     text = (reports / "report.md").read_text()
     conclusion = text.split("## Conclusion", 1)[1].split("##", 1)[0]
     verdicts = json.loads((reports / "metrics.json").read_text())["transfer"]
-    assert conclusion.count("\n- ") == len(verdicts) + 1  # and the candidate studied
+    assert conclusion.count("\n- ") == len(verdicts) + 2  # the backbones, the one studied
     assert "- Studied in depth (fine-tuning, curves, verdicts): tiny (" in conclusion
     assert "training the same architecture from scratch" in conclusion
     page = (reports / "report.html").read_text()

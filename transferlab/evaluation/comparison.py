@@ -11,7 +11,7 @@ import numpy as np
 
 from transferlab import io
 from transferlab.evaluation import ranking, report
-from transferlab.params import Params, Verdict
+from transferlab.params import BASELINE, Params, Verdict
 
 PROBES = ("probe", "knn")
 PROBE_ACCURACIES = tuple(f"{probe}_accuracy" for probe in PROBES)
@@ -85,7 +85,8 @@ def with_finetuned(record: dict, params: Params, test_labels: np.ndarray) -> dic
     accuracies = list(PROBE_ACCURACIES)
     for strategy in params.finetune.runs:
         column = f"{strategy}_accuracy"
-        accuracies.append(column)
+        if strategy != BASELINE:  # scratch starts from no weights: nothing to rank it by
+            accuracies.append(column)
         for key in record["selected"]:
             folder = io.method_dir(params.paths.methods, strategy, key)
             seeds = [test_accuracy(folder, test_labels, i) for i in range(params.finetune.seeds)]
@@ -95,10 +96,22 @@ def with_finetuned(record: dict, params: Params, test_labels: np.ndarray) -> dic
     return out
 
 
-def best(record: dict, accuracy: str = "probe_accuracy") -> str | None:
-    """The pretrained candidate with the highest measured `accuracy` (never random init)."""
-    ranked = ranking.by_accuracy(record["candidates"], accuracy)
-    return ranked[0] if ranked else None
+def conclusion(record: dict, factor: float) -> str:
+    """One sentence for the report's conclusion: the pick, the best by probe accuracy, and
+    whether the gap to the runner-up is beyond `factor` times the noise spread (the
+    single-seed rule, verdict.single_seed_factor)."""
+    pick = f"{record['by']} ranked {' > '.join(record['order'])}"
+    gap = record["gaps"].get("probe_accuracy")
+    if gap is None:
+        return f"Backbones: {pick}; fewer than two pretrained candidates, so no best to name."
+    beyond = gap["verdict"] == "positive"
+    return (
+        f"Backbones: {pick}. By linear-probe test accuracy {gap['best']} is best, "
+        f"{100 * gap['gain']:.1f} points ahead of {gap['runner_up']}: "
+        + ("beyond" if beyond else "within")
+        + f" {factor:g} x its noise spread of {100 * gap['spread']:.1f} points"
+        + ("." if beyond else ", so not distinguishable.")
+    )
 
 
 # Properties of the machine or of the input, not of the result: a rerun elsewhere would

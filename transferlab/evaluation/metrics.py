@@ -197,6 +197,7 @@ def evaluate(
         finetune_seeds=params.finetune.seeds,
         timings=timings,
         backbones=comparison.leaderboard(compared, params.finetune.runs),
+        backbone_conclusion=comparison.conclusion(compared, params.verdict.single_seed_factor),
         studied=f"{chosen} ({model.name}, weights {model.weights})",
     )
     io.write_json(paths.provenance, provenance)

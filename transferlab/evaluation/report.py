@@ -179,12 +179,15 @@ def render(
     timings: dict[str, dict] | None = None,
     backbones: list[str] | None = None,
     studied: str | None = None,
+    backbone_conclusion: str | None = None,
 ) -> str:
     """The markdown report; figures are linked relative to the report's folder.
-    `backbones`: the comparison's markdown lines; `studied`: the candidate the sections
-    after it describe."""
+    `backbones`: the comparison's markdown lines, `backbone_conclusion` its sentence;
+    `studied`: the candidate the sections after it describe."""
     methods = [m for m in metrics if m not in SUMMARY_KEYS]
     lines = ["# Transfer report", "", "## Conclusion", ""]
+    if backbone_conclusion:
+        lines.append(f"- {backbone_conclusion}")
     if studied:
         lines.append(f"- Studied in depth (fine-tuning, curves, verdicts): {studied}.")
     lines += [f"- {sentence}" for sentence in conclusions(metrics.get("transfer", {}))]

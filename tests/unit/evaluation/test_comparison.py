@@ -71,3 +71,19 @@ def test_plot_table_and_png(tmp_path):
     path = tmp_path / "backbones.png"
     comparison.plot_cost(record(), path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_conclusion_names_the_pick_the_best_and_the_noise():
+    text = comparison.conclusion(record(), 3.0)
+    assert text == (
+        "Backbones: logme ranked big > small > rand. By linear-probe test accuracy big is "
+        "best, 5.0 points ahead of small: beyond 3 x its noise spread of 0.5 points."
+    )
+    close = record()
+    close["gaps"]["probe_accuracy"].update(verdict="inconclusive", gain=0.0024, spread=0.0052)
+    assert comparison.conclusion(close, 3.0).endswith(
+        "0.2 points ahead of small: within 3 x its noise spread of 0.5 points, so not "
+        "distinguishable."
+    )
+    alone = {**record(), "gaps": {"probe_accuracy": None}}
+    assert "no best to name" in comparison.conclusion(alone, 3.0)
