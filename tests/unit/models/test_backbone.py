@@ -23,7 +23,8 @@ def classify_samples(model: torch.nn.Module, images: list[np.ndarray] | None = N
 
 def scikit_image_samples() -> list[np.ndarray]:
     """coffee, chelsea (a cat) and a motorcycle, from scikit-image's bundled sample images."""
-    data = pytest.importorskip("skimage.data")
+    from skimage import data  # a dev dependency (pyproject.toml): make test installs it
+
     return [data.coffee(), data.chelsea(), data.stereo_motorcycle()[0]]
 
 
