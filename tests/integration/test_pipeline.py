@@ -295,3 +295,29 @@ def test_adding_a_candidate_reruns_only_its_stages_and_the_comparison(reproduced
     assert "tiny_random" not in text and "extra (test_efficientnet)" in text
     timeline = [r["stage"] for r in io.read_json(ws.root / "reports" / "timeline.json")]
     assert "extract@extra" in timeline and "extract@tiny_random" not in timeline
+
+
+def test_top_k_fine_tunes_each_chosen_candidate_and_checks_the_ranking(reproduced_copy):
+    ws = reproduced_copy
+    ws.set_params({"select": {"top_k": 2}})
+    ran = _stages_run(ws.dvc("repro").stdout)
+    # the choice changed: fine-tuning reruns, extraction and the probes do not
+    assert {"rank", "finetune@full", "finetune@scratch", "finetune_from_probe@lpft"} <= ran
+    assert not ran & (EXTRACTION - {"extract_random"}) and "probe@tiny" not in ran
+    for strategy in ("full", "scratch", "lpft"):
+        for key in ("tiny", "tiny_random"):
+            folder = ws.root / "data" / "methods" / strategy / key
+            assert (folder / io.PREDICTIONS_FILE).is_file(), (strategy, key)
+    ranking = io.read_json(ws.root / "reports" / "ranking.json")
+    assert ranking["selected"] == ["tiny", "tiny_random"]
+    metrics = io.read_json(ws.root / "reports" / "metrics.json")
+    assert {"full_accuracy", "lpft_accuracy"} <= set(metrics["backbones"]["tiny_random"])
+    text = (ws.root / "reports" / "report.md").read_text()
+    assert "fine-tuned: tiny, tiny_random" in text
+    # an explicit list studies its first candidate, whatever the ranking says
+    ws.set_params({"select": {"top_k": 1, "backbones": ["tiny_random"]}})
+    ws.dvc("repro")
+    assert io.read_json(ws.root / "reports" / "ranking.json")["selected"] == ["tiny_random"]
+    provenance = io.read_json(ws.root / "reports" / "provenance.json")
+    assert provenance["backbone"]["key"] == "tiny_random"
+    assert provenance["backbone"]["weights"] == "none"
