@@ -51,6 +51,7 @@ def main() -> None:
             )
             if not distributed.is_main():
                 return
+            run.clock.computed()  # the steady rate: past the first batch, before writing
             report = {
                 "backbone": key,
                 "model": model_spec.name,
@@ -63,6 +64,7 @@ def main() -> None:
                 "images": done.images,
                 "seconds": round(done.seconds, 3),
                 "images_per_s": round(done.images / done.seconds, 1),
+                "steady_images_per_s": run.clock.parts()["steady_items_per_s"],
                 "peak_rss_mb": round(host.peak_rss_mb(), 1),
             }
             # Each candidate's report joins the comparison; the reference's is its timing only.

