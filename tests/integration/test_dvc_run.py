@@ -22,9 +22,7 @@ TOY = [
     "data.train_per_class=6",
     "data.test_per_class=5",
     "data.val_fraction=0.34",
-    "~backbones.lite1",  # Hydra's override syntax, as dvc exp run -S takes it: one candidate
-    "~backbones.lite2",
-    f"backbones.lite0.name={TINY_MODEL}",
+    f"backbones.lite0.name={TINY_MODEL}",  # the script keeps lite0 alone (the pack's weights)
     "backbones.lite0.weights=none",
     "backbone.image_size=32",
     "extract.batch_size=32",
@@ -83,6 +81,7 @@ def test_one_call_runs_every_stage_and_writes_the_timeline_and_gpu_record(tmp_pa
     assert set(json.loads((out / "metrics.json").read_text())) >= {"probe", "full", "transfer"}
     assert (out / "timeline.png").read_bytes()[:4] == b"\x89PNG"
     params = yaml.safe_load((root / "params.yaml").read_text())
+    assert list(params["backbones"]) == ["lite0"]  # the one candidate whose weights it carries
     assert params["finetune"]["random_erase"] == 0.25  # the full-data setting, kept
     assert params["finetune"]["epochs"] == 1  # the later -S wins
     assert params["data"]["path"] == ".fmnist"
