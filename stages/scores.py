@@ -27,7 +27,10 @@ def main() -> None:
         record, seconds = {"backbone": key, "images": len(labels)}, {}
         for name, score in SCORES.items():
             start = time.perf_counter()
-            record[name] = round(score(features, labels), 6)
+            try:
+                record[name] = round(score(features, labels), 6)
+            except ValueError as err:  # e.g. features all zero: a broken checkpoint
+                raise UserError(f"{name} of backbone {key!r}: {err}") from None
             seconds[name] = round(time.perf_counter() - start, 3)
         record["seconds"] = seconds
         run.publish(

@@ -3,6 +3,7 @@ library's progress lines and warnings go (its loggers, shown on stderr by `cli`)
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -45,7 +46,8 @@ def cli(main: F) -> F:
     @functools.wraps(main)
     def wrapper(*args: object, **kwargs: object) -> object:
         if {"-h", "--help"} & set(sys.argv[1:]) and _command(main).startswith("stages."):
-            print(usage(main))  # a stage takes no options: its docstring is its usage
+            with contextlib.suppress(BrokenPipeError):  # `--help | head` closes the pipe early
+                print(usage(main), flush=True)  # a stage takes no options: its docstring
             sys.exit(0)
         show_logs()
         # SIGTERM (schedulers, `kill`) unwinds like Ctrl-C, so temporary files are removed.

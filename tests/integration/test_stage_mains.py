@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
-from stages import finetune, prepare
+from stages import finetune, prepare, scores
 from tests.conftest import REPO, closed_port, stage_workdir, tiny_backbone
 from transferlab import tracking
+from transferlab.data.prepared import save_features
 from transferlab.models import strategies
 
 
@@ -61,3 +63,21 @@ def test_nan_during_training_stops_the_stage_and_writes_no_checkpoint(
     assert re.search(r"error: non-finite loss .* at epoch 1, step 1", err), err
     assert "Traceback" not in err
     assert not (tmp_path / params["paths"]["methods"]).exists()
+
+
+def test_features_no_score_can_read_stop_the_scores_stage_in_one_line(
+    tmp_path, monkeypatch, capsys, run_main
+):
+    params = stage_workdir(tmp_path, (4, 2, 2), **tiny_backbone())
+    features = tmp_path / params["paths"]["features"] / "tiny"
+    save_features(features, "train", np.zeros((12, 8), np.float32), np.repeat([0, 1, 2], 4))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{closed_port()}")  # untracked
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(scores, "tiny")
+    assert exit_info.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert errors == [
+        "error: logme of backbone 'tiny': features are all zero; they carry no information to "
+        "score."
+    ]

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from tests.conftest import REPO
@@ -68,3 +69,20 @@ def test_a_user_error_under_dvc_is_one_line_and_says_how_to_recover(tmp_path):
         "stages.knn", cwd=tmp_path, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
     )
     assert len(outside.stderr.strip().splitlines()) == 1  # no dvc, no hint
+
+
+def test_help_into_a_closed_pipe_is_quiet(monkeypatch):
+    from stages import rank
+
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "argv", [rank.__file__, "--help"])
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())  # `--help | head`: the reader has gone
+    with pytest.raises(SystemExit) as done:
+        rank.main()
+    assert done.value.code == 0

@@ -18,7 +18,7 @@ PROBE_ACCURACIES = tuple(f"{probe}_accuracy" for probe in PROBES)
 FIGURE_FILE = "backbones.png"
 
 
-def test_accuracy(folder: Path, labels: np.ndarray, seed_index: int = 0) -> float:
+def accuracy_in(folder: Path, labels: np.ndarray, seed_index: int = 0) -> float:
     """Test accuracy of the predictions a method wrote in `folder`."""
     probs = io.load_array(folder / io.predictions_file(seed_index))
     return round(float((probs.argmax(1) == labels).mean()), 6)
@@ -45,7 +45,7 @@ def candidate_rows(params: Params, test_labels: np.ndarray) -> dict[str, dict]:
         for probe in PROBES:
             folder = io.method_dir(paths.methods, probe, key)
             row[f"{probe}_val_accuracy"] = io.read_json(folder / io.RECORD_FILE)["val_accuracy"]
-            row[f"{probe}_accuracy"] = test_accuracy(folder, test_labels)
+            row[f"{probe}_accuracy"] = accuracy_in(folder, test_labels)
         rows[key] = row
     return rows
 
@@ -89,7 +89,7 @@ def with_finetuned(record: dict, params: Params, test_labels: np.ndarray) -> dic
             accuracies.append(column)
         for key in record["selected"]:
             folder = io.method_dir(params.paths.methods, strategy, key)
-            seeds = [test_accuracy(folder, test_labels, i) for i in range(params.finetune.seeds)]
+            seeds = [accuracy_in(folder, test_labels, i) for i in range(params.finetune.seeds)]
             rows[key][column] = round(float(np.mean(seeds)), 6)
     out = {**record, "candidates": rows}
     out.update(judged(rows, tuple(accuracies), n_test=len(test_labels), config=params.verdict))
