@@ -5,7 +5,7 @@ The rule (documented in README.md, "Transfer verdict"):
   the mean paired gain decides; above 0 is positive, below 0 negative, else inconclusive.
 - One seed (or seeds that drew identical data): |gain| must exceed `single_seed_factor`
   times a noise spread measured elsewhere for the same setting; without one, inconclusive.
-- Without pretrained weights (backbone.weights: none) nothing was transferred, so a gain
+- Without pretrained weights (a candidate with weights: none) nothing was transferred, so a gain
   is never called positive transfer: it is reported, and the verdict is inconclusive.
 """
 
