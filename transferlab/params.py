@@ -99,6 +99,10 @@ class Backbone:
         if self.image_size is not None:
             _check_range("backbone.image_size", self.image_size, 8, 1024)
 
+    def build(self, candidate: Candidate) -> Model:
+        """`candidate` with these shared settings: what builds its network."""
+        return Model(candidate.name, candidate.weights, self.image_size, self.seed)
+
 
 @dataclass(frozen=True)
 class Model:
@@ -315,10 +319,7 @@ class Params:
                 f"no backbone {key!r} in params.yaml's backbones; {hint}"
                 f"candidates: {', '.join(self.backbones)}."
             )
-        candidate = self.backbones[key]
-        return Model(
-            candidate.name, candidate.weights, self.backbone.image_size, self.backbone.seed
-        )
+        return self.backbone.build(self.backbones[key])
 
 
 DEVICES = ("auto", "cpu", "cuda")

@@ -68,17 +68,12 @@ def read_selection(paths: Paths) -> Selection:
 def selected_models(params: Params) -> dict[str, Model]:
     """The chosen candidates, best first, as buildable models (with the shared settings)."""
     selection = read_selection(params.paths)
-    shared = params.backbone
-    return {
-        key: Model(m.name, m.weights, shared.image_size, shared.seed)
-        for key, m in ((k, selection.models[k]) for k in selection.keys)
-    }
+    return {key: params.backbone.build(selection.models[key]) for key in selection.keys}
 
 
 def chosen_model(params: Params, *, weights: str | None = None) -> Model:
     """The first chosen candidate's model; `weights` replaces its weights (e.g. "none")."""
-    key = read_selection(params.paths).chosen
-    model = selected_models(params)[key]
+    model = next(iter(selected_models(params).values()))  # best first: the chosen one
     return model if weights is None else replace(model, weights=weights)
 
 
