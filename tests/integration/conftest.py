@@ -7,9 +7,11 @@ that workspace with its DVC cache, which is far cheaper than another run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -22,6 +24,9 @@ import yaml
 from tests.conftest import REPO, TINY_MODEL, save_tiny_checkpoint
 
 BIN = Path(sys.executable).parent
+# No single command of a test takes this long; one that does has hung (a stuck dvc queue
+# worker, a lock never released) and fails with its output rather than stall the suite.
+COMMAND_TIMEOUT_S = 900
 SHRINK = {
     "data": {"train_per_class": 6, "test_per_class": 5, "val_fraction": 0.34},
     "backbone": {"image_size": 32},
@@ -63,8 +68,30 @@ class Workspace:
         }
         self.env.pop("MLFLOW_TRACKING_URI", None)  # MLflow's default store, at the repo root
 
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run(args, cwd=self.root, env=self.env, capture_output=True, text=True)
+    def run(
+        self, *args: str, check: bool = True, timeout: float = COMMAND_TIMEOUT_S
+    ) -> subprocess.CompletedProcess:
+        """Run `args` here; past `timeout` seconds, kill its whole process group (dvc's stage
+        processes included) and fail with what it printed, instead of hanging the suite."""
+        with subprocess.Popen(
+            args,
+            cwd=self.root,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        ) as process:
+            try:
+                stdout, stderr = process.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                stdout, stderr = process.communicate()
+                raise AssertionError(
+                    f"{args} still running after {timeout:.0f} s, killed:\n{stdout}\n{stderr}"
+                ) from None
+        done = subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
         if check and done.returncode != 0:
             raise AssertionError(
                 f"{args} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
