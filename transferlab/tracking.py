@@ -11,6 +11,11 @@ Tracking never costs a result: when the store cannot be reached (checked in abou
 seconds, before any MLflow client call) or fails mid-stage, the stage prints one warning
 and carries on untracked; its params and metrics are in its DVC outputs regardless.
 `tracking.required: true` turns that warning into an error.
+
+Tracking costs little time: after that check, the stage's run opens on a thread (importing
+MLflow and connecting its store take about 1.5 s on a 2-core CPU) while the stage loads its
+data and computes; the stage waits for it only when it first logs. A stage that logs
+nothing never imports MLflow.
 """
 
 from __future__ import annotations
@@ -21,24 +26,22 @@ import os
 import re
 import socket
 import sqlite3
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
-
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
-from mlflow.tracking.context.registry import resolve_tags
-from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+from typing import TYPE_CHECKING, Any
 
 from transferlab import io
 from transferlab.errors import UserError
 from transferlab.params import Params, flatten
 from transferlab.timeline import StageClock
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 log = logging.getLogger(__name__)
 EXPERIMENT_NAME = "transfer-learning"
@@ -47,8 +50,11 @@ GIT_DIRTY_TAG = "git_dirty"
 SOURCES = ("stages", "transferlab", "params.yaml", "dvc.yaml", "pyproject.toml")
 DEFAULT_STORE = "mlflow.db"  # at the DVC repo root, when MLFLOW_TRACKING_URI is unset
 DEFAULT_ARTIFACTS = "mlartifacts"
+_IMPORTING = threading.Lock()  # see _import_mlflow
 _PROCESS_TOKEN = uuid.uuid4().hex  # stands in for a start time where /proc is absent
 CHECK_TIMEOUT_S = 2.0
+# A sqlite store's lock is held for one batch of calls; far longer means a stuck writer.
+LOCK_TIMEOUT_S = 120.0
 # MLflow's client defaults retry for minutes (7 retries, 120 s per request); a stage must
 # not wait that long on a dead server. Applied only where the user has not set them.
 CLIENT_LIMITS = {
@@ -67,24 +73,45 @@ class TrackingUnavailable(Exception):
 
 
 class StageRun:
-    """Logging handle for one stage's MLflow run; inactive (a no-op) when tracking is down."""
+    """Logging handle for one stage's MLflow run; inactive (a no-op) when tracking is down.
+
+    The run may still be opening on a thread (`open_in_background`): the first call that
+    needs it waits for it, and only then does a failure to open it count.
+    """
 
     def __init__(
         self,
-        client: MlflowClient | None,
+        client: MlflowClient | None = None,
         run_id: str = "",
         parent_id: str = "",
         *,
         uri: str = "",
         required: bool = False,
     ) -> None:
-        self.client = client
+        self._client = client
         self.run_id = run_id
         self.parent_id = parent_id
         self.uri = uri
         self.required = required
         self.clock = StageClock()  # from this process's start: where the stage's time goes
         self.timing_path: Path | None = None  # set by stage_run
+        self._opening: _Opening | None = None
+
+    def open_in_background(self, open_run: Callable[[], tuple[MlflowClient, str, str]]) -> None:
+        """Run `open_run` (client, run id, parent run id) on a thread, so that importing
+        MLflow and connecting its store overlap the stage's own work instead of preceding it."""
+        self._opening = _Opening(open_run)
+        self._opening.start()
+
+    @property
+    def client(self) -> MlflowClient | None:
+        self._wait_until_open()
+        return self._client
+
+    @client.setter
+    def client(self, client: MlflowClient | None) -> None:
+        self._wait_until_open()
+        self._client = client
 
     @property
     def active(self) -> bool:
@@ -92,9 +119,12 @@ class StageRun:
 
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
         now = _now_ms()
-        batch = [Metric(k, float(v), now, step) for k, v in flatten(metrics).items()]
+        flat = flatten(metrics)
 
         def send(client: MlflowClient) -> None:
+            from mlflow.entities import Metric
+
+            batch = [Metric(k, float(v), now, step) for k, v in flat.items()]
             for start in range(0, len(batch), 1000):
                 client.log_batch(self.run_id, metrics=batch[start : start + 1000])
 
@@ -104,11 +134,12 @@ class StageRun:
         self._safely(lambda client: client.log_artifact(self.run_id, str(path), artifact_path))
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        self._safely(
-            lambda client: client.log_batch(
-                self.run_id, tags=[RunTag(k, redact(str(v))) for k, v in tags.items()]
-            )
-        )
+        def send(client: MlflowClient) -> None:
+            from mlflow.entities import RunTag
+
+            client.log_batch(self.run_id, tags=[RunTag(k, redact(str(v))) for k, v in tags.items()])
+
+        self._safely(send)
 
     def publish(
         self,
@@ -141,6 +172,8 @@ class StageRun:
         experiments compare at the parent level in the MLflow UI."""
 
         def send(client: MlflowClient) -> None:
+            from mlflow.entities import Metric, Param, RunTag
+
             now = _now_ms()
             client.log_batch(
                 self.parent_id,
@@ -156,6 +189,9 @@ class StageRun:
         compared), holding `params` and `metrics`; tagged like this run."""
 
         def send(client: MlflowClient) -> None:
+            from mlflow.entities import Metric, Param
+            from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
+
             parent = client.get_run(self.run_id)
             tags = {k: v for k, v in parent.data.tags.items() if not k.startswith("mlflow.log")}
             tags[MLFLOW_RUN_NAME] = tags["stage"] = name
@@ -179,16 +215,46 @@ class StageRun:
 
         self._safely(close)
 
+    def _wait_until_open(self) -> None:
+        opening, self._opening = self._opening, None
+        if opening is None:
+            return
+        opening.join()
+        if opening.error is not None:
+            _lost(
+                f"MLflow tracking at {redact(self.uri)} is unreachable ({_reason(opening.error)})",
+                self.required,
+            )
+            return
+        self._client, self.run_id, self.parent_id = opening.result
+
     def _safely(self, action: Callable[[MlflowClient], object]) -> None:
         # A server that dies mid-stage costs the rest of the run's logging, never the stage.
-        if self.client is None:
+        client = self.client
+        if client is None:
             return
         try:
             with store_lock(self.uri):
-                action(self.client)
+                action(client)
         except Exception as err:  # MLflow, HTTP and database errors all mean the same here
-            self.client = None
+            self._client = None
             _lost(f"logging to MLflow at {redact(self.uri)} failed ({_reason(err)})", self.required)
+
+
+class _Opening(threading.Thread):
+    """A run being opened: `result` when it succeeded, else the `error` it raised."""
+
+    def __init__(self, open_run: Callable[[], tuple[MlflowClient, str, str]]) -> None:
+        super().__init__(name="mlflow-open-run", daemon=True)
+        self.open_run = open_run
+        self.result: tuple[MlflowClient, str, str] | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = self.open_run()
+        except BaseException as err:  # reported on the stage's thread, when it waits
+            self.error = err
 
 
 @contextlib.contextmanager
@@ -207,7 +273,8 @@ def stage_run(stage: str, params: Params, logged: dict[str, Any]) -> Iterator[St
 
 
 def start_run(stage: str, params: dict[str, Any], *, required: bool = False) -> StageRun:
-    """Check the store quickly, then open the child run; an inactive StageRun if that fails."""
+    """Check the store quickly, here and now, then open the child run on a thread; an
+    inactive StageRun if the check fails."""
     uri = tracking_uri()
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 logs for every rank
         return StageRun(None, uri=uri)
@@ -215,23 +282,52 @@ def start_run(stage: str, params: dict[str, Any], *, required: bool = False) -> 
         os.environ.setdefault(name, value)
     try:
         check_reachable(uri)
-        client = MlflowClient(uri)
-        tags = run_tags(stage)
-        flat = flatten(params)
-        with store_lock(uri):
-            experiment_id = _experiment_id(client)
-            parent_id = _parent_run_id(client, experiment_id, tags)
-            run = client.create_run(
-                experiment_id, tags={**tags, MLFLOW_PARENT_RUN_ID: parent_id}, run_name=stage
-            )
-            run_id = run.info.run_id
-            client.log_batch(
-                run_id, params=[Param(k, redact(str(v))[:6000]) for k, v in flat.items()]
-            )
-    except Exception as err:
+    except TrackingUnavailable as err:
         _lost(f"MLflow tracking at {redact(uri)} is unreachable ({_reason(err)})", required)
         return StageRun(None, uri=uri)
-    return StageRun(client, run_id, parent_id, uri=uri, required=required)
+    run = StageRun(None, uri=uri, required=required)
+    run.open_in_background(lambda: _open_run(uri, stage, flatten(params)))
+    return run
+
+
+def _import_mlflow(uri: str = "") -> None:
+    """Import the MLflow modules used here, GitPython (for the git tags) and, for a sqlite
+    `uri`, MLflow's SQLAlchemy store, one thread at a time: MLflow's modules import one
+    another in a circle, which fails ("partially initialized module") when two threads
+    import them at once."""
+    with _IMPORTING:
+        with contextlib.suppress(ImportError):  # no git: the tags say 'unknown'
+            import git  # noqa: F401
+        import mlflow.entities
+        import mlflow.exceptions
+        import mlflow.tracking
+        import mlflow.tracking.context.registry
+        import mlflow.utils.mlflow_tags  # noqa: F401
+
+        if uri.startswith("sqlite:"):
+            import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+
+
+def _open_run(uri: str, stage: str, flat: dict[str, Any]) -> tuple[MlflowClient, str, str]:
+    """Create the stage's run (and the pipeline's parent run if this is its first stage) and
+    log its params; returns (client, run id, parent run id)."""
+    _import_mlflow(uri)  # outside the store's lock: parallel writers import at once
+    from mlflow.entities import Param
+    from mlflow.tracking import MlflowClient
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+    tags = run_tags(stage)
+    with store_lock(uri):  # the store's first connection may create or migrate its tables
+        client = MlflowClient(uri)
+        experiment_id = _experiment_id(client)
+        parent_id = _parent_run_id(client, experiment_id, tags)
+        run = client.create_run(
+            experiment_id, tags={**tags, MLFLOW_PARENT_RUN_ID: parent_id}, run_name=stage
+        )
+        client.log_batch(
+            run.info.run_id, params=[Param(k, redact(str(v))[:6000]) for k, v in flat.items()]
+        )
+    return client, run.info.run_id, parent_id
 
 
 def tracking_uri() -> str:
@@ -246,12 +342,13 @@ def tracking_uri() -> str:
 
 
 @contextlib.contextmanager
-def store_lock(uri: str) -> Iterator[None]:
+def store_lock(uri: str, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
     """Hold an exclusive lock on <db>.lock while using a sqlite store; no-op for servers.
 
     sqlite allows one writer, and MLflow's first connection migrates the schema: parallel
     `dvc queue` workers otherwise fail with "database is locked" or race on creation.
-    Not re-entrant: never nest it.
+    Waits at most `timeout` seconds (TrackingUnavailable), so a stuck writer costs other
+    stages their logging, never their run. Not re-entrant: never nest it.
     """
     try:
         import fcntl
@@ -264,7 +361,17 @@ def store_lock(uri: str) -> Iterator[None]:
     lock = Path(uri.removeprefix("sqlite:///") + ".lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TrackingUnavailable(
+                        f"{lock} held by another process for {timeout:.0f} s"
+                    ) from None
+                time.sleep(0.02)
         try:
             yield
         finally:
@@ -337,6 +444,9 @@ def _reason(err: BaseException) -> str:
 def run_tags(stage: str) -> dict[str, str]:
     """MLflow's standard source tags (user, entry point, git commit and repo URL), the stage,
     whether tracked files differ from the commit, and the DVC experiment name when set."""
+    _import_mlflow()
+    from mlflow.tracking.context.registry import resolve_tags
+
     tags = resolve_tags({"stage": stage})
     tags[GIT_DIRTY_TAG] = _git_dirty()
     if os.environ.get("DVC_EXP_NAME"):
@@ -346,6 +456,10 @@ def run_tags(stage: str) -> dict[str, str]:
 
 def git_state() -> dict[str, str]:
     """The code's git commit (as MLflow's source tag finds it) and whether it is dirty."""
+    _import_mlflow()  # a stage's run may be opening on a thread
+    from mlflow.tracking.context.registry import resolve_tags
+    from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
+
     tags = resolve_tags({})
     return {"commit": tags.get(MLFLOW_GIT_COMMIT, "unknown"), "dirty": _git_dirty()}
 
@@ -383,6 +497,8 @@ def pipeline_key() -> str:
 
 
 def _parent_run_id(client: MlflowClient, experiment_id: str, tags: dict[str, str]) -> str:
+    from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_RUN_NAME
+
     key = pipeline_key()
     found = client.search_runs(
         [experiment_id], filter_string=f"tags.{PIPELINE_KEY_TAG} = '{key}'", max_results=1
@@ -401,6 +517,8 @@ def _parent_run_id(client: MlflowClient, experiment_id: str, tags: dict[str, str
 
 
 def _experiment_id(client: MlflowClient) -> str:
+    from mlflow.exceptions import MlflowException
+
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT_NAME)
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
