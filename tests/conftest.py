@@ -36,6 +36,25 @@ def params() -> Params:
     )
 
 
+def dvc_stages(dvc_yaml: str, params: dict) -> dict[str, dict]:
+    """dvc.yaml's stages as DVC expands them with `params` (foreach over a list of params,
+    or over the backbones mapping, named by its keys), by name."""
+    stages = {}
+    for name, spec in yaml.safe_load(dvc_yaml)["stages"].items():
+        if "foreach" not in spec:
+            stages[name] = spec
+            continue
+        if spec["foreach"] == "${backbones}":
+            items, field = list(params["backbones"]), "${key}"
+        else:
+            section, key = spec["foreach"].strip("${}").split(".")
+            items, field = params[section][key], "${item}"
+        for item in items:
+            text = yaml.safe_dump(spec["do"]).replace(field, str(item))
+            stages[f"{name}@{item}"] = yaml.safe_load(text)
+    return stages
+
+
 def tiny_backbone(weights: str = "none") -> dict:
     """stage_workdir sections: one candidate, `tiny`, timm's tiny model at 32 px."""
     return {

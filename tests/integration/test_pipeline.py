@@ -13,12 +13,11 @@ import re
 
 import numpy as np
 import pytest
-import yaml
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
 from sklearn.metrics import f1_score
 
-from tests.conftest import TINY_MODEL
+from tests.conftest import TINY_MODEL, dvc_stages
 from tests.integration.conftest import Workspace
 from transferlab import io, tracking
 
@@ -45,22 +44,8 @@ PER_CANDIDATE = ("extract", "probe", "knn", "scores")
 
 
 def pipeline(ws: Workspace) -> dict[str, dict]:
-    """dvc.yaml's stages as DVC expands them (foreach over a params list), by name."""
-    params = ws.params()
-    stages = {}
-    for name, spec in yaml.safe_load((ws.root / "dvc.yaml").read_text())["stages"].items():
-        if "foreach" not in spec:
-            stages[name] = spec
-            continue
-        if spec["foreach"] == "${backbones}":  # a mapping: stages named by its keys
-            items, field = list(params["backbones"]), "${key}"
-        else:
-            section, key = spec["foreach"].strip("${}").split(".")
-            items, field = params[section][key], "${item}"
-        for item in items:
-            text = yaml.safe_dump(spec["do"]).replace(field, str(item))
-            stages[f"{name}@{item}"] = yaml.safe_load(text)
-    return stages
+    """dvc.yaml's stages as DVC expands them with this workspace's params, by name."""
+    return dvc_stages((ws.root / "dvc.yaml").read_text(), ws.params())
 
 
 def readers(ws: Workspace, key: str) -> set[str]:
