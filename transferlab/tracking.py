@@ -12,10 +12,8 @@ seconds, before any MLflow client call) or fails mid-stage, the stage prints one
 and carries on untracked; its params and metrics are in its DVC outputs regardless.
 `tracking.required: true` turns that warning into an error.
 
-Tracking costs little time: after that check, the stage's run opens on a thread (importing
-MLflow and connecting its store take about 1.5 s on a 2-core CPU) while the stage loads its
-data and computes; the stage waits for it only when it first logs. A stage that logs
-nothing never imports MLflow.
+MLflow is imported only when a run is opened: a process that logs nothing (a torchrun rank
+other than 0, a stage whose store is unreachable) never pays for it.
 """
 
 from __future__ import annotations
@@ -26,7 +24,6 @@ import os
 import re
 import socket
 import sqlite3
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -50,7 +47,6 @@ GIT_DIRTY_TAG = "git_dirty"
 SOURCES = ("stages", "transferlab", "params.yaml", "dvc.yaml", "pyproject.toml")
 DEFAULT_STORE = "mlflow.db"  # at the DVC repo root, when MLFLOW_TRACKING_URI is unset
 DEFAULT_ARTIFACTS = "mlartifacts"
-_IMPORTING = threading.Lock()  # see _import_mlflow
 _PROCESS_TOKEN = uuid.uuid4().hex  # stands in for a start time where /proc is absent
 CHECK_TIMEOUT_S = 2.0
 # A sqlite store's lock is held for one batch of calls; far longer means a stuck writer.
@@ -73,11 +69,7 @@ class TrackingUnavailable(Exception):
 
 
 class StageRun:
-    """Logging handle for one stage's MLflow run; inactive (a no-op) when tracking is down.
-
-    The run may still be opening on a thread (`open_in_background`): the first call that
-    needs it waits for it, and only then does a failure to open it count.
-    """
+    """Logging handle for one stage's MLflow run; inactive (a no-op) when tracking is down."""
 
     def __init__(
         self,
@@ -88,30 +80,13 @@ class StageRun:
         uri: str = "",
         required: bool = False,
     ) -> None:
-        self._client = client
+        self.client = client
         self.run_id = run_id
         self.parent_id = parent_id
         self.uri = uri
         self.required = required
         self.clock = StageClock()  # from this process's start: where the stage's time goes
         self.timing_path: Path | None = None  # set by stage_run
-        self._opening: _Opening | None = None
-
-    def open_in_background(self, open_run: Callable[[], tuple[MlflowClient, str, str]]) -> None:
-        """Run `open_run` (client, run id, parent run id) on a thread, so that importing
-        MLflow and connecting its store overlap the stage's own work instead of preceding it."""
-        self._opening = _Opening(open_run)
-        self._opening.start()
-
-    @property
-    def client(self) -> MlflowClient | None:
-        self._wait_until_open()
-        return self._client
-
-    @client.setter
-    def client(self, client: MlflowClient | None) -> None:
-        self._wait_until_open()
-        self._client = client
 
     @property
     def active(self) -> bool:
@@ -215,46 +190,16 @@ class StageRun:
 
         self._safely(close)
 
-    def _wait_until_open(self) -> None:
-        opening, self._opening = self._opening, None
-        if opening is None:
-            return
-        opening.join()
-        if opening.error is not None:
-            _lost(
-                f"MLflow tracking at {redact(self.uri)} is unreachable ({_reason(opening.error)})",
-                self.required,
-            )
-            return
-        self._client, self.run_id, self.parent_id = opening.result
-
     def _safely(self, action: Callable[[MlflowClient], object]) -> None:
         # A server that dies mid-stage costs the rest of the run's logging, never the stage.
-        client = self.client
-        if client is None:
+        if self.client is None:
             return
         try:
             with store_lock(self.uri):
-                action(client)
+                action(self.client)
         except Exception as err:  # MLflow, HTTP and database errors all mean the same here
-            self._client = None
+            self.client = None
             _lost(f"logging to MLflow at {redact(self.uri)} failed ({_reason(err)})", self.required)
-
-
-class _Opening(threading.Thread):
-    """A run being opened: `result` when it succeeded, else the `error` it raised."""
-
-    def __init__(self, open_run: Callable[[], tuple[MlflowClient, str, str]]) -> None:
-        super().__init__(name="mlflow-open-run", daemon=True)
-        self.open_run = open_run
-        self.result: tuple[MlflowClient, str, str] | None = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self.result = self.open_run()
-        except BaseException as err:  # reported on the stage's thread, when it waits
-            self.error = err
 
 
 @contextlib.contextmanager
@@ -273,8 +218,7 @@ def stage_run(stage: str, params: Params, logged: dict[str, Any]) -> Iterator[St
 
 
 def start_run(stage: str, params: dict[str, Any], *, required: bool = False) -> StageRun:
-    """Check the store quickly, here and now, then open the child run on a thread; an
-    inactive StageRun if the check fails."""
+    """Check the store quickly, then open the child run; an inactive StageRun if that fails."""
     uri = tracking_uri()
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 logs for every rank
         return StageRun(None, uri=uri)
@@ -282,41 +226,23 @@ def start_run(stage: str, params: dict[str, Any], *, required: bool = False) -> 
         os.environ.setdefault(name, value)
     try:
         check_reachable(uri)
-    except TrackingUnavailable as err:
+        client, run_id, parent_id = _open_run(uri, stage, flatten(params))
+    except Exception as err:
         _lost(f"MLflow tracking at {redact(uri)} is unreachable ({_reason(err)})", required)
         return StageRun(None, uri=uri)
-    run = StageRun(None, uri=uri, required=required)
-    run.open_in_background(lambda: _open_run(uri, stage, flatten(params)))
-    return run
-
-
-def _import_mlflow(uri: str = "") -> None:
-    """Import the MLflow modules used here, GitPython (for the git tags) and, for a sqlite
-    `uri`, MLflow's SQLAlchemy store, one thread at a time: MLflow's modules import one
-    another in a circle, which fails ("partially initialized module") when two threads
-    import them at once."""
-    with _IMPORTING:
-        with contextlib.suppress(ImportError):  # no git: the tags say 'unknown'
-            import git  # noqa: F401
-        import mlflow.entities
-        import mlflow.exceptions
-        import mlflow.tracking
-        import mlflow.tracking.context.registry
-        import mlflow.utils.mlflow_tags  # noqa: F401
-
-        if uri.startswith("sqlite:"):
-            import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+    return StageRun(client, run_id, parent_id, uri=uri, required=required)
 
 
 def _open_run(uri: str, stage: str, flat: dict[str, Any]) -> tuple[MlflowClient, str, str]:
     """Create the stage's run (and the pipeline's parent run if this is its first stage) and
     log its params; returns (client, run id, parent run id)."""
-    _import_mlflow(uri)  # outside the store's lock: parallel writers import at once
     from mlflow.entities import Param
     from mlflow.tracking import MlflowClient
     from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
     tags = run_tags(stage)
+    if uri.startswith("sqlite:"):  # imported outside the lock: parallel writers import at once
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
     with store_lock(uri):  # the store's first connection may create or migrate its tables
         client = MlflowClient(uri)
         experiment_id = _experiment_id(client)
@@ -444,7 +370,6 @@ def _reason(err: BaseException) -> str:
 def run_tags(stage: str) -> dict[str, str]:
     """MLflow's standard source tags (user, entry point, git commit and repo URL), the stage,
     whether tracked files differ from the commit, and the DVC experiment name when set."""
-    _import_mlflow()
     from mlflow.tracking.context.registry import resolve_tags
 
     tags = resolve_tags({"stage": stage})
@@ -456,7 +381,6 @@ def run_tags(stage: str) -> dict[str, str]:
 
 def git_state() -> dict[str, str]:
     """The code's git commit (as MLflow's source tag finds it) and whether it is dirty."""
-    _import_mlflow()  # a stage's run may be opening on a thread
     from mlflow.tracking.context.registry import resolve_tags
     from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
 

@@ -5,7 +5,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -212,51 +211,6 @@ def test_a_stage_error_is_not_masked_by_a_required_tracker_failing(mlflow_store)
         raise ValueError("boom")
 
 
-def test_the_run_opens_on_a_thread_while_the_stage_works(mlflow_store, monkeypatch):
-    go = threading.Event()
-    real = tracking._open_run
-
-    def slow_open(*args):
-        assert go.wait(timeout=30), "the stage body never ran while the run was opening"
-        return real(*args)
-
-    monkeypatch.setattr(tracking, "_open_run", slow_open)
-    with stage_run("probe", {"probe": {"C_num": 3}}) as run:
-        go.set()  # reached only because opening the run does not hold up the stage
-        run.log_metrics({"val_accuracy": 0.5})
-    _, found = runs(mlflow_store)
-    probe = {r.info.run_name: r for r in found}["probe"]
-    assert probe.data.params == {"probe.C_num": "3"}
-    assert probe.data.metrics == {"val_accuracy": 0.5}
-    assert probe.info.status == "FINISHED"
-
-
-def failing_open(*args):
-    raise RuntimeError("store exploded")
-
-
-def test_a_run_that_fails_to_open_costs_one_warning_not_the_stage(
-    mlflow_store, monkeypatch, caplog
-):
-    monkeypatch.setattr(tracking, "_open_run", failing_open)
-    with stage_run("probe", {}) as run:
-        done = "the stage's work"
-        run.log_metrics({"val_accuracy": 0.5})
-        assert not run.active
-    assert done
-    (warning,) = warnings_logged(caplog)
-    assert "unreachable (store exploded)" in warning
-
-
-def test_a_run_that_fails_to_open_with_tracking_required_fails_the_stage(mlflow_store, monkeypatch):
-    monkeypatch.setattr(tracking, "_open_run", failing_open)
-    with (
-        pytest.raises(UserError, match="store exploded.*tracking.required is true"),
-        stage_run("probe", {}, required=True) as run,
-    ):
-        run.log_metrics({"val_accuracy": 0.5})
-
-
 def test_the_store_lock_gives_up_on_a_writer_that_never_lets_go(tmp_path):
     import fcntl
 
@@ -285,20 +239,3 @@ def test_a_stage_that_logs_nothing_never_imports_mlflow():
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]"
-
-
-def test_git_state_while_the_run_opens_on_its_thread(mlflow_store, tmp_path):
-    # evaluate's pattern in a fresh process: MLflow is imported by the run's thread and by
-    # git_state at once, which MLflow's circular imports do not survive unguarded.
-    code = (
-        "import logging, sys; logging.basicConfig(); from transferlab import tracking; "
-        "run = tracking.start_run('evaluate', {}); state = tracking.git_state(); "
-        "run.finish('FINISHED'); print(run.active, sorted(state))"
-    )
-    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}
-    for _ in range(2):
-        done = subprocess.run(
-            [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.split("\n")[0] == "True ['commit', 'dirty']", done.stderr
