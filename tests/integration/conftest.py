@@ -77,6 +77,7 @@ class Workspace:
             args,
             cwd=self.root,
             env=self.env,
+            stdin=subprocess.DEVNULL,  # nothing may wait for an answer
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
