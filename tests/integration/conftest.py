@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -71,28 +72,38 @@ class Workspace:
     def run(
         self, *args: str, check: bool = True, timeout: float = COMMAND_TIMEOUT_S
     ) -> subprocess.CompletedProcess:
-        """Run `args` here; past `timeout` seconds, kill its whole process group (dvc's stage
-        processes included) and fail with what it printed, instead of hanging the suite."""
-        with subprocess.Popen(
-            args,
-            cwd=self.root,
-            env=self.env,
-            stdin=subprocess.DEVNULL,  # nothing may wait for an answer
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        ) as process:
+        """Run `args` here, in a session of its own, and wait for it alone: its output goes
+        to files, not pipes, so a daemon it leaves behind (`dvc queue start`'s workers)
+        cannot hold the call open. Past `timeout` seconds, kill the whole session (dvc's
+        stage processes included) and fail with what it printed. `.session` on the result
+        names the session, for `kill_session`."""
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            process = subprocess.Popen(
+                args,
+                cwd=self.root,
+                env=self.env,
+                stdin=subprocess.DEVNULL,  # nothing may wait for an answer
+                stdout=out,
+                stderr=err,
+                text=True,
+                start_new_session=True,
+            )
             try:
-                stdout, stderr = process.communicate(timeout=timeout)
+                process.wait(timeout=timeout)
+                timed_out = False
             except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                stdout, stderr = process.communicate()
-                raise AssertionError(
-                    f"{args} still running after {timeout:.0f} s, killed:\n{stdout}\n{stderr}"
-                ) from None
+                kill_session(process.pid)
+                process.wait()
+                timed_out = True
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read(), err.read()
+        if timed_out:
+            raise AssertionError(
+                f"{args} still running after {timeout:.0f} s, killed:\n{stdout}\n{stderr}"
+            )
         done = subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
+        done.session = process.pid
         if check and done.returncode != 0:
             raise AssertionError(
                 f"{args} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
@@ -114,6 +125,20 @@ class Workspace:
 
     def params(self) -> dict:
         return yaml.safe_load((self.root / "params.yaml").read_text())
+
+
+def kill_session(session: int) -> None:
+    """SIGKILL every process of a session (from /proc): a command and all it left behind."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session:  # state, ppid, pgrp, session, ...
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
 
 
 def copy_repo(dest: Path) -> None:

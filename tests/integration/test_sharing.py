@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from tests.integration.conftest import BIN, Workspace
+from tests.integration.conftest import BIN, Workspace, kill_session
 from transferlab import tracking
 
 pytestmark = pytest.mark.distributed
@@ -119,10 +119,12 @@ def test_queued_parallel_experiments_all_land_in_one_store(committed, tmp_path, 
             stack.callback(reproduced.env.pop, "MLFLOW_TRACKING_URI")
         else:
             uri = f"sqlite:///{reproduced.root / tracking.DEFAULT_STORE}"
-        stack.callback(reproduced.dvc, "queue", "stop", "--kill", check=False)
         for name, k in zip(names, QUEUED[store], strict=True):
             reproduced.dvc("exp", "run", "--queue", "-n", name, "-S", f"knn.k={k}")
-        reproduced.dvc("queue", "start", "-j", "2")
+        # Returns once the workers are started; they run on, in the call's session.
+        workers = reproduced.dvc("queue", "start", "-j", "2").session
+        stack.callback(kill_session, workers)  # whatever stopping them leaves behind
+        stack.callback(reproduced.dvc, "queue", "stop", "--kill", check=False)
         wait_for_queue(reproduced, names[-1])
         shown = json.dumps(json.loads(reproduced.dvc("exp", "show", "--json").stdout))
         client = MlflowClient(uri)
