@@ -127,16 +127,20 @@ class Workspace:
         return yaml.safe_load((self.root / "params.yaml").read_text())
 
 
+def proc_stat(pid: int | str) -> list[str] | None:
+    """/proc/<pid>/stat's fields after the command name (state, ppid, pgrp, session, ...);
+    None for a process that is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def kill_session(session: int) -> None:
     """SIGKILL every process of a session (from /proc): a command and all it left behind."""
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == session:  # state, ppid, pgrp, session, ...
+        fields = proc_stat(entry.name) if entry.name.isdigit() else None
+        if fields is not None and int(fields[3]) == session:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(entry.name), signal.SIGKILL)
 

@@ -3,19 +3,15 @@ daemon behind (as `dvc queue start` does) returns, and a command that hangs fail
 
 import re
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Workspace, kill_session
+from tests.integration.conftest import Workspace, kill_session, proc_stat
 
 
 def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    fields = proc_stat(pid)
+    return fields is not None and fields[0] != "Z"  # a zombie has exited
 
 
 def gone(pid: int, within: float = 5.0) -> bool:

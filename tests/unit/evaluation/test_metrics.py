@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import yaml
 
 from tests.conftest import REPO, dvc_stages
 from transferlab.evaluation.metrics import (
@@ -9,7 +8,7 @@ from transferlab.evaluation.metrics import (
     method_names,
     timed_stages,
 )
-from transferlab.params import load_params
+from transferlab.params import to_dict
 
 
 def test_metrics_use_argmax():
@@ -31,10 +30,9 @@ def test_methods_follow_params(params):
     assert method_names(params) == ["probe", "knn", *params.finetune.runs]
 
 
-def test_the_timeline_expects_a_timing_from_every_stage_dvc_yaml_runs():
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    stages = set(dvc_stages((REPO / "dvc.yaml").read_text(), params))
+def test_the_timeline_expects_a_timing_from_every_stage_dvc_yaml_runs(params):
+    stages = set(dvc_stages((REPO / "dvc.yaml").read_text(), to_dict(params)))
     # validate logs no run; evaluate adds its own timing as it writes the timeline; a
     # strategy that starts from the probe runs as finetune@<strategy>, like the others.
     runs = {s.replace("finetune_from_probe@", "finetune@") for s in stages}
-    assert timed_stages(load_params(REPO / "params.yaml")) == runs - {"validate", "evaluate"}
+    assert timed_stages(params) == runs - {"validate", "evaluate"}
