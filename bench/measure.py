@@ -70,8 +70,10 @@ def training_ceiling(
     """Images/s of forward, backward and AdamW step alone, random input on the device."""
     batch_size = config.batch_size
     feed.setup_device(device)
-    model = model.train().to(device, memory_format=torch.channels_last)
-    groups = strategies.param_groups(model, SPEED_STRATEGY, config)
+    own = getattr(config, SPEED_STRATEGY)
+    model = model.to(device, memory_format=torch.channels_last)
+    strategies.set_train_mode(model, own.bn)  # as the stage trains it
+    groups = strategies.param_groups(model, SPEED_STRATEGY, config, own.lr[0])
     optimizer = strategies.optimizer(groups, device)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     x = random_input(batch_size, size, device)

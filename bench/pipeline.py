@@ -1,15 +1,17 @@
 """python -m bench pipeline: the pipeline's compute core, timed, without dvc or mlflow.
 
-prepare -> extract -> probe -> fine-tune each of finetune.strategies, each scored on test,
-through the library functions the stages run (prepare, embed_splits, fit_probe,
-train_strategy, method_metrics), in one process. The JSON is rewritten after every step,
-so a run cut off by a time limit still reports what it finished. finetune.from_probe
-strategies (lpft) are left out: they start from the probe stage's saved head.
+prepare -> extract -> probe -> fine-tune each of finetune.strategies and finetune.from_probe
+(lpft starts from this run's probe head), each scored on test, through the library functions
+the stages run (prepare, embed_splits, fit_probe, train_strategy, method_metrics), in one
+process. The JSON is rewritten after every step, so a run cut off by a time limit still
+reports what it finished.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -96,10 +98,12 @@ def run_pipeline(params: Params, out: Path) -> dict:
     }
     save("probe")
     del features
+    probe_dir = Path(tempfile.mkdtemp(prefix="bench-probe-"))
+    io.save_arrays(probe_dir / io.HEAD_FILE, **fit.head_arrays())
 
     train_device = resolve_device(params.finetune.device)
     num_classes = int(splits["train"].labels.max()) + 1
-    for strategy in params.finetune.strategies:
+    for strategy in params.finetune.runs:
         tick = time.perf_counter()
         with guards.deterministic(train_device):
             trained = train_strategy(
@@ -112,6 +116,7 @@ def run_pipeline(params: Params, out: Path) -> dict:
                 device=train_device,
                 test=splits["test"],
                 predict_batch_size=params.extract.batch_size,
+                probe_dir=probe_dir,
             )
         result = trained.result
         record[strategy] = {
@@ -120,6 +125,7 @@ def run_pipeline(params: Params, out: Path) -> dict:
             "val_accuracy": result.best_val_accuracy,
             "train_images_per_s": result.images_per_s,
             "history": result.history,
+            **trained.applied,
             "device": str(train_device),
             "seconds": time.perf_counter() - tick,
         }
@@ -127,6 +133,7 @@ def run_pipeline(params: Params, out: Path) -> dict:
         if train_device.type == "cuda":
             torch.cuda.empty_cache()
         save(strategy)
+    shutil.rmtree(probe_dir)
     return record
 
 
@@ -140,7 +147,7 @@ def summary(record: dict) -> str:
         f"probe    test acc {probe['accuracy']:.4f}  C={probe['C']:.3g}  "
         f"({probe['backend']}, {probe['seconds']:.1f} s)",
     ]
-    for strategy in record["finetune"]["strategies"]:
+    for strategy in (*record["finetune"]["strategies"], *record["finetune"]["from_probe"]):
         row = record[strategy]
         lines.append(
             f"{strategy:<8} test acc {row['accuracy']:.4f}  "

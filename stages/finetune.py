@@ -39,8 +39,9 @@ def main() -> None:
         tracking.stage_run(f"finetune@{strategy}", params, logged) as run,
     ):
         for key, model in models.items():
-            out, runs = io.method_dir(paths.methods, strategy, key), []
+            out, runs, rates = io.method_dir(paths.methods, strategy, key), [], None
             for index, seed in enumerate(range(config.seed, config.seed + config.seeds)):
+                # The first seed chooses among the learning rates; the others train at its.
                 trained = train_strategy(
                     strategy,
                     model_config=model,
@@ -53,7 +54,9 @@ def main() -> None:
                     test=load_prepared(paths.prepared, "test"),
                     predict_batch_size=params.extract.batch_size,
                     clock=run.clock,
+                    rates=rates,
                 )
+                rates = (trained.applied["lr"],)
                 if distributed.is_main():  # rank 0 holds the same weights and writes everything
                     io.save_array(out / io.predictions_file(index), trained.test_probs)
                     if index == 0:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import sys
 import time
 
-import numpy as np
-
 from transferlab import io, tracking
 from transferlab.data.prepared import load_features
 from transferlab.device.host import resolve_device
@@ -47,14 +45,7 @@ def main() -> None:
         out = io.method_dir(params.paths.methods, METHOD, key)
         io.save_array(out / io.PREDICTIONS_FILE, fit.predict_proba(test_x))
         # The fitted head as plain arrays, so LP-FT can start from it without unpickling.
-        io.save_arrays(
-            out / io.HEAD_FILE,
-            mean=fit.scaler.mean_,
-            scale=fit.scaler.scale_,
-            coef=fit.classifier.coef_,
-            intercept=fit.classifier.intercept_,
-            C=np.float64(fit.C),
-        )
+        io.save_arrays(out / io.HEAD_FILE, **fit.head_arrays())
         record = {
             "method": METHOD,
             "backend": fit.backend,

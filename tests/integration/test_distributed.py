@@ -110,7 +110,7 @@ def test_two_process_finetune_writes_one_loadable_checkpoint_like_one_process(st
     model = build_model("full", TINY_MODEL, "none", checkpoint["config"]["num_classes"])
     model.load_state_dict(checkpoint["model"])  # plain keys: no DDP "module." prefix
     assert io.load_array(out / io.PREDICTIONS_FILE).shape == (21, 3)
-    assert len(io.read_json(out / io.RECORD_FILE)["history"]) == 1
+    assert len(io.read_json(out / io.RECORD_FILE)["history"]) == 2  # epoch 0 and 1
     assert [r.data.tags["stage"] for r in stage_runs(stage_dir)] == ["finetune@full"] * 2
 
 
@@ -146,7 +146,8 @@ def train_tiny(name: str) -> dict:
         input_cfg=InputConfig(16, (0.5,) * 3, (0.5,) * 3, "bilinear"),
         config=config,
         device=torch.device("cpu"),
-        param_groups=param_groups(model, "full", config),
+        param_groups=param_groups(model, "full", config, config.full.lr[0]),
+        bn="train",
     )
     return {"state": result.state_dict, "history": result.history}
 

@@ -34,6 +34,16 @@ class ProbeFit:
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         return self.classifier.predict_proba(self.scaler.transform(features)).astype(np.float32)
 
+    def head_arrays(self) -> dict[str, np.ndarray]:
+        """The fitted head as plain arrays (io.HEAD_FILE), which LP-FT starts from."""
+        return {
+            "mean": self.scaler.mean_,
+            "scale": self.scaler.scale_,
+            "coef": self.classifier.coef_,
+            "intercept": self.classifier.intercept_,
+            "C": np.float64(self.C),
+        }
+
 
 def C_grid(config: Probe) -> np.ndarray:
     """Log-spaced inverse regularisation strengths, smallest first."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from timm.optim import param_groups_layer_decay
+from timm.optim import param_groups_layer_decay, param_groups_weight_decay
 from timm.utils.model import freeze
 from torch import nn
 
@@ -65,19 +65,43 @@ def freeze_stages(model: nn.Module, stages: int) -> list[str]:
     return frozen
 
 
-def param_groups(model: nn.Module, strategy: str, config: Finetune) -> list[dict]:
-    """AdamW groups with an absolute 'lr' each; frozen parameters are left out."""
-    lr = getattr(config, strategy).lr
+def param_groups(model: nn.Module, strategy: str, config: Finetune, lr: float) -> list[dict]:
+    """AdamW groups with an absolute 'lr' each; frozen parameters are left out.
+
+    One weight-decay rule for every strategy, timm's: no decay on 1-D parameters (biases,
+    BatchNorm's affine parameters) nor on what the model lists in `no_weight_decay()`, so
+    llrd differs from full only by its per-layer learning-rate scale.
+    """
+    skip = set(getattr(model, "no_weight_decay", lambda: ())())
     if strategy == "llrd":
         groups = param_groups_layer_decay(
-            model, weight_decay=config.weight_decay, layer_decay=config.llrd.layer_decay
+            model,
+            weight_decay=config.weight_decay,
+            no_weight_decay_list=skip,
+            layer_decay=config.llrd.layer_decay,
         )
         return [
             {"params": g["params"], "weight_decay": g["weight_decay"], "lr": lr * g["lr_scale"]}
             for g in groups
         ]
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    return [{"params": trainable, "weight_decay": config.weight_decay, "lr": lr}]
+    groups = param_groups_weight_decay(model, config.weight_decay, no_weight_decay_list=skip)
+    return [{**group, "lr": lr} for group in groups if group["params"]]
+
+
+def set_train_mode(model: nn.Module, bn: str) -> None:
+    """Training mode, with BatchNorm under its policy (params BN_POLICIES).
+
+    'frozen' keeps every BatchNorm layer in eval mode: it normalises with the running
+    statistics it was loaded with and never updates them, while its affine parameters still
+    train. That is LP-FT as Kumar et al. (2022) ran it, so the probe's head, fitted on
+    eval-mode features, meets the same features at step 0. 'train' normalises each batch
+    with its own statistics and updates the running ones (PyTorch's default).
+    """
+    model.train()
+    if bn == "frozen":
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
 
 
 def optimizer(param_groups: list[dict], device: torch.device) -> torch.optim.AdamW:

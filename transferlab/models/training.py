@@ -29,6 +29,8 @@ SCALE_RANGE = (0.9, 1.1)
 ERASE_AREA = (0.02, 1 / 3)  # random erasing: share of the image, and aspect ratio range
 ERASE_ASPECT = (0.3, 1 / 0.3)
 LOSS_CHECK_EVERY = 50  # CUDA: steps between host-side checks for non-finite values
+STARTING_BATCHES = 8  # batches that measure the epoch-0 training loss (512 images at 64)
+STARTING_SEED_OFFSET = 7919  # its own shuffle and augmentation streams, apart from training's
 
 
 @dataclass
@@ -67,44 +69,64 @@ def train_strategy(
     test: LabelledImages | None = None,
     predict_batch_size: int | None = None,
     clock: StageClock | None = None,
+    rates: tuple[float, ...] | None = None,
 ) -> Trained:
-    """Build `strategy`'s model, apply the strategy, train it and keep the best-on-val weights.
+    """Build `strategy`'s model, apply the strategy, train it at each peak learning rate in
+    `rates` (default: the strategy's `lr` list) and keep the best on val.
 
     timm's weight init and dropout draw from torch's global RNG: it is seeded with
-    `config.seed` in a scope, so a fit reproduces whatever ran before it. `probe_dir` is
-    where lpft finds the probe's head. With `test`, the best model's class probabilities on
-    it are kept too (on rank 0: the other ranks hold the same weights), predicted in batches
-    of `predict_batch_size` (default: the training batch size).
+    `config.seed` in a scope, so a fit reproduces whatever ran before it, and every rate
+    starts from the same weights. `probe_dir` is where lpft finds the probe's head. With
+    `test`, the kept model's class probabilities on it are kept too (on rank 0: the other
+    ranks hold the same weights), predicted in batches of `predict_batch_size` (default: the
+    training batch size).
     """
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(config.seed)
-        model = strategies.build_model(
-            strategy, model_config.name, model_config.weights, num_classes
-        )
-        applied = strategies.prepare(model, strategy, config, probe_dir)
-        input_cfg = backbone.input_config(model, model_config.image_size)
-        result = train_model(
-            model,
-            train=train,
-            val=val,
-            input_cfg=input_cfg,
-            config=config,
-            device=device,
-            param_groups=strategies.param_groups(model, strategy, config),
-            desc=desc or strategy,
-            clock=clock,
-        )
-    model.load_state_dict(result.state_dict)
-    test_probs = None
+    own = getattr(config, strategy)
+    rates = tuple(rates or own.lr)
+    tried: list[Trained] = []
+    for lr in rates:
+        label = desc or strategy
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(config.seed)
+            model = strategies.build_model(
+                strategy, model_config.name, model_config.weights, num_classes
+            )
+            applied = strategies.prepare(model, strategy, config, probe_dir)
+            input_cfg = backbone.input_config(model, model_config.image_size)
+            result = train_model(
+                model,
+                train=train,
+                val=val,
+                input_cfg=input_cfg,
+                config=config,
+                device=device,
+                param_groups=strategies.param_groups(model, strategy, config, lr),
+                bn=own.bn,
+                desc=label if len(rates) == 1 else f"{label} lr {lr:g}",
+                clock=clock,
+            )
+        tried.append(Trained(model, input_cfg, result, {**applied, "bn": own.bn, "lr": lr}))
+    # The first of equals: a list's order is the user's preference.
+    kept = tried[max(range(len(tried)), key=lambda i: (tried[i].result.best_val_accuracy, -i))]
+    if len(rates) > 1:
+        kept.applied["lr_search"] = [
+            {
+                "lr": t.applied["lr"],
+                "best_val_accuracy": t.result.best_val_accuracy,
+                "best_epoch": t.result.best_epoch,
+            }
+            for t in tried
+        ]
+    kept.model.load_state_dict(kept.result.state_dict)
     if test is not None and distributed.is_main():
-        test_probs = predict_proba(
-            model,
+        kept.test_probs = predict_proba(
+            kept.model,
             test.images,
-            input_cfg,
+            kept.input_cfg,
             batch_size=predict_batch_size or config.batch_size,
             device=device,
         )
-    return Trained(model, input_cfg, result, applied, test_probs)
+    return kept
 
 
 def augment(
@@ -156,6 +178,25 @@ def augment(
     return x.masked_fill_(mask[:, None], 0.0)  # 0 after normalising is the mean colour
 
 
+@dataclass
+class Loop:
+    """What one training run holds across its epochs (train_model's setup)."""
+
+    model: nn.Module  # DDP-wrapped under torchrun, else `net`
+    net: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    loss_fn: nn.Module
+    generator: torch.Generator  # augmentation draws
+    shuffle: torch.Generator
+    labels: torch.Tensor
+    resident: torch.Tensor | None  # device-resident train images, when they fit
+    batch_size: int
+    steps_per_epoch: int
+    rows: tuple[int, int]  # this rank's [first, last) rows of every global batch
+    backoff: guards.OomBackoff
+
+
 def train_model(
     model: nn.Module,
     *,
@@ -165,115 +206,212 @@ def train_model(
     config: Finetune,
     device: torch.device,
     param_groups: list[dict],
+    bn: str,
     desc: str = "finetune",
     clock: StageClock | None = None,
 ) -> TrainResult:
     """AdamW + one-cycle + label smoothing; keeps the best-on-val weights.
 
-    `param_groups` (strategies.param_groups) say what trains and at which peak lr; early
-    stopping ends training after `config.patience` epochs without a better val accuracy.
-    Under torchrun each rank trains on its slice of every (global) batch, and DDP averages
-    the gradients, so the batch size, schedule and shuffle are those of one process.
+    `param_groups` (strategies.param_groups) say what trains and at which peak lr; `bn` is
+    the BatchNorm policy (strategies.set_train_mode) for every training forward pass. The
+    history starts with epoch 0, the model before any update (never a candidate for best);
+    early stopping ends training after `config.patience` epochs without a better val
+    accuracy. Under torchrun each rank trains on its slice of every (global) batch, and DDP
+    averages the gradients, so the batch size, schedule and shuffle are those of one process.
     """
-    batch_size = min(config.batch_size, len(train))
-    steps_per_epoch = len(train) // batch_size  # drop the ragged batch: constant shapes
-    total_steps = steps_per_epoch * config.epochs
-    net = model.to(device, memory_format=torch.channels_last)  # keeps Parameter identity
-    model = distributed.wrap_ddp(net, device)
-    first, last = distributed.batch_rows(batch_size)
-    optimizer = strategies.optimizer(param_groups, device)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        max_lr=[group["lr"] for group in param_groups],
-        total_steps=total_steps,
-        pct_start=config.warmup_fraction,
-    )
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    generator = torch.Generator(device=device).manual_seed(config.seed)
-    shuffle = torch.Generator().manual_seed(config.seed)
-    feed.setup_device(device)
-    images = feed.resident(train.images, device)  # None: stream from host memory instead
-    labels = torch.from_numpy(train.labels).to(device)
-
-    backoff = guards.OomBackoff(last - first, floor=guards.MIN_TRAIN_MICRO_BATCH, desc=desc)
-    check_every = LOSS_CHECK_EVERY if device.type == "cuda" else 1
+    loop = setup(model, train, config, device, param_groups, desc)
+    history = [
+        {
+            "epoch": 0,
+            "train_loss": starting_loss(loop, train, input_cfg, config, device, bn),
+            "val_accuracy": val_accuracy(loop.net, val, input_cfg, loop.batch_size, device),
+        }
+    ]
     best: TrainResult | None = None
-    history: list[dict[str, float]] = []
     seconds = 0.0
     if clock is not None:
         clock.ready()
     for epoch in range(1, config.epochs + 1):
-        model.train()
-        order = torch.randperm(len(train), generator=shuffle)[: steps_per_epoch * batch_size]
-        # Sorted rows read a memory-mapped array in file order (the batch is the same set);
-        # sorting before taking this rank's slice keeps DDP's batches those of one process.
-        order = order.view(steps_per_epoch, batch_size).sort(dim=1).values[:, first:last]
-        batches = epoch_batches(train.images, labels, order, images, device)
-        # Losses and gradient norms stay on the device and are checked in blocks: a host
-        # read every step would make the host wait for the GPU each time.
-        losses = torch.zeros(steps_per_epoch, device=device)
-        grad_norms = torch.zeros(steps_per_epoch, device=device)
+        strategies.set_train_mode(loop.model, bn)
         start = time.perf_counter()
-        for step, (batch, y) in enumerate(
-            tqdm(
-                batches,
-                total=steps_per_epoch,
-                desc=f"{desc} epoch {epoch}",
-                mininterval=2,
-                disable=not distributed.is_main(),
-            )
-        ):
-            with feed.input_threads(device):
-                x = augment(
-                    batch,
-                    input_cfg,
-                    generator,
-                    erase=config.random_erase,
-                    rows_of=(first, batch_size),
-                )
-
-            def batch_loss(rows: slice, x=x, y=y) -> torch.Tensor:
-                with backbone.autocast(device):
-                    return loss_fn(model(x[rows]), y[rows])
-
-            # On CUDA OOM: smaller micro-batches, same effective batch (guards.OomBackoff).
-            loss = backoff.backward(batch_loss, len(y), optimizer)
-            losses[step] = loss.detach()
-            grad_norms[step] = guards.grad_norm(model)
-            if (step + 1) % check_every == 0 or step + 1 == steps_per_epoch:
-                guards.check_finite(losses, grad_norms, upto=step, epoch=epoch)
-            optimizer.step()
-            scheduler.step()
-            if clock is not None:
-                clock.step(batch_size, device)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        running = float(losses.sum())
+        loss = train_epoch(loop, train, input_cfg, config, device, epoch, desc, clock)
         seconds += time.perf_counter() - start
-        running = distributed.mean_across_ranks(running, device)
-        val_probs = predict_proba(net, val.images, input_cfg, batch_size=batch_size, device=device)
-        val_accuracy = float((val_probs.argmax(1) == val.labels).mean())
-        history.append(
-            {"epoch": epoch, "train_loss": running / steps_per_epoch, "val_accuracy": val_accuracy}
-        )
+        accuracy = val_accuracy(loop.net, val, input_cfg, loop.batch_size, device)
+        history.append({"epoch": epoch, "train_loss": loss, "val_accuracy": accuracy})
         if distributed.is_main():
-            log.info(
-                "%s epoch %d: loss %.4f, val %.4f",
-                desc,
-                epoch,
-                running / steps_per_epoch,
-                val_accuracy,
-            )
-        if best is None or val_accuracy > best.best_val_accuracy:
-            state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
-            best = TrainResult(state, epoch, val_accuracy, history, 0.0)
+            log.info("%s epoch %d: loss %.4f, val %.4f", desc, epoch, loss, accuracy)
+        if best is None or accuracy > best.best_val_accuracy:
+            state = {k: v.detach().to("cpu", copy=True) for k, v in loop.net.state_dict().items()}
+            best = TrainResult(state, epoch, accuracy, history, 0.0)
         if epoch - best.best_epoch >= config.patience:
             if distributed.is_main():
                 log.info("%s: early stop after epoch %d", desc, epoch)
             break
     assert best is not None
-    rate = steps_per_epoch * batch_size * len(history) / seconds
+    rate = loop.steps_per_epoch * loop.batch_size * (len(history) - 1) / seconds
     return dataclasses.replace(best, history=history, images_per_s=rate)
+
+
+def setup(
+    model: nn.Module,
+    train: LabelledImages,
+    config: Finetune,
+    device: torch.device,
+    param_groups: list[dict],
+    desc: str,
+) -> Loop:
+    """The model on the device (DDP under torchrun), optimiser, schedule, loss and RNGs."""
+    batch_size = min(config.batch_size, len(train))
+    steps_per_epoch = len(train) // batch_size  # drop the ragged batch: constant shapes
+    net = model.to(device, memory_format=torch.channels_last)  # keeps Parameter identity
+    first, last = distributed.batch_rows(batch_size)
+    optimizer = strategies.optimizer(param_groups, device)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=[group["lr"] for group in param_groups],
+        total_steps=steps_per_epoch * config.epochs,
+        pct_start=config.warmup_fraction,
+    )
+    feed.setup_device(device)
+    return Loop(
+        model=distributed.wrap_ddp(net, device),
+        net=net,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        loss_fn=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
+        generator=torch.Generator(device=device).manual_seed(config.seed),
+        shuffle=torch.Generator().manual_seed(config.seed),
+        labels=torch.from_numpy(train.labels).to(device),
+        resident=feed.resident(train.images, device),  # None: stream from host memory
+        batch_size=batch_size,
+        steps_per_epoch=steps_per_epoch,
+        rows=(first, last),
+        backoff=guards.OomBackoff(last - first, floor=guards.MIN_TRAIN_MICRO_BATCH, desc=desc),
+    )
+
+
+def epoch_order(loop: Loop, shuffle: torch.Generator, train_size: int) -> torch.Tensor:
+    """(steps, this rank's rows) of train indices for one epoch, from `shuffle`.
+
+    Sorted rows read a memory-mapped array in file order (the batch is the same set);
+    sorting before taking this rank's slice keeps DDP's batches those of one process.
+    """
+    steps, size = loop.steps_per_epoch, loop.batch_size
+    order = torch.randperm(train_size, generator=shuffle)[: steps * size]
+    first, last = loop.rows
+    return order.view(steps, size).sort(dim=1).values[:, first:last]
+
+
+def train_epoch(
+    loop: Loop,
+    train: LabelledImages,
+    input_cfg: InputConfig,
+    config: Finetune,
+    device: torch.device,
+    epoch: int,
+    desc: str,
+    clock: StageClock | None,
+) -> float:
+    """One pass over train with updates; returns the mean training loss (all ranks)."""
+    order = epoch_order(loop, loop.shuffle, len(train))
+    batches = epoch_batches(train.images, loop.labels, order, loop.resident, device)
+    # Losses and gradient norms stay on the device and are checked in blocks: a host
+    # read every step would make the host wait for the GPU each time.
+    losses = torch.zeros(loop.steps_per_epoch, device=device)
+    grad_norms = torch.zeros(loop.steps_per_epoch, device=device)
+    check_every = LOSS_CHECK_EVERY if device.type == "cuda" else 1
+    progress = tqdm(
+        batches,
+        total=loop.steps_per_epoch,
+        desc=f"{desc} epoch {epoch}",
+        mininterval=2,
+        disable=not distributed.is_main(),
+    )
+    for step, (batch, y) in enumerate(progress):
+        x = augmented(loop, batch, input_cfg, config, device, loop.generator)
+
+        def batch_loss(rows: slice, x=x, y=y) -> torch.Tensor:
+            with backbone.autocast(device):
+                return loop.loss_fn(loop.model(x[rows]), y[rows])
+
+        # On CUDA OOM: smaller micro-batches, same effective batch (guards.OomBackoff).
+        losses[step] = loop.backoff.backward(batch_loss, len(y), loop.optimizer).detach()
+        grad_norms[step] = guards.grad_norm(loop.model)
+        if (step + 1) % check_every == 0 or step + 1 == loop.steps_per_epoch:
+            guards.check_finite(losses, grad_norms, upto=step, epoch=epoch)
+        loop.optimizer.step()
+        loop.scheduler.step()
+        if clock is not None:
+            clock.step(loop.batch_size, device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return distributed.mean_across_ranks(float(losses.mean()), device)
+
+
+def augmented(
+    loop: Loop,
+    batch: torch.Tensor,
+    input_cfg: InputConfig,
+    config: Finetune,
+    device: torch.device,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """A training batch as the model sees it: augmented on the device."""
+    with feed.input_threads(device):
+        return augment(
+            batch,
+            input_cfg,
+            generator,
+            erase=config.random_erase,
+            rows_of=(loop.rows[0], loop.batch_size),
+        )
+
+
+def starting_loss(
+    loop: Loop,
+    train: LabelledImages,
+    input_cfg: InputConfig,
+    config: Finetune,
+    device: torch.device,
+    bn: str,
+) -> float:
+    """The training loss before any update, under training conditions: train mode with the
+    BatchNorm policy `bn`, augmented batches, on up to STARTING_BATCHES batches.
+
+    Its own shuffle and augmentation streams leave training's untouched, and BatchNorm's
+    running statistics (which a train-mode forward updates) are put back as they were.
+    """
+    buffers = {k: v.detach().clone() for k, v in loop.net.named_buffers()}
+    shuffle = torch.Generator().manual_seed(config.seed + STARTING_SEED_OFFSET)
+    generator = torch.Generator(device=device).manual_seed(config.seed + STARTING_SEED_OFFSET)
+    order = epoch_order(loop, shuffle, len(train))[:STARTING_BATCHES]
+    batches = epoch_batches(train.images, loop.labels, order, loop.resident, device)
+    strategies.set_train_mode(loop.net, bn)
+    total = torch.zeros((), device=device)
+    with torch.no_grad():
+        for batch, y in batches:
+            x = augmented(loop, batch, input_cfg, config, device, generator)
+
+            def loss_sum(size: int, x=x, y=y) -> torch.Tensor:  # micro-batches, as training
+                with backbone.autocast(device):
+                    return sum(
+                        loop.loss_fn(loop.net(x[i : i + size]), y[i : i + size]).float()
+                        * len(y[i : i + size])
+                        for i in range(0, len(y), size)
+                    )
+
+            total += loop.backoff.run(loss_sum) / len(y)
+        for name, value in loop.net.named_buffers():
+            value.copy_(buffers[name])
+    return distributed.mean_across_ranks(float(total) / len(order), device)
+
+
+def val_accuracy(
+    net: nn.Module, val: LabelledImages, input_cfg: InputConfig, batch_size: int, device
+) -> float:
+    """Accuracy on val in eval mode (the model as it would be kept)."""
+    probs = predict_proba(net, val.images, input_cfg, batch_size=batch_size, device=device)
+    return float((probs.argmax(1) == val.labels).mean())
 
 
 def epoch_batches(
@@ -337,7 +475,7 @@ def training_record(strategy: str, runs: list[tuple[int, Trained]]) -> dict:
         "method": strategy,
         "best_epoch": result.best_epoch,
         "val_accuracy": result.best_val_accuracy,
-        "epochs_run": len(result.history),
+        "epochs_run": len(result.history) - 1,  # epoch 0 is the start, not a pass
         "history": result.history,
         **first.applied,
         "train_images_per_s": round(result.images_per_s, 1),
@@ -348,7 +486,7 @@ def training_record(strategy: str, runs: list[tuple[int, Trained]]) -> dict:
                 "seed": seed,
                 "best_epoch": t.result.best_epoch,
                 "val_accuracy": t.result.best_val_accuracy,
-                "epochs_run": len(t.result.history),
+                "epochs_run": len(t.result.history) - 1,
             }
             for seed, t in runs
         ]

@@ -115,7 +115,8 @@ def test_training_and_extraction_never_wait_for_the_gpu_per_batch(params):
             input_cfg=cfg,
             config=config,
             device=cuda,
-            param_groups=param_groups(model, "full", config),
+            param_groups=param_groups(model, "full", config, config.full.lr[0]),
+            bn="train",
         )
 
     def extract(per_class: int) -> None:

@@ -95,7 +95,8 @@ def train(model: nn.Module, params, **changes) -> training.TrainResult:
         input_cfg=backbone.InputConfig(32, (0.5,) * 3, (0.5,) * 3, "bilinear"),
         config=config,
         device=CPU,
-        param_groups=strategies.param_groups(model, "full", config),
+        param_groups=strategies.param_groups(model, "full", config, config.full.lr[0]),
+        bn="train",
     )
 
 

@@ -1,4 +1,5 @@
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,13 @@ from tests.conftest import TINY_MODEL, make_images
 from transferlab import io
 from transferlab.errors import UserError
 from transferlab.models import backbone
-from transferlab.models.strategies import freeze_stages, init_head_from_probe, param_groups, prepare
+from transferlab.models.strategies import (
+    freeze_stages,
+    init_head_from_probe,
+    param_groups,
+    prepare,
+    set_train_mode,
+)
 
 
 def tiny(num_classes: int = 3) -> torch.nn.Module:
@@ -36,7 +43,7 @@ def test_freeze_keeps_parameters_and_bn_statistics_of_the_first_stages(params):
     config = dataclasses.replace(
         params.finetune, freeze=dataclasses.replace(params.finetune.freeze, stages=2)
     )
-    one_step(model, param_groups(model, "freeze", config))
+    one_step(model, param_groups(model, "freeze", config, config.freeze.lr[0]))
     after = model.state_dict()
     early = [k for k in before if k.startswith(("conv_stem", "bn1", "blocks.0", "blocks.1"))]
     late = [k for k in before if k.startswith("blocks.3")]
@@ -57,9 +64,9 @@ def test_freeze_zero_stages_freezes_nothing_and_too_many_is_named():
 
 def test_llrd_groups_decay_towards_the_input(params):
     model = tiny()
-    groups = param_groups(model, "llrd", params.finetune)
+    groups = param_groups(model, "llrd", params.finetune, params.finetune.llrd.lr[0])
     lrs = [g["lr"] for g in groups]
-    assert max(lrs) == pytest.approx(params.finetune.llrd.lr)
+    assert max(lrs) == pytest.approx(params.finetune.llrd.lr[0])
     assert min(lrs) < max(lrs) * params.finetune.llrd.layer_decay
     covered = {id(p) for g in groups for p in g["params"]}
     assert covered == {id(p) for p in model.parameters()}
@@ -106,3 +113,102 @@ def test_lpft_head_of_another_shape_is_a_user_error():
     }
     with pytest.raises(UserError, match="rerun the probe"):
         init_head_from_probe(model, head)
+
+
+def decay_of(groups: list[dict]) -> dict[int, float]:
+    return {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+
+
+@pytest.mark.parametrize("strategy", ["full", "scratch", "lpft", "freeze", "llrd"])
+def test_one_weight_decay_rule_no_decay_on_1d_parameters(params, strategy):
+    model = tiny()
+    if strategy == "freeze":
+        freeze_stages(model, 2)
+    own = getattr(params.finetune, strategy)
+    decay = decay_of(param_groups(model, strategy, params.finetune, own.lr[0]))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert set(decay) == {id(p) for p in trainable}  # every trainable one, nothing frozen
+    for p in trainable:
+        assert decay[id(p)] == (0.0 if p.ndim <= 1 else params.finetune.weight_decay)
+
+
+def test_llrd_differs_from_full_only_by_its_learning_rates(params):
+    model = tiny()
+    config = params.finetune
+    full = param_groups(model, "full", config, 1e-3)
+    llrd = param_groups(model, "llrd", config, 1e-3)
+    assert decay_of(full) == decay_of(llrd)
+    assert {g["lr"] for g in full} == {1e-3}
+    assert len({g["lr"] for g in llrd}) > 1
+
+
+def bn_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
+    return [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+
+def test_frozen_batchnorm_keeps_its_statistics_and_trains_its_affine_parameters(params):
+    model = tiny()
+    stats = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    affine = {id(m.weight): m.weight.detach().clone() for m in bn_layers(model)}
+    groups = param_groups(model, "full", params.finetune, 1e-2)
+    set_train_mode(model, "frozen")
+    assert model.training and not any(m.training for m in bn_layers(model))
+    x, y = torch.randn(8, 3, 32, 32) * 3 + 1, torch.arange(8) % 3
+    optimizer = torch.optim.AdamW(groups)
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    optimizer.step()
+    after = model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in stats.items())
+    assert any(not torch.equal(m.weight, affine[id(m.weight)]) for m in bn_layers(model))
+    set_train_mode(model, "train")
+    assert all(m.training for m in bn_layers(model))
+
+
+@pytest.fixture(scope="module")
+def fashion_mnist_sample():
+    """512 Fashion-MNIST train images (the test split's first 512 for the check), real data:
+    BatchNorm's batch statistics differ from ImageNet's running ones only on real images."""
+    from transferlab.data.fashion_mnist import read_fashion_mnist
+
+    root = Path("/usr/share/datasets/fashion-mnist")
+    if not (root / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("Fashion-MNIST is not installed (make data)")
+    data = read_fashion_mnist(root)
+    return data.train.images[:512], data.train.labels[:512]
+
+
+@pytest.mark.parametrize("bn", ["frozen", "train"])
+def test_lpft_starts_at_its_probe_under_training_conditions_only_with_frozen_batchnorm(
+    tmp_path, params, fashion_mnist_sample, bn
+):
+    """LP-FT as published: the probe is fitted on eval-mode features; at step 0, in the mode
+    training uses, the model with the probe folded in scores as the probe does. With
+    BatchNorm in train mode the same head meets other features and falls towards chance."""
+    images, labels = fashion_mnist_sample
+    model = backbone.create_backbone("tf_efficientnet_lite0", "bundled", num_classes=10)
+    cfg = backbone.input_config(model, 64)
+    x = backbone.to_model_input(torch.from_numpy(images.copy()), cfg)
+    with torch.no_grad():
+        model.eval()
+        features = model.forward_head(model.forward_features(x), pre_logits=True).numpy()
+    scaler = StandardScaler().fit(features)
+    probe = LogisticRegression(C=0.1, max_iter=1000).fit(scaler.transform(features), labels)
+    probe_accuracy = probe.score(scaler.transform(features), labels)
+    io.save_arrays(
+        tmp_path / io.HEAD_FILE,
+        mean=scaler.mean_,
+        scale=scaler.scale_,
+        coef=probe.coef_,
+        intercept=probe.intercept_,
+        C=np.float64(0.1),
+    )
+    prepare(model, "lpft", params.finetune, tmp_path)
+    set_train_mode(model, bn)
+    with torch.no_grad():  # training's batches of 64
+        predicted = torch.cat([model(batch).argmax(1) for batch in x.split(64)]).numpy()
+    step0_accuracy = float((predicted == labels).mean())
+    assert probe_accuracy > 0.8
+    if bn == "frozen":
+        assert abs(step0_accuracy - probe_accuracy) <= 0.01
+    else:
+        assert step0_accuracy < probe_accuracy - 0.3

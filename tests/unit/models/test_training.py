@@ -1,3 +1,4 @@
+import copy
 import dataclasses
 
 import numpy as np
@@ -6,9 +7,10 @@ import torch
 
 from tests.conftest import TINY_MODEL, make_images, save_tiny_checkpoint
 from transferlab.errors import UserError
-from transferlab.models import backbone
+from transferlab.models import backbone, training
 from transferlab.models.strategies import build_model, param_groups
-from transferlab.models.training import augment, predict_proba, train_model
+from transferlab.models.training import augment, predict_proba, train_model, train_strategy
+from transferlab.params import Model
 
 CPU = torch.device("cpu")
 
@@ -49,7 +51,7 @@ def test_train_model_learns_and_keeps_best(params):
         epochs=3,
         batch_size=8,
         patience=3,
-        full=dataclasses.replace(params.finetune.full, lr=1e-2),
+        full=dataclasses.replace(params.finetune.full, lr=(1e-2,)),
     )
     result = train_model(
         model,
@@ -58,15 +60,16 @@ def test_train_model_learns_and_keeps_best(params):
         input_cfg=input_cfg,
         config=config,
         device=CPU,
-        param_groups=param_groups(model, "full", config),
+        param_groups=param_groups(model, "full", config, config.full.lr[0]),
+        bn="train",
     )
-    assert [row["epoch"] for row in result.history] == [1, 2, 3]
+    assert [row["epoch"] for row in result.history] == [0, 1, 2, 3]
     losses = [row["train_loss"] for row in result.history]
     assert losses[-1] < losses[0] - 0.05, losses  # it learns: the loss falls ...
-    best = max(row["val_accuracy"] for row in result.history)
+    best = max(row["val_accuracy"] for row in result.history[1:])  # epoch 0: the start
     assert best >= 0.8  # ... and the separable blobs are told apart far above chance (1/3)
     assert result.best_val_accuracy == best
-    assert result.history[result.best_epoch - 1]["val_accuracy"] == best
+    assert result.history[result.best_epoch]["val_accuracy"] == best
     assert result.images_per_s > 0
     model.load_state_dict(result.state_dict)
     probs = predict_proba(model, make_images(6, seed=1).images, input_cfg, batch_size=4, device=CPU)
@@ -86,7 +89,8 @@ def test_non_finite_loss_stops_with_step_and_epoch(params):
             input_cfg=backbone.input_config(model, 32),
             config=dataclasses.replace(params.finetune, epochs=1, batch_size=4),
             device=CPU,
-            param_groups=param_groups(model, "full", params.finetune),
+            param_groups=param_groups(model, "full", params.finetune, params.finetune.full.lr[0]),
+            bn="train",
         )
 
 
@@ -99,7 +103,7 @@ def test_early_stopping_ends_after_patience_epochs_without_gain(params):
         epochs=6,
         batch_size=8,
         patience=2,
-        full=dataclasses.replace(params.finetune.full, lr=1e-12),
+        full=dataclasses.replace(params.finetune.full, lr=(1e-12,)),
     )
     result = train_model(
         model,
@@ -108,10 +112,11 @@ def test_early_stopping_ends_after_patience_epochs_without_gain(params):
         input_cfg=backbone.input_config(model, 32),
         config=config,
         device=CPU,
-        param_groups=param_groups(model, "full", config),
+        param_groups=param_groups(model, "full", config, config.full.lr[0]),
+        bn="train",
     )
     assert result.best_epoch == 1
-    assert [row["epoch"] for row in result.history] == [1, 2, 3]
+    assert [row["epoch"] for row in result.history] == [0, 1, 2, 3]
 
 
 def test_random_erase_blanks_one_rectangle_per_chosen_image_and_keeps_the_default_stream():
@@ -130,3 +135,88 @@ def test_random_erase_blanks_one_rectangle_per_chosen_image_and_keeps_the_defaul
         box = mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
         assert box.all()
         assert 0.02 * 32 * 32 * 0.5 <= mask.sum() <= 32 * 32 / 3 + 2 * 32
+
+
+def test_a_list_of_learning_rates_trains_each_and_keeps_the_best_on_val(params):
+    # 1e-12 cannot move the weights; 1e-2 learns the blobs: the kept one is 1e-2, wherever
+    # it stands in the list, and both are recorded.
+    config = dataclasses.replace(
+        params.finetune,
+        epochs=2,
+        batch_size=8,
+        full=dataclasses.replace(params.finetune.full, lr=(1e-12, 1e-2)),
+    )
+    model = Model(TINY_MODEL, "none", image_size=32, seed=0)
+    trained = train_strategy(
+        "full",
+        model_config=model,
+        config=config,
+        train=make_images(16),
+        val=make_images(6, seed=1),
+        num_classes=3,
+        device=CPU,
+        test=make_images(6, seed=2),
+    )
+    search = trained.applied["lr_search"]
+    assert [row["lr"] for row in search] == [1e-12, 1e-2]
+    assert trained.applied["lr"] == 1e-2 and trained.applied["bn"] == config.full.bn
+    assert trained.result.best_val_accuracy == max(row["best_val_accuracy"] for row in search)
+    assert search[0]["best_val_accuracy"] < search[1]["best_val_accuracy"]
+    # the kept weights are the ones its test predictions came from
+    again = predict_proba(
+        trained.model, make_images(6, seed=2).images, trained.input_cfg, batch_size=4, device=CPU
+    )
+    np.testing.assert_allclose(again, trained.test_probs, atol=1e-6)
+    one = train_strategy(
+        "full",
+        model_config=model,
+        config=config,
+        train=make_images(16),
+        val=make_images(6, seed=1),
+        num_classes=3,
+        device=CPU,
+        rates=(1e-2,),
+    )
+    assert "lr_search" not in one.applied  # one rate: nothing was searched
+    assert one.result.best_val_accuracy == trained.result.best_val_accuracy
+
+
+def test_history_starts_before_the_first_update(params):
+    """Epoch 0 is the model as built: its val accuracy is the untrained model's, and its
+    training loss is measured without changing the weights or BatchNorm's statistics."""
+    torch.manual_seed(0)
+    model = backbone.create_backbone(TINY_MODEL, "none", num_classes=3)
+    input_cfg = backbone.input_config(model, 32)
+    val = make_images(6, seed=1)
+    untrained = predict_proba(copy.deepcopy(model), val.images, input_cfg, batch_size=4, device=CPU)
+    config = dataclasses.replace(params.finetune, epochs=1, batch_size=8)
+    result = train_model(
+        model,
+        train=make_images(16),
+        val=val,
+        input_cfg=input_cfg,
+        config=config,
+        device=CPU,
+        param_groups=param_groups(model, "full", config, 1e-12),
+        bn="train",
+    )
+    start = result.history[0]
+    assert start["epoch"] == 0
+    assert start["val_accuracy"] == float((untrained.argmax(1) == val.labels).mean())
+    assert np.isfinite(start["train_loss"]) and start["train_loss"] > 0
+    assert result.best_epoch == 1  # epoch 0 is where it started, never the kept one
+
+
+def test_the_starting_loss_leaves_weights_and_batchnorm_statistics_as_they_were(params):
+    torch.manual_seed(0)
+    model = backbone.create_backbone(TINY_MODEL, "none", num_classes=3)
+    input_cfg = backbone.input_config(model, 32)
+    config = dataclasses.replace(params.finetune, epochs=1, batch_size=8)
+    train = make_images(16)
+    loop = training.setup(
+        model, train, config, CPU, param_groups(model, "full", config, 1e-3), "test"
+    )
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    loss = training.starting_loss(loop, train, input_cfg, config, CPU, "train")
+    assert loss > 0
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
