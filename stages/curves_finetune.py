@@ -12,7 +12,14 @@ from transferlab.device import guards, host
 from transferlab.errors import cli
 from transferlab.evaluation import report, verdict
 from transferlab.evaluation.curves_finetune import kshot_finetune, plot_columns, scratch_pairs
-from transferlab.evaluation.kshot import CSV_FILE, SUMMARY_FILE, summarise
+from transferlab.evaluation.kshot import (
+    CORRECT_FILE,
+    CSV_FILE,
+    SUMMARY_FILE,
+    single_fit_correct,
+    summarise,
+    without_correct,
+)
 from transferlab.params import finetune_settings, load_params, to_dict
 from transferlab.selection import chosen_model
 
@@ -53,7 +60,9 @@ def main() -> None:
         out = paths.curves_finetune
         columns = plot_columns(summary, listed)
         io.write_text(out / CSV_FILE, report.curve_csv(columns, params.curves.shots, train.labels))
-        # How much pretraining helps as labels shrink: paired by seed (same subset), per shot.
+        io.write_json(out / CORRECT_FILE, single_fit_correct(rows))
+        # How much pretraining helps as labels shrink: paired by seed (same subset), per shot:
+        # one fit a shot by McNemar's test on the test images, several by a t over seeds.
         comparisons = verdict.curve_comparisons(
             rows,
             scratch_pairs(listed),
@@ -66,7 +75,7 @@ def main() -> None:
             for shot, cell in cells.items()
         }
         run.publish(
-            record={"series": summary, "comparisons": comparisons, "rows": rows},
+            record={"series": summary, "comparisons": comparisons, "rows": without_correct(rows)},
             record_path=out / SUMMARY_FILE,
             metrics={**means, "seconds": time.perf_counter() - start, "fits": len(rows)},
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from transferlab import tracking
 from transferlab.errors import cli
 from transferlab.evaluation.metrics import evaluate, method_names
-from transferlab.evaluation.report import SUMMARY_KEYS
+from transferlab.evaluation.report import SUMMARY_KEYS, evidence
 from transferlab.params import load_params, to_dict
 
 
@@ -47,7 +47,7 @@ def main() -> None:
         values = metrics[method]
         print(f"{method:>10}: accuracy {values['accuracy']:.4f}  ECE {values['ece']:.4f}")
     for name, v in verdicts.items():
-        print(f"{name:>24}: {v['verdict']} (gain {v['gain']:+.4f}, spread {v['spread']:.4f})")
+        print(f"{name:>24}: {v['verdict']} ({evidence(v)})")
     print(f"backbones by {compared['by']}: {' > '.join(compared['order'])}")
 
 

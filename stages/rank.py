@@ -16,7 +16,8 @@ from transferlab.selection import Selection, write_selection
 def main() -> None:
     params = load_params()
     paths = params.paths
-    with tracking.stage_run("rank", params, {"select": to_dict(params.select)}) as run:
+    logged = {"select": to_dict(params.select), "verdict": to_dict(params.verdict)}
+    with tracking.stage_run("rank", params, logged) as run:
         run.clock.ready()
         record = rank_candidates(params, load_prepared(paths.prepared, "test").labels)
         chosen = tuple(record["selected"])

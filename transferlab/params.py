@@ -171,11 +171,17 @@ class Knn:
             _check_range("knn.T", T, 0.0, None, inclusive=False)
 
 
+class Rates(tuple):
+    """Peak learning rates to try, as a list or one number: finetune.<strategy>.lr."""
+
+
 @dataclass(frozen=True)
 class Plain:
-    """A strategy whose only own knob is its learning rate (full, scratch, lpft)."""
+    """A strategy's own knobs (full, scratch and lpft have only these): its peak learning
+    rates, the best on val kept, and its BatchNorm policy (BN_POLICIES)."""
 
-    lr: float
+    lr: Rates
+    bn: str
 
 
 @dataclass(frozen=True)
@@ -229,8 +235,12 @@ class Finetune:
         _check_range("finetune.patience", self.patience, 1, None)
         _check_range("finetune.seeds", self.seeds, 1, None)
         for strategy in (*STRATEGIES, *FROM_PROBE):
-            lr = getattr(self, strategy).lr
-            _check_range(f"finetune.{strategy}.lr", lr, 0.0, None, inclusive=False)
+            own = getattr(self, strategy)
+            if not own.lr:
+                raise UserError(f"finetune.{strategy}.lr: give one learning rate or a list.")
+            for lr in own.lr:
+                _check_range(f"finetune.{strategy}.lr", lr, 0.0, None, inclusive=False)
+            _check_choice(f"finetune.{strategy}.bn", own.bn, BN_POLICIES)
         _check_range("finetune.weight_decay", self.weight_decay, 0.0, None)
         _check_range("finetune.label_smoothing", self.label_smoothing, 0.0, 1.0)
         _check_range("finetune.random_erase", self.random_erase, 0.0, 1.0)
@@ -267,12 +277,10 @@ class Curves:
 
 @dataclass(frozen=True)
 class Verdict:
-    confidence: float  # two-sided level of the t interval on the seeds' mean gain
-    single_seed_factor: float  # one seed: |gain| must exceed this many noise spreads
+    confidence: float  # two-sided level of every verdict's interval (McNemar or t over seeds)
 
     def __post_init__(self) -> None:
         _check_range("verdict.confidence", self.confidence, 0.0, 1.0, inclusive=False)
-        _check_range("verdict.single_seed_factor", self.single_seed_factor, 0.0, None)
 
 
 @dataclass(frozen=True)
@@ -328,6 +336,9 @@ DUPLICATE_POLICIES = ("keep", "drop", "fail")
 STRATEGIES = ("full", "freeze", "llrd", "scratch")  # independent of the probe
 BASELINE = "scratch"  # same architecture, random init: every gain is measured against it
 FROM_PROBE = ("lpft",)  # heads initialised from the probe
+# While fine-tuning, BatchNorm's running statistics either update on each batch (train) or
+# stay as loaded (frozen, Kumar et al. 2022's LP-FT); its affine parameters train either way.
+BN_POLICIES = ("train", "frozen")
 PROBE_BACKENDS = ("auto", "sklearn", "torch")
 SCORES = ("logme", "hscore")  # transferability of frozen features: higher is better
 RANK_BY = (*SCORES, "probe", "knn")  # scores, or measured val accuracies of the probes
@@ -383,8 +394,16 @@ def parse_params(raw: Any) -> Params:
 
 
 def _check_migrated(raw: Any) -> None:
-    """Params from before several backbones: say how to move the one backbone."""
-    if not isinstance(raw, dict) or not isinstance(raw.get("backbone"), dict):
+    """Params written for an earlier version: say what changed and what to do instead."""
+    if not isinstance(raw, dict):
+        return
+    if isinstance(raw.get("verdict"), dict) and "single_seed_factor" in raw["verdict"]:
+        raise UserError(
+            "verdict.single_seed_factor is gone: one seed is now judged by McNemar's exact "
+            "test on the two arms' predictions for the same test images, not against a noise "
+            "borrowed from elsewhere; delete the key (see README, The transfer verdict)."
+        )
+    if not isinstance(raw.get("backbone"), dict):
         return
     old = {k: raw["backbone"][k] for k in ("name", "weights") if k in raw["backbone"]}
     if old:
@@ -452,6 +471,9 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         if not isinstance(value, list | tuple):
             raise UserError(f"{key}: expected a list, got {value!r}.")
         return tuple(_coerce(args[0], item, key) for item in value)
+    if hint is Rates:
+        items = value if isinstance(value, list | tuple) else [value]
+        return Rates(_coerce(float, item, key) for item in items)
     if hint is Path and isinstance(value, str):
         return Path(value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):

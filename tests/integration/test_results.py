@@ -33,17 +33,26 @@ def test_exp_show_only_changed_is_narrow_and_quality_only(reproduced_copy):
     assert "params.yaml" not in header  # params show as params, not as a file hash
     table = ws.dvc("exp", "show", "--only-changed", "--md", "--drop", ".*/.*").stdout
     rows = [line for line in table.splitlines() if line.strip()]
-    assert max(len(line) for line in rows) <= 240, table
-    assert [c.strip() for c in rows[0].strip("|").split("|")][2:] == [
+    assert max(len(line) for line in rows) <= 320, table
+    columns = [c.strip() for c in rows[0].strip("|").split("|")][2:]
+    assert columns[:5] + columns[-1:] == [
         "backbones.tiny.knn_accuracy",  # every candidate's kNN accuracy, so both
         "backbones.tiny_random.knn_accuracy",
         "knn.accuracy",
         "knn.ece",
         "knn.macro_f1",
-        "transfer.knn_vs_raw_pixels.gain",
-        "transfer.knn_vs_raw_pixels.spread",
         "knn.k",
     ], table
+    # Between them only kNN verdicts: the gain against raw pixels and what moves with it
+    # (its interval, its p); a kNN knob leaves the linear and fine-tuning verdicts alone.
+    verdicts = columns[5:-1]
+    assert "transfer.knn_vs_raw_pixels.gain" in verdicts, table
+    knn_keys = {
+        f"transfer.knn_vs_{reference}.{key}"
+        for reference in ("raw_pixels", "random_init")
+        for key in ("gain", "low", "high", "p", "verdict")
+    }
+    assert set(verdicts) <= knn_keys, table
     # the summary command reads the experiment by name, with deltas against HEAD
     done = subprocess.run(
         [sys.executable, "-m", "transferlab.summary", "k5"],

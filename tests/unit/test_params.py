@@ -113,7 +113,25 @@ def test_missing_key_is_named():
 def test_int_accepted_for_float():
     good = raw()
     good["finetune"]["full"]["lr"] = 1
-    assert parse_params(good).finetune.full.lr == 1.0
+    assert parse_params(good).finetune.full.lr == (1.0,)
+
+
+def test_learning_rates_are_one_number_or_a_list_and_bn_a_policy():
+    good = raw()
+    good["finetune"]["full"]["lr"] = [1e-3, 3e-4]
+    assert parse_params(good).finetune.full.lr == (1e-3, 3e-4)
+    for lr, message in (([], "give one learning rate or a list"), ([1e-3, 0], "allowed range")):
+        bad = raw()
+        bad["finetune"]["full"]["lr"] = lr
+        with pytest.raises(UserError, match=f"finetune.full.lr: .*{message}|{message}"):
+            parse_params(bad)
+    bad = raw()
+    bad["finetune"]["lpft"]["bn"] = "fixed"
+    with pytest.raises(UserError, match="finetune.lpft.bn: got 'fixed'; allowed: train, frozen"):
+        parse_params(bad)
+    shipped = parse_params(raw()).finetune
+    assert shipped.lpft.bn == "frozen"  # LP-FT as published
+    assert shipped.scratch.bn == "train"  # random init has no statistics worth keeping
 
 
 def test_strategy_section_key_is_named():
@@ -187,7 +205,7 @@ def test_overrides_read_values_as_dvc_does_in_order_and_leave_the_source_alone()
     params = parse_params(changed)
     assert params.data.train_per_class is None
     assert params.finetune.epochs == 9
-    assert params.finetune.full.lr == 3e-4
+    assert params.finetune.full.lr == (3e-4,)  # one rate is a list of one
     assert params.curves.shots == (1, 5, None)
     assert source == raw()  # a copy was changed
     assert load_params(REPO / "params.yaml", ["finetune.epochs=9"]).finetune.epochs == 9
@@ -222,6 +240,20 @@ def test_single_backbone_params_migrate_with_an_error_that_says_how():
     assert "backbones: {mine: {name: resnet18, weights: hub}}" in message
     with pytest.raises(UserError, match="backbone.name has moved"):
         load_params(REPO / "params.yaml", ["backbone.name=resnet18"])  # as dvc exp run -S
+
+
+def test_the_single_seed_factor_is_gone_with_an_error_that_says_why():
+    old = raw()
+    old["verdict"]["single_seed_factor"] = 3.0
+    with pytest.raises(UserError) as err:
+        parse_params(old)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("verdict.single_seed_factor is gone: one seed is now judged by")
+    assert "McNemar's exact test" in message and "delete the key" in message
+    with pytest.raises(UserError, match="single_seed_factor is gone"):
+        load_params(REPO / "params.yaml", ["verdict.single_seed_factor=3"])  # as dvc exp run -S
+    assert "single_seed_factor" not in raw()["verdict"]
 
 
 def test_candidates_are_checked_like_every_section():

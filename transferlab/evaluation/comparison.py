@@ -16,12 +16,31 @@ from transferlab.params import BASELINE, Params, Verdict
 PROBES = ("probe", "knn")
 PROBE_ACCURACIES = tuple(f"{probe}_accuracy" for probe in PROBES)
 FIGURE_FILE = "backbones.png"
+# Per accuracy column, per candidate: each seed's per-test-image correctness behind it.
+Correct = dict[str, dict[str, list[np.ndarray]]]
+
+
+def correct_in(folder: Path, labels: np.ndarray, seed_index: int = 0) -> np.ndarray:
+    """Per test image, whether the predictions a method wrote in `folder` are right."""
+    return io.load_array(folder / io.predictions_file(seed_index)).argmax(1) == labels
 
 
 def accuracy_in(folder: Path, labels: np.ndarray, seed_index: int = 0) -> float:
     """Test accuracy of the predictions a method wrote in `folder`."""
-    probs = io.load_array(folder / io.predictions_file(seed_index))
-    return round(float((probs.argmax(1) == labels).mean()), 6)
+    return round(float(correct_in(folder, labels, seed_index).mean()), 6)
+
+
+def method_correct(
+    params: Params, labels: np.ndarray, method: str, keys: list[str], seeds: int = 1
+) -> dict[str, list[np.ndarray]]:
+    """Per candidate in `keys`, each seed's test correctness of `method`."""
+    return {
+        key: [
+            correct_in(io.method_dir(params.paths.methods, method, key), labels, i)
+            for i in range(seeds)
+        ]
+        for key in keys
+    }
 
 
 def candidate_rows(params: Params, test_labels: np.ndarray) -> dict[str, dict]:
@@ -61,19 +80,27 @@ def rank_candidates(params: Params, test_labels: np.ndarray) -> dict:
         "order": order,
         "selected": chosen,
         "candidates": rows,
-        **judged(rows, PROBE_ACCURACIES, n_test=len(test_labels), config=params.verdict),
+        **judged(rows, probe_correct(params, test_labels), config=params.verdict),
     }
 
 
-def judged(
-    rows: dict[str, dict], accuracies: tuple[str, ...], *, n_test: int, config: Verdict
-) -> dict:
-    """Kendall's tau of each score against each accuracy, and the best-vs-runner-up gaps."""
+def probe_correct(params: Params, test_labels: np.ndarray) -> Correct:
+    """Every candidate's probe and kNN test correctness, by accuracy column."""
+    keys = list(params.backbones)
     return {
-        "agreement": ranking.rank_agreement(rows, accuracies),
+        column: method_correct(params, test_labels, probe, keys)
+        for probe, column in zip(PROBES, PROBE_ACCURACIES, strict=True)
+    }
+
+
+def judged(rows: dict[str, dict], correct: Correct, *, config: Verdict) -> dict:
+    """Kendall's tau of each score against each accuracy in `correct`, and the
+    best-vs-runner-up gaps judged on the correctness behind them."""
+    return {
+        "agreement": ranking.rank_agreement(rows, list(correct)),
         "gaps": {
-            accuracy: ranking.gap(rows, accuracy, n_test=n_test, config=config)
-            for accuracy in accuracies
+            accuracy: ranking.gap(rows, accuracy, correct=by_key, config=config)
+            for accuracy, by_key in correct.items()
         },
     }
 
@@ -82,24 +109,24 @@ def with_finetuned(record: dict, params: Params, test_labels: np.ndarray) -> dic
     """The rank record with each chosen candidate's fine-tuned test accuracies (first seed's
     and, over several seeds, their mean) and the judgements redone with them."""
     rows = {key: dict(row) for key, row in record["candidates"].items()}
-    accuracies = list(PROBE_ACCURACIES)
+    correct = probe_correct(params, test_labels)
     for strategy in params.finetune.runs:
         column = f"{strategy}_accuracy"
+        seeds = method_correct(
+            params, test_labels, strategy, record["selected"], params.finetune.seeds
+        )
+        for key, by_seed in seeds.items():
+            rows[key][column] = round(float(np.mean([c.mean() for c in by_seed])), 6)
         if strategy != BASELINE:  # scratch starts from no weights: nothing to rank it by
-            accuracies.append(column)
-        for key in record["selected"]:
-            folder = io.method_dir(params.paths.methods, strategy, key)
-            seeds = [accuracy_in(folder, test_labels, i) for i in range(params.finetune.seeds)]
-            rows[key][column] = round(float(np.mean(seeds)), 6)
+            correct[column] = seeds
     out = {**record, "candidates": rows}
-    out.update(judged(rows, tuple(accuracies), n_test=len(test_labels), config=params.verdict))
+    out.update(judged(rows, correct, config=params.verdict))
     return out
 
 
-def conclusion(record: dict, factor: float) -> str:
+def conclusion(record: dict) -> str:
     """One sentence for the report's conclusion: the pick, the best by probe accuracy, and
-    whether the gap to the runner-up is beyond `factor` times the noise spread (the
-    single-seed rule, verdict.single_seed_factor)."""
+    whether its gap to the runner-up is beyond the noise, with the test and its interval."""
     pick = f"{record['by']} ranked {' > '.join(record['order'])}"
     gap = record["gaps"].get("probe_accuracy")
     if gap is None:
@@ -107,10 +134,8 @@ def conclusion(record: dict, factor: float) -> str:
     beyond = gap["verdict"] == "positive"
     return (
         f"Backbones: {pick}. By linear-probe test accuracy {gap['best']} is best, "
-        f"{100 * gap['gain']:.1f} points ahead of {gap['runner_up']}: "
-        + ("beyond" if beyond else "within")
-        + f" {factor:g} x its noise spread of {100 * gap['spread']:.1f} points"
-        + ("." if beyond else ", so not distinguishable.")
+        f"{report.evidence(gap)} against {gap['runner_up']}: "
+        + ("beyond the noise." if beyond else "within the noise, so not distinguishable.")
     )
 
 
@@ -200,7 +225,7 @@ def leaderboard(record: dict, strategies: tuple[str, ...]) -> list[str]:
             f"- Best by {accuracy.replace('_', ' ')}: **{gap['best']}**, "
             f"{gap['gain']:+.4f} over {gap['runner_up']}: "
             f"{'beyond the noise' if gap['verdict'] == 'positive' else 'within the noise'} "
-            f"(single-seed rule, noise {gap['spread']:.4f})."
+            f"({report.evidence(gap)})."
         )
     if not any(record["gaps"].values()):
         lines.append("- Fewer than two pretrained candidates: no best to name.")

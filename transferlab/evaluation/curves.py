@@ -18,22 +18,32 @@ from tqdm import tqdm
 
 from transferlab import io, selection
 from transferlab.data.prepared import SPLITS, load_features, load_prepared
-from transferlab.evaluation import knn, linear, report, verdict
+from transferlab.evaluation import knn, kshot_select, linear, report, verdict
 from transferlab.evaluation.kshot import (
+    CORRECT_FILE,
     CSV_FILE,
     CURVE_PROBES,
     FIGURE_FILE,
     kshot_subsets,
     shot_label,
+    single_fit_correct,
     summarise,
 )
 from transferlab.evaluation.probe import C_grid
 from transferlab.params import Params, Paths
 
 KINDS = ("pretrained", "random_init", "raw_pixels")
+FOLD_SEED = 0  # cross-validation folds depend on the subset alone (fits are cached by subset)
+# How the linear curve chose C, recorded with it (kshot_select has the rule's reasons).
+LINEAR_SELECTION = (
+    "k-shot subsets: C from the subset's own labels (min(k, 5)-fold stratified "
+    "cross-validation; at 1 shot a fixed C, the grid value nearest 1), val never read; "
+    "all of train: C on val, as the probe stage chooses it"
+)
 PROBES = CURVE_PROBES
-# (index of the k-shot subset in train, its labels, kind of feature) -> test accuracy
-Scorer = Callable[[np.ndarray, np.ndarray, str], float]
+# (index of the k-shot subset in train, its labels, kind of feature) -> per test image,
+# whether the fitted probe got it right (its mean is the test accuracy)
+Scorer = Callable[[np.ndarray, np.ndarray, str], np.ndarray]
 
 
 def raw_pixels(images: np.ndarray, size: int) -> np.ndarray:
@@ -61,19 +71,56 @@ def curve_inputs(
     return features, labels
 
 
+def correct_at_best_C(
+    *,
+    train_features: np.ndarray,
+    train_labels: np.ndarray,
+    val_features: np.ndarray,
+    val_labels: np.ndarray,
+    test_features: np.ndarray,
+    test_labels: np.ndarray,
+    grid: np.ndarray,
+    max_iter: int,
+) -> np.ndarray:
+    """Per test image, whether the fit whose C scored best on val is right: the fit of
+    linear.accuracy_at_best_C (its mean), kept per image for McNemar's test."""
+    search = linear.search_C(
+        train_features=train_features,
+        train_labels=train_labels,
+        val_features=val_features,
+        val_labels=val_labels,
+        grid=grid,
+        max_iter=max_iter,
+        device=torch.device("cpu"),
+    )
+    weight, bias = search.heads[search.best_C]
+    logits = search.standardised(test_features) @ weight.T + bias
+    return search.classes[logits.argmax(1).cpu().numpy()] == test_labels
+
+
 def scorer(
     probe: str,
     features: dict[str, dict[str, np.ndarray]],
     labels: dict[str, np.ndarray],
     params: Params,
 ) -> Scorer:
-    """Test accuracy of `probe` fitted on a k-shot subset: linear (C chosen on val, as the
-    probe stage does, without its refit on train+val) or kNN (params.knn's k and T)."""
+    """Per-test-image correctness of `probe` fitted on a k-shot subset: linear (C chosen by
+    LINEAR_SELECTION) or kNN (params.knn's k, T)."""
     if probe == "linear":
         grid = C_grid(params.probe)
 
-        def linear_score(index: np.ndarray, train_labels: np.ndarray, kind: str) -> float:
-            return linear.accuracy_at_best_C(
+        def linear_score(index: np.ndarray, train_labels: np.ndarray, kind: str) -> np.ndarray:
+            if len(index) < len(labels["train"]):  # a k-shot subset: C from its own labels
+                return kshot_select.accuracy_in_budget(
+                    train_features=features["train"][kind][index],
+                    train_labels=train_labels,
+                    test_features=features["test"][kind],
+                    test_labels=labels["test"],
+                    grid=grid,
+                    max_iter=params.probe.max_iter,
+                    seed=FOLD_SEED,
+                ).correct
+            return correct_at_best_C(
                 train_features=features["train"][kind][index],
                 train_labels=train_labels,
                 val_features=features["val"][kind],
@@ -87,16 +134,16 @@ def scorer(
         return linear_score
     num_classes = int(labels["train"].max()) + 1
 
-    def knn_score(index: np.ndarray, train_labels: np.ndarray, kind: str) -> float:
-        return knn.knn_accuracy(
+    def knn_score(index: np.ndarray, train_labels: np.ndarray, kind: str) -> np.ndarray:
+        probs = knn.knn_predict_proba(
             bank_features=features["train"][kind][index],
             bank_labels=train_labels,
             query_features=features["test"][kind],
-            query_labels=labels["test"],
             k=params.knn.k,
             T=params.knn.T,
             num_classes=num_classes,
         )
+        return probs.argmax(1) == labels["test"]
 
     return knn_score
 
@@ -110,11 +157,12 @@ def probe_rows(
     seeds: int,
 ) -> tuple[list[dict], int]:
     """One row per (series, shot, seed): every kind of feature, probed by `score` on its
-    k-shot subsets of train. Returns the rows and the number of distinct fits: identical
-    subsets (e.g. 'all' in every seed) are fitted once."""
+    k-shot subsets of train, with its test accuracy and per-test-image `correct`. Returns
+    the rows and the number of distinct fits: identical subsets (e.g. 'all' in every seed)
+    are fitted once."""
     train_y = labels["train"]
     rows: list[dict] = []
-    seen: dict[tuple, float] = {}
+    seen: dict[tuple, np.ndarray] = {}
     with tqdm(total=seeds * len(shots) * len(KINDS), desc=f"{probe} curve", mininterval=2) as bar:
         for seed in range(seeds):
             for shot, index in kshot_subsets(train_y, shots, seed=seed).items():
@@ -127,8 +175,9 @@ def probe_rows(
                             "series": f"{kind}_{probe}",
                             "shot": shot_label(shot),
                             "seed": seed,
-                            "accuracy": seen[key],
+                            "accuracy": float(seen[key].mean()),
                             "subset": hashlib.md5(index.tobytes()).hexdigest(),
+                            "correct": seen[key],
                         }
                     )
                     bar.update()
@@ -144,8 +193,9 @@ def write_curve(
     train_labels: np.ndarray,
     transferred: bool,
 ) -> dict:
-    """The curve's table (its DVC plot) and PNG; returns its summary and per-shot verdicts
-    (`transferred`: the features came from pretrained weights)."""
+    """The curve's table (its DVC plot), PNG and the correctness McNemar's test judged;
+    returns its summary and per-shot verdicts (`transferred`: the features came from
+    pretrained weights)."""
     summary = summarise(rows)
     comparisons = verdict.curve_comparisons(
         rows,
@@ -156,4 +206,6 @@ def write_curve(
     shots = params.curves.shots
     io.write_text(out / CSV_FILE, report.curve_csv(summary, shots, train_labels))
     report.plot_curves(summary, shots, train_labels, out / FIGURE_FILE)
-    return {"series": summary, "comparisons": comparisons}
+    io.write_json(out / CORRECT_FILE, single_fit_correct(rows))
+    out = {"series": summary, "comparisons": comparisons}
+    return {**out, "C_selection": LINEAR_SELECTION} if probe == "linear" else out

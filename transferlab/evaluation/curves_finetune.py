@@ -31,8 +31,9 @@ def fit_subset(
     num_classes: int,
     device: torch.device,
     clock: StageClock | None = None,
-) -> dict[str, float]:
-    """Fine-tune one fresh model on `train`, keep the best-on-val epoch, score it on test."""
+) -> dict:
+    """Fine-tune one fresh model on `train`, keep the best-on-val epoch, score it on test:
+    its accuracy and, per test image, whether it is right (`correct`, for McNemar's test)."""
     trained = train_strategy(
         strategy,
         model_config=model_config,
@@ -46,11 +47,13 @@ def fit_subset(
         clock=clock,
     )
     result = trained.result
+    correct = trained.test_probs.argmax(1) == test.labels
     return {
-        "accuracy": float((trained.test_probs.argmax(1) == test.labels).mean()),
+        "accuracy": float(correct.mean()),
+        "correct": correct,
         "val_accuracy": result.best_val_accuracy,
         "best_epoch": result.best_epoch,
-        "epochs_run": len(result.history),
+        "epochs_run": len(result.history) - 1,
     }
 
 
@@ -71,7 +74,8 @@ def kshot_finetune(
     """One row per (strategy, shot, seed), on the same nested subsets as the probe curves.
 
     Curve seed s draws kshot_subsets(seed=s), as the probe curves do, and trains with
-    finetune.seed + s, so the spread per shot covers both the subset and the training run.
+    finetune.seed + s (the row's `train_seed`), so the spread per shot covers both the subset
+    and the training run: even where seeds drew the same subset ('all'), each is its own fit.
     """
     rows: list[dict] = []
     for seed in range(seeds):
@@ -97,6 +101,7 @@ def kshot_finetune(
                         "seed": seed,
                         **scores,
                         "subset": hashlib.md5(index.tobytes()).hexdigest(),
+                        "train_seed": run_config.seed,
                         "seconds": round(time.perf_counter() - start, 3),
                     }
                 )

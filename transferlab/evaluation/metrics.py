@@ -75,35 +75,32 @@ def seed_metrics(labels: np.ndarray, seed_probs: list[np.ndarray]) -> dict[str, 
 
 
 def transfer_verdicts(
-    seed_accuracy: dict[str, list[float]],
+    seed_correct: dict[str, list[np.ndarray]],
     curves: dict,
     params: Params,
-    n_test: int,
     *,
     transferred: bool,
 ) -> dict[str, dict]:
-    """Each strategy against scratch, paired by training seed, and the probes against the
-    references. `seed_accuracy`: each fine-tuned method's test accuracy per seed;
-    `transferred`: the studied backbone has pretrained weights."""
+    """Each strategy against scratch on their test predictions, paired by training seed
+    (one seed: McNemar's exact test; more: a t over seeds), and the probes against the
+    references at the curves' largest shot. `seed_correct`: each fine-tuned method's
+    per-test-image correctness per seed; `curves`: the probe curves' summaries, as
+    kshot.read_summary returns them; `transferred`: the studied backbone has weights."""
     out: dict[str, dict] = {}
     if BASELINE in params.finetune.strategies:
-        base = seed_accuracy[BASELINE]
-        # One fine-tuning seed: noise is the probe curve's seed spread, floored by the
-        # binomial error of comparing two accuracies on this test set. Two or more: the
-        # paired gains' own spread (a t interval).
-        spread = verdict.typical_seed_spread(curves["series"]) or 0.0
-        noise = max(spread, verdict.accuracy_difference_se(base[0], n_test))
         for strategy in params.finetune.runs:
             if strategy != BASELINE:
-                gains = [a - b for a, b in zip(seed_accuracy[strategy], base, strict=True)]
                 out[f"{strategy}_vs_{BASELINE}"] = verdict.judge(
-                    gains, config=params.verdict, noise=noise, transferred=transferred
+                    seed_correct[strategy],
+                    seed_correct[BASELINE],
+                    config=params.verdict,
+                    transferred=transferred,
                 )
     for probe in HEADLINE_PROBES:
         for reference in ("random_init", "raw_pixels"):
-            by_shot = curves["comparisons"][f"{probe}_vs_{reference}"]
-            out[f"{probe}_vs_{reference}"] = by_shot[list(by_shot)[-1]]  # the largest shot
-    return {name: {k: v for k, v in j.items() if k != "rule"} for name, j in out.items()}
+            name = f"{probe}_vs_{reference}"
+            out[name] = kshot.headline(curves["comparisons"][name])
+    return out
 
 
 def evaluate(
@@ -127,20 +124,21 @@ def evaluate(
     labels = load_prepared(paths.prepared, "test").labels
     probe_curves = {"series": {}, "comparisons": {}}  # the linear and kNN curves together
     for probe in kshot.CURVE_PROBES:
-        curve = io.read_json(paths.curves / probe / kshot.SUMMARY_FILE)
+        curve = kshot.read_summary(paths.curves / probe / kshot.SUMMARY_FILE)
         probe_curves["series"].update(curve["series"])
         probe_curves["comparisons"].update(curve["comparisons"])
     # Fine-tuned k-shot curves (curves.finetune) join the probe series in the table and PNG,
     # and their per-shot verdicts against scratch join the probes'.
-    finetuned = io.read_json(paths.curves_finetune / kshot.SUMMARY_FILE)
+    finetuned = kshot.read_summary(paths.curves_finetune / kshot.SUMMARY_FILE)
     curve_series = {**probe_curves["series"], **finetuned["series"]}
     curve_verdicts = {**probe_curves["comparisons"], **finetuned["comparisons"]}
     metrics: dict[str, dict] = {}
     per_class: dict[str, dict[str, float]] = {}
     predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     histories: dict[str, list[dict]] = {}
+    records: dict[str, dict] = {}  # each fine-tuned method's training record
     confusions = []
-    seed_accuracy: dict[str, list[float]] = {}
+    seed_correct: dict[str, list[np.ndarray]] = {}
     for method in method_names(params):
         folder = io.method_dir(paths.methods, method, chosen)
         seeds = params.finetune.seeds if method in params.finetune.runs else 1
@@ -148,7 +146,7 @@ def evaluate(
         probs = seed_probs[0]  # the first seed's: confusion, per-class, reliability
         predictions[method] = (labels, probs)
         metrics[method] = seed_metrics(labels, seed_probs)
-        seed_accuracy[method] = [float((p.argmax(1) == labels).mean()) for p in seed_probs]
+        seed_correct[method] = [p.argmax(1) == labels for p in seed_probs]
         per_class[method] = report.per_class_accuracy(labels, probs, classes)
         io.write_text(
             paths.plots / "confusion" / f"{method}.csv", confusion_rows(labels, probs, classes)
@@ -157,12 +155,13 @@ def evaluate(
         report.plot_confusion(labels, probs, classes, method, figure)
         confusions.append(figure)
         if method in params.finetune.runs:
-            histories[method] = io.read_json(folder / io.RECORD_FILE)["history"]
+            records[method] = io.read_json(folder / io.RECORD_FILE)
+            histories[method] = records[method]["history"]
             for column in ("train_loss", "val_accuracy"):
                 csv_text = report.history_csv(histories[method], column)
                 io.write_text(paths.plots / column / f"{method}.csv", csv_text)
     metrics["transfer"] = transfer_verdicts(
-        seed_accuracy, probe_curves, params, len(labels), transferred=model.pretrained
+        seed_correct, probe_curves, params, transferred=model.pretrained
     )
     compared = comparison.with_finetuned(io.read_json(paths.ranking), params, labels)
     metrics["backbones"] = comparison.metrics(compared)
@@ -195,9 +194,10 @@ def evaluate(
         root=paths.report.parent,
         provenance=provenance,
         finetune_seeds=params.finetune.seeds,
+        training=records,
         timings=timings,
         backbones=comparison.leaderboard(compared, params.finetune.runs),
-        backbone_conclusion=comparison.conclusion(compared, params.verdict.single_seed_factor),
+        backbone_conclusion=comparison.conclusion(compared),
         studied=f"{chosen} ({model.name}, weights {model.weights})",
     )
     io.write_json(paths.provenance, provenance)

@@ -9,15 +9,17 @@ val and test accuracies, and fine-tuned test accuracies where trained. The rules
   nothing, so it is never ranked above a pretrained one nor called the best.
 - Choice: the explicit list when given, else the first `top_k` of the ranking.
 - The best candidate is the pretrained one with the highest measured test accuracy; its gap
-  to the runner-up is judged by the transfer verdict's single-seed rule, the noise being the
-  binomial standard error of the difference of two accuracies on this test set.
+  to the runner-up is judged by the transfer verdict on the two candidates' test predictions
+  (verdict.judge): one seed is McNemar's exact test on the shared test images, several
+  fine-tuning seeds the paired t over seeds.
 - Kendall's tau between a score and a measured accuracy, over the candidates that have both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+import numpy as np
 from scipy import stats
 
 from transferlab.evaluation import verdict
@@ -50,16 +52,21 @@ def by_accuracy(rows: dict[str, dict], accuracy: str) -> list[str]:
     return sorted(have, key=lambda key: (-rows[key][accuracy], key))
 
 
-def gap(rows: dict[str, dict], accuracy: str, *, n_test: int, config: Verdict) -> dict | None:
+def gap(
+    rows: dict[str, dict],
+    accuracy: str,
+    *,
+    correct: Mapping[str, Sequence[np.ndarray]],
+    config: Verdict,
+) -> dict | None:
     """Best against runner-up by a measured test `accuracy`: is the gap beyond the noise?
+    `correct`: per candidate, the per-test-image correctness of each seed behind `accuracy`.
     None when fewer than two pretrained candidates have that accuracy."""
     ranked = by_accuracy(rows, accuracy)
     if len(ranked) < 2:
         return None
     best, runner_up = ranked[:2]
-    top = rows[best][accuracy]
-    noise = verdict.accuracy_difference_se(top, n_test)
-    judged = verdict.judge([top - rows[runner_up][accuracy]], config=config, noise=noise)
+    judged = verdict.judge(correct[best], correct[runner_up], config=config)
     return {"best": best, "runner_up": runner_up, "accuracy": accuracy, **judged}
 
 

@@ -11,15 +11,30 @@ from pathlib import Path
 import numpy as np
 
 from transferlab import io
+from transferlab.evaluation.kshot import curve_shots, in_curve_order, shot_label
 
 CALIBRATION_BINS = 15
-SINGLE_SEED_NOTE = (
-    "Each strategy was fine-tuned with one seed (finetune.seeds: 1). Its verdict against "
-    "scratch compares one gain with a noise spread borrowed from the probe curves' seeds "
-    "(at least the test set's binomial error): it can call a gain much larger than that "
-    "spread, but it cannot measure how much fine-tuning itself varies between seeds, so a "
-    "gain of a few spreads may not repeat. Set finetune.seeds to 2 or more for a t interval "
-    "over gains paired by seed."
+ONE_SEED_NOTE = (
+    "Each strategy was fine-tuned with one seed (finetune.seeds: 1), so its verdict against "
+    "scratch is McNemar's exact test on the two models' predictions for the same test "
+    "images. It measures test-set sampling noise only: how much fine-tuning varies from seed "
+    "to seed is unmeasured, so a gain may not repeat with another seed. With finetune.seeds: "
+    "2 or more the verdict is a paired t interval over seeds instead, which measures that "
+    "variation but in turn leaves test-set sampling noise out."
+)
+SEEDS_NOTE = (
+    "Each strategy was fine-tuned with {seeds} seeds, so its verdict against scratch is a "
+    "paired t interval over seeds. It measures seed-to-seed variation on this one fixed test "
+    "set; test-set sampling noise, shared by both arms, is not in it (McNemar's test on each "
+    "seed's predictions would measure it)."
+)
+PROBE_NOTE = (
+    "A probe's verdict is its curve's at the largest shot count. Where every seed drew the "
+    "same subset ('all'), the probe was fitted once and McNemar's exact test on the test "
+    "images judges it (test-set sampling noise only); shot counts with distinct subsets are "
+    "judged by a paired t interval over seeds (subset and seed variation on one fixed test "
+    "set, without test-set sampling noise). A fine-tuned k-shot curve (curves.finetune) "
+    "trains every seed anew, so each of its seeds is a fit of its own, even at 'all'."
 )
 
 
@@ -72,7 +87,8 @@ def curve_csv(summary: dict, shots: tuple[int | None, ...], train_labels: np.nda
     buffer = text_io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["shots", *[f"{s}{suffix}" for s in summary for suffix in ("", "_std")]])
-    labels = ["all" if s is None else str(s) for s in shots]
+    shots = curve_shots(shots)
+    labels = [shot_label(s) for s in shots]
     for label, count in zip(labels, shot_counts(shots, train_labels), strict=True):
         cells = [summary[s][label] for s in summary]
         writer.writerow([count, *[f"{c[k]:.6f}" for c in cells for k in ("mean", "std")]])
@@ -103,8 +119,9 @@ def plot_curves(
     """Mean test accuracy against images per class, seed std as error bars."""
     plt = figure()
     fig, ax = plt.subplots(figsize=(6, 4))
+    shots = curve_shots(shots)
     x = shot_counts(shots, train_labels)
-    labels = ["all" if s is None else str(s) for s in shots]
+    labels = [shot_label(s) for s in shots]
     for series, cells in summary.items():
         mean = [cells[label]["mean"] for label in labels]
         std = [cells[label]["std"] for label in labels]
@@ -181,10 +198,12 @@ def render(
     backbones: list[str] | None = None,
     studied: str | None = None,
     backbone_conclusion: str | None = None,
+    training: dict[str, dict] | None = None,
 ) -> str:
     """The markdown report; figures are linked relative to the report's folder.
     `backbones`: the comparison's markdown lines, `backbone_conclusion` its sentence;
-    `studied`: the candidate the sections after it describe."""
+    `studied`: the candidate the sections after it describe; `training`: each fine-tuned
+    method's training record."""
     methods = [m for m in metrics if m not in SUMMARY_KEYS]
     lines = ["# Transfer report", "", "## Conclusion", ""]
     if backbone_conclusion:
@@ -201,27 +220,10 @@ def render(
         if "accuracy_sd" in v:
             accuracy += f" ± {v['accuracy_sd']:.4f} ({v['seeds']} seeds)"
         lines.append(f"| {m} | {accuracy} | {v['macro_f1']:.4f} | {v['ece']:.4f} |")
-    lines += ["", "## Transfer verdicts", "", "| comparison | verdict | gain | spread | seeds |"]
-    lines.append("|---|---|---|---|---|")
-    for name, v in metrics.get("transfer", {}).items():
-        lines.append(
-            f"| {name} | **{v['verdict']}** | {v['gain']:+.4f} | {v['spread']:.4f} | {v['seeds']} |"
-        )
-    if finetune_seeds == 1:
-        lines += ["", SINGLE_SEED_NOTE]
-    lines += ["", "Per shot count (probes on k-shot subsets, paired by seed):", ""]
-    # JSON sorts keys as strings ("10" < "5"): order shot counts by number, "all" last.
-    shots = sorted(
-        next(iter(curve_summary.values()), {}),
-        key=lambda s: (s == "all", int(s) if s.isdigit() else 0),
-    )
-    lines += ["| comparison | " + " | ".join(shots) + " |", "|---" * (len(shots) + 1) + "|"]
-    for name, by_shot in curve_verdicts.items():
-        cells = [
-            f"{by_shot[s]['verdict']} ({by_shot[s]['gain']:+.3f})" if s in by_shot else ""
-            for s in shots
-        ]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += verdict_lines(metrics.get("transfer", {}), curve_verdicts, finetune_seeds)
+    if training:
+        lines += ["", "## How each method was fine-tuned", "", *training_lines(training)]
+    shots = list(in_curve_order(next(iter(curve_summary.values()), {})))
     lines += ["", "## Data efficiency (test accuracy, mean ± seed std)", ""]
     lines += ["| series | " + " | ".join(shots) + " |", "|---" * (len(shots) + 1) + "|"]
     for series, cells in curve_summary.items():
@@ -242,6 +244,38 @@ def render(
     return "\n".join(lines) + "\n"
 
 
+def training_lines(records: dict[str, dict]) -> list[str]:
+    """Per fine-tuned method: its learning rate (and whether it was tuned), BatchNorm policy,
+    val accuracy before the first update (epoch 0) and at its best epoch."""
+    lines = [
+        "| method | peak lr | BatchNorm statistics | val at epoch 0 | best val (epoch) | epochs |",
+        "|---|---|---|---|---|---|",
+    ]
+    tuned = False
+    for method, r in records.items():
+        searched = r.get("lr_search")
+        tuned = tuned or bool(searched)
+        rates = ", ".join(f"{s['lr']:g}" for s in searched or ())
+        lr = f"{r['lr']:g}" + (f" (best on val of {rates})" if searched else "")
+        lines.append(
+            f"| {method} | {lr} | {r['bn']} | {r['history'][0]['val_accuracy']:.4f} | "
+            f"{r['val_accuracy']:.4f} ({r['best_epoch']}) | {r['epochs_run']} |"
+        )
+    lines += [
+        "",
+        "Learning rates were "
+        + (
+            "chosen on val from the listed rates (finetune.<strategy>.lr)."
+            if tuned
+            else "not tuned: each method ran at one rate (finetune.<strategy>.lr; give a list "
+            "to choose on val)."
+        )
+        + " BatchNorm 'frozen' keeps the loaded running statistics (affine parameters train); "
+        "'train' updates them on every batch.",
+    ]
+    return lines
+
+
 # What each comparison measures, in words: (method, reference).
 COMPARED = {
     "linear_vs_random_init": (
@@ -260,8 +294,65 @@ STRATEGY_NAMES = {
 }
 
 
+VERDICT_HEAD = "| comparison | verdict | gain (points) | interval (points) | test | p |"
+SHOT_HEAD = "| comparison | shots | verdict | gain (points) | interval (points) | test | p |"
+
+
+P_FLOOR = 1e-10  # smaller p values print as "<1e-10": their digits are float noise
+
+
+def p_text(p: float | None) -> str:
+    """A p value to two digits, '<1e-10' below that, '-' where there is none."""
+    return "-" if p is None else f"<{P_FLOOR:g}" if p < P_FLOOR else f"{p:.2g}"
+
+
+def verdict_cells(v: dict) -> str:
+    """A verdict record's table cells: verdict, gain, interval, test and p, in points."""
+    low, high = 100 * v["low"], 100 * v["high"]
+    return (
+        f"**{v['verdict']}** | {100 * v['gain']:+.1f} | [{low:.1f}, {high:.1f}] | "
+        f"{v['test']} | {p_text(v['p'])}"
+    )
+
+
+def verdict_intro(verdicts) -> list[str]:
+    """What the verdict tables hold, with the intervals' level."""
+    levels = sorted({f"{100 * v['confidence']:g}%" for v in verdicts})
+    level = " or ".join(levels) or "verdict.confidence"
+    return [
+        "Gain: test accuracy of the method minus the reference's, in points, on the same "
+        f"test images; the interval is two-sided at {level}. Positive or negative only when "
+        "it excludes 0; a studied backbone without pretrained weights is never positive."
+    ]
+
+
+def verdict_lines(transfer: dict, curve_verdicts: dict, finetune_seeds: int) -> list[str]:
+    """The report's verdict section: the headline verdicts, what noise they measured, and
+    every curve comparison per shot count in curve order."""
+    lines = ["", "## Transfer verdicts", "", *verdict_intro(transfer.values()), ""]
+    lines += [VERDICT_HEAD, "|---|---|---|---|---|---|"]
+    lines += [f"| {name} | {verdict_cells(v)} |" for name, v in transfer.items()]
+    note = ONE_SEED_NOTE if finetune_seeds == 1 else SEEDS_NOTE.format(seeds=finetune_seeds)
+    lines += ["", note, "", PROBE_NOTE, "", "Per shot count (k-shot subsets, paired by seed):"]
+    lines += ["", SHOT_HEAD, "|---|---|---|---|---|---|---|"]
+    for name, by_shot in curve_verdicts.items():
+        for shot, v in in_curve_order(by_shot).items():
+            lines.append(f"| {name} | {shot} | {verdict_cells(v)} |")
+    return lines
+
+
+def evidence(v: dict) -> str:
+    """A verdict in words with its numbers: gain, interval, level, test and p."""
+    p = p_text(v["p"])
+    p = "" if p == "-" else f", p{p}" if p.startswith("<") else f", p={p}"
+    return (
+        f"{100 * v['gain']:+.1f} points [{100 * v['low']:.1f}, {100 * v['high']:.1f}] "
+        f"({100 * v['confidence']:g}% interval; {v['test']}{p})"
+    )
+
+
 def conclusions(verdicts: dict[str, dict]) -> list[str]:
-    """One sentence per verdict: who beats whom, by how many points, and how sure it is."""
+    """One sentence per verdict: who beats whom, by how many points, and by which test."""
     sentences = []
     for name, v in verdicts.items():
         strategy, _, reference = name.partition("_vs_")
@@ -270,22 +361,16 @@ def conclusions(verdicts: dict[str, dict]) -> list[str]:
         else:
             method = STRATEGY_NAMES.get(strategy, f"Strategy {strategy}")
             other = "training the same architecture from scratch"
-        points = abs(v["gain"]) * 100
-        if v["seeds"] >= 2:
-            how = f"over {v['seeds']} paired seeds, spread {v['spread'] * 100:.1f} points"
-        else:
-            how = f"one seed, against a noise spread of {v['spread'] * 100:.1f} points"
         if v["verdict"] == "positive":
-            sentences.append(f"{method} beats {other} by {points:.1f} points: positive ({how}).")
+            sentences.append(f"{method} beats {other}: {evidence(v)}: positive.")
         elif v["verdict"] == "negative":
-            sentences.append(
-                f"{method} is worse than {other} by {points:.1f} points: negative transfer ({how})."
-            )
+            sentences.append(f"{method} is worse than {other}: {evidence(v)}: negative transfer.")
+        elif "note" in v:  # e.g. no pretrained weights: a gain, but not transfer
+            sentences.append(f"{method} against {other}: {evidence(v)}; {v['note']}.")
         else:
-            direction = "ahead" if v["gain"] >= 0 else "behind"
             sentences.append(
-                f"{method} is not distinguishable from {other}: {points:.1f} points {direction}, "
-                f"within the noise, so inconclusive ({how})."
+                f"{method} is not distinguishable from {other}: {evidence(v)}, within the "
+                "noise, so inconclusive."
             )
     return sentences
 

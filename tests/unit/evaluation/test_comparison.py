@@ -1,7 +1,20 @@
 """The backbone comparison's outputs: leaderboard, DVC metrics and plot table, PNG."""
 
+import numpy as np
+import pytest
+from scipy import stats
+
 from transferlab.evaluation import comparison
 from transferlab.params import Verdict
+
+N_TEST = 10000
+
+
+def nested(accuracy: float, start: int = 0) -> np.ndarray:
+    """Correctness on N_TEST images: right on `accuracy` of them, from image `start` on."""
+    correct = np.zeros(N_TEST, bool)
+    correct[start : start + round(accuracy * N_TEST)] = True
+    return correct
 
 
 def row(model, pretrained, logme, probe, knn, rate, **more):
@@ -32,9 +45,11 @@ def record():
     }
     out = {"by": "logme", "order": ["big", "small", "rand"], "selected": ["big"]}
     out["candidates"] = rows
-    config = Verdict(confidence=0.95, single_seed_factor=3.0)
-    accuracies = (*comparison.PROBE_ACCURACIES, "full_accuracy")
-    out.update(comparison.judged(rows, accuracies, n_test=10000, config=config))
+    correct = {
+        accuracy: {key: [nested(row[accuracy])] for key, row in rows.items() if accuracy in row}
+        for accuracy in (*comparison.PROBE_ACCURACIES, "full_accuracy")
+    }
+    out.update(comparison.judged(rows, correct, config=Verdict(confidence=0.95)))
     return out
 
 
@@ -46,8 +61,11 @@ def test_leaderboard_ranks_scores_accuracies_and_taus():
     assert table[1].endswith("| 0.8500 | 0.8300 | 0.9000 |")
     assert table[3].startswith("| 3 | rand (m0) | none |") and table[3].endswith("| - |")
     assert "Best by probe accuracy: **big**, +0.0500 over small: beyond the noise" in text
-    # kNN: 0.83 against 0.81, 0.02 > 3 x sqrt(2 x 0.83 x 0.17 / 10000) = 0.0159: beyond it.
-    assert "Best by knn accuracy: **big**, +0.0200 over small: beyond the noise" in text
+    # kNN: 0.83 against 0.81, big alone right on 200 images, small alone on none
+    assert (
+        "Best by knn accuracy: **big**, +0.0200 over small: beyond the noise (+2.0 points" in text
+    )
+    assert "McNemar exact, 10000 paired test images, p<1e-10)" in text  # 200 against 0
     assert "over rand" not in text  # random init is never a best nor a runner-up
     taus = [line for line in table if line.startswith("| logme |")]
     assert taus == ["| logme | 1.00 | 1.00 | - |"]  # full: one candidate trained
@@ -73,17 +91,66 @@ def test_plot_table_and_png(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_the_conclusion_names_the_pick_the_best_and_the_noise():
-    text = comparison.conclusion(record(), 3.0)
-    assert text == (
+def test_the_conclusion_names_the_pick_the_best_its_test_and_interval():
+    gap = record()["gaps"]["probe_accuracy"]
+    ci = stats.binomtest(500, 500, 0.5).proportion_ci(0.95, method="exact")
+    assert (gap["low"], gap["high"]) == pytest.approx((0.05 * (2 * ci.low - 1), 0.05), abs=1e-6)
+    assert comparison.conclusion(record()) == (
         "Backbones: logme ranked big > small > rand. By linear-probe test accuracy big is "
-        "best, 5.0 points ahead of small: beyond 3 x its noise spread of 0.5 points."
+        f"best, +5.0 points [{100 * gap['low']:.1f}, 5.0] (95% interval; McNemar exact, 10000 "
+        "paired test images, p<1e-10) against small: beyond the noise."
     )
     close = record()
-    close["gaps"]["probe_accuracy"].update(verdict="inconclusive", gain=0.0024, spread=0.0052)
-    assert comparison.conclusion(close, 3.0).endswith(
-        "0.2 points ahead of small: within 3 x its noise spread of 0.5 points, so not "
-        "distinguishable."
+    close["gaps"]["probe_accuracy"].update(
+        verdict="inconclusive", gain=0.0024, low=-0.0005, high=0.0053, p=0.11
+    )
+    assert comparison.conclusion(close).endswith(
+        "+0.2 points [-0.1, 0.5] (95% interval; McNemar exact, 10000 paired test images, "
+        "p=0.11) against small: within the noise, so not distinguishable."
     )
     alone = {**record(), "gaps": {"probe_accuracy": None}}
-    assert "no best to name" in comparison.conclusion(alone, 3.0)
+    assert "no best to name" in comparison.conclusion(alone)
+
+
+def test_fine_tuned_gaps_are_judged_on_the_saved_predictions(params, tmp_path):
+    """with_finetuned loads each chosen candidate's seeds' test predictions from
+    data/methods and judges the best against the runner-up on them."""
+    import dataclasses
+
+    from transferlab import io
+
+    paths = dataclasses.replace(params.paths, methods=tmp_path)
+    config = dataclasses.replace(
+        params,
+        paths=paths,
+        backbones={"big": params.backbones["tiny"], "small": params.backbones["tiny"]},
+        finetune=dataclasses.replace(params.finetune, strategies=("full",), from_probe=()),
+    )
+    labels = np.zeros(N_TEST, np.int64)
+    for key, start in (("big", 0), ("small", 300)):
+        for method in ("probe", "knn", "full"):
+            right = nested(0.9, start)
+            probs = np.stack([right, ~right], 1).astype(np.float32)  # class 0 where right
+            io.save_array(io.method_dir(tmp_path, method, key) / io.predictions_file(0), probs)
+    rows = {
+        key: {
+            "pretrained": True,
+            "logme": 0.0,
+            "hscore": 0.0,
+            "probe_accuracy": 0.9,
+            "knn_accuracy": 0.9,
+        }
+        for key in ("big", "small")
+    }
+    base = {
+        "by": "logme",
+        "order": ["big", "small"],
+        "selected": ["big", "small"],
+        "candidates": rows,
+    }
+    out = comparison.with_finetuned(base, config, labels)
+    assert out["candidates"]["big"]["full_accuracy"] == 0.9
+    full = out["gaps"]["full_accuracy"]
+    # the same accuracy, but 300 images apart each way: McNemar sees 300 against 300
+    assert full["gain"] == 0 and full["verdict"] == "inconclusive"
+    assert full["test"] == "McNemar exact, 10000 paired test images" and full["p"] == 1.0

@@ -35,7 +35,9 @@ def test_one_row_per_strategy_shot_and_seed_on_the_probe_subsets(params, monkeyp
 
     def spy(strategy, *, train, config, **kwargs):
         calls.append((strategy, train, config.seed))
-        return {"accuracy": len(calls) / 100, "val_accuracy": 0.5, "best_epoch": 1, "epochs_run": 1}
+        correct = np.arange(100) < len(calls)
+        scores = {"accuracy": len(calls) / 100, "correct": correct, "val_accuracy": 0.5}
+        return {**scores, "best_epoch": 1, "epochs_run": 1}
 
     monkeypatch.setattr(curves_finetune, "fit_subset", spy)
     rows = _fit(params, ("full", "scratch"))
@@ -53,7 +55,7 @@ def test_one_row_per_strategy_shot_and_seed_on_the_probe_subsets(params, monkeyp
         assert row["accuracy"] == (number + 1) / 100  # each row holds its own fit's scores
         # trained with finetune.seed + the curve seed, on the subset the probe curve fits
         # for this seed and shot (evaluation/kshot.py)
-        assert seed == params.finetune.seed + row["seed"]
+        assert seed == params.finetune.seed + row["seed"] == row["train_seed"]
         index = kshot_subsets(train.labels, (1, 2), seed=row["seed"])[int(row["shot"])]
         np.testing.assert_array_equal(subset.images, train.images[index])
         np.testing.assert_array_equal(subset.labels, train.labels[index])
@@ -67,8 +69,11 @@ def test_fits_reproduce_whatever_ran_before(params):
     torch.manual_seed(123)  # global RNG state must not leak into a fit
     torch.rand(10)
     again = _fit(config, ("freeze",), shots=(2,), seeds=1)
-    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in (*first, *again)]
+    strip = [
+        {k: v for k, v in r.items() if k not in ("seconds", "correct")} for r in (*first, *again)
+    ]
     assert strip[0] == strip[1]
+    np.testing.assert_array_equal(first[0]["correct"], again[0]["correct"])
 
 
 def test_one_shot_of_ten_classes_trains(params):
@@ -87,6 +92,7 @@ def test_one_shot_of_ten_classes_trains(params):
         device=CPU,
     )
     (row,) = rows
+    assert row["correct"].shape == (10,) and row["correct"].mean() == row["accuracy"]
     assert (row["series"], row["shot"], row["epochs_run"], row["best_epoch"]) == (
         "finetune_llrd",
         "1",
@@ -106,8 +112,22 @@ def test_listed_strategies_are_judged_against_scratch_per_shot():
     assert scratch_pairs(("full", "llrd")) == {}  # no scratch listed: nothing to judge against
     pairs = scratch_pairs(("full", "scratch"))
     assert pairs == {"finetune_full_vs_scratch": ("finetune_full", "finetune_scratch")}
+
+    def row(series, shot, seed, accuracy):
+        correct = np.arange(1000) < round(accuracy * 1000)
+        subset = "whole" if shot == "all" else f"{shot}-{seed}"  # 'all': one subset
+        return {
+            "series": series,
+            "shot": shot,
+            "seed": seed,
+            "subset": subset,
+            "train_seed": 42 + seed,
+            "accuracy": accuracy,
+            "correct": correct,
+        }
+
     rows = [
-        {"series": series, "shot": shot, "seed": seed, "subset": f"{shot}-{seed}", "accuracy": acc}
+        row(series, shot, seed, acc)
         for seed in range(3)
         for shot, full, scratch in (("1", 0.60, 0.20), ("all", 0.90, 0.895))
         for series, acc in (
@@ -115,12 +135,21 @@ def test_listed_strategies_are_judged_against_scratch_per_shot():
             ("finetune_scratch", scratch + 0.005 * seed),
         )
     ]
-    config = Verdict(confidence=0.95, single_seed_factor=3.0)
+    config = Verdict(confidence=0.95)
     by_shot = curve_comparisons(rows, pairs, config=config, transferred=True)[
         "finetune_full_vs_scratch"
     ]
     assert by_shot["1"]["verdict"] == "positive" and by_shot["1"]["seeds"] == 3
     assert by_shot["1"]["gain"] == pytest.approx(0.405)
+    # 'all': one subset, but three training seeds: three fits, judged over seeds
+    assert by_shot["all"]["seeds"] == 3 and by_shot["all"]["test"] == "paired t over 3 seeds"
+    assert by_shot["all"]["gain"] == pytest.approx(0.01)
     assert by_shot["all"]["verdict"] == "inconclusive"  # +0.01 within the seed spread
     none = curve_comparisons(rows, pairs, config=config, transferred=False)
     assert none["finetune_full_vs_scratch"]["1"]["verdict"] == "inconclusive"
+    # curves.seeds: 1 is one fit a shot: McNemar's test on its test images
+    one = curve_comparisons(
+        [r for r in rows if r["seed"] == 0], pairs, config=config, transferred=True
+    )["finetune_full_vs_scratch"]
+    assert one["all"]["test"] == "McNemar exact, 1000 paired test images"
+    assert one["all"]["gain"] == pytest.approx(0.005) and one["all"]["verdict"] == "inconclusive"

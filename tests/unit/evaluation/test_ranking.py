@@ -2,12 +2,14 @@
 
 import itertools
 
+import numpy as np
 import pytest
+from scipy import stats
 
 from transferlab.evaluation import ranking
 from transferlab.params import Verdict
 
-CONFIG = Verdict(confidence=0.95, single_seed_factor=3.0)
+CONFIG = Verdict(confidence=0.95)
 
 
 def row(logme, probe, pretrained=True, **more):
@@ -45,23 +47,45 @@ def test_choose_takes_the_top_k_or_the_explicit_list_in_its_order():
     assert ranking.choose(order, top_k=1, explicit=["c", "a"]) == ["c", "a"]
 
 
-def test_gap_beyond_the_noise_by_the_single_seed_rule():
-    # n = 10000 test images at 0.9: noise sqrt(2 * 0.9 * 0.1 / 10000) = 0.00424; 3x = 0.0127.
+def test_gap_by_mcnemar_on_the_two_candidates_test_predictions():
+    # 10000 test images: a alone right on 400, b alone on 100, both on 8900.
+    a = np.zeros(10000, bool)
+    b = np.zeros(10000, bool)
+    a[:9300], b[400:9400] = True, True
     rows = {"a": row(0, 0.93), "b": row(0, 0.90), "r": row(0, 0.99, pretrained=False)}
-    gap = ranking.gap(rows, "probe_accuracy", n_test=10000, config=CONFIG)
+    correct = {"a": [a], "b": [b], "r": [np.ones(10000, bool)]}
+    gap = ranking.gap(rows, "probe_accuracy", correct=correct, config=CONFIG)
     assert (gap["best"], gap["runner_up"]) == ("a", "b")  # random init is never the best
     assert gap["gain"] == pytest.approx(0.03) and gap["verdict"] == "positive"
-    assert gap["spread"] == pytest.approx((2 * 0.93 * 0.07 / 10000) ** 0.5, abs=1e-6)
+    assert gap["p"] == pytest.approx(stats.binomtest(400, 500, 0.5).pvalue, rel=1e-3)
+    assert gap["test"] == "McNemar exact, 10000 paired test images"
+    assert gap["low"] > 0
+    # +0.5 points, but the two disagree on 750 images (400 against 350): within the noise
+    close_a, close_b = np.zeros(10000, bool), np.zeros(10000, bool)
+    close_a[:9050], close_b[400:9400] = True, True
     close = {"a": row(0, 0.905), "b": row(0, 0.90)}
-    assert ranking.gap(close, "probe_accuracy", n_test=10000, config=CONFIG)["verdict"] == (
-        "inconclusive"
+    judged = ranking.gap(
+        close, "probe_accuracy", correct={"a": [close_a], "b": [close_b]}, config=CONFIG
     )
+    assert judged["gain"] == pytest.approx(0.005) and judged["verdict"] == "inconclusive"
+    assert judged["p"] == pytest.approx(stats.binomtest(400, 750, 0.5).pvalue, rel=1e-3)
+    assert judged["low"] < 0 < judged["high"]
+
+
+def test_gap_of_several_fine_tuning_seeds_is_a_t_over_seeds():
+    seeds = {
+        key: [np.arange(100) < n for n in counts]
+        for key, counts in {"a": (90, 91, 92), "b": (80, 80, 82)}.items()
+    }
+    rows = {"a": row(0, 0.8, full_accuracy=0.91), "b": row(0, 0.8, full_accuracy=0.8067)}
+    gap = ranking.gap(rows, "full_accuracy", correct=seeds, config=CONFIG)
+    assert gap["test"] == "paired t over 3 seeds" and gap["gain"] == pytest.approx(0.1033, abs=1e-4)
 
 
 def test_no_gap_without_two_pretrained_candidates():
     rows = {"a": row(0, 0.9), "r": row(0, 0.8, pretrained=False)}
-    assert ranking.gap(rows, "probe_accuracy", n_test=100, config=CONFIG) is None
-    assert ranking.gap(rows, "full_accuracy", n_test=100, config=CONFIG) is None  # not trained
+    assert ranking.gap(rows, "probe_accuracy", correct={}, config=CONFIG) is None
+    assert ranking.gap(rows, "full_accuracy", correct={}, config=CONFIG) is None  # not trained
 
 
 def kendall_by_pairs(a, b):

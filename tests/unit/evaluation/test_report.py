@@ -53,31 +53,97 @@ def test_curve_figure_is_a_png(tmp_path):
     assert path.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_conclusions_say_who_beats_whom_by_how_much_and_how_sure():
+MCNEMAR = "McNemar exact, 10000 paired test images"
+
+
+def verdict(verdict, gain, low, high, p, test=MCNEMAR, seeds=1, **more):
+    return {
+        "verdict": verdict,
+        "gain": gain,
+        "low": low,
+        "high": high,
+        "confidence": 0.95,
+        "p": p,
+        "seeds": seeds,
+        "test": test,
+        "noise": "-",
+        **more,
+    }
+
+
+VERDICTS = {
+    "full_vs_scratch": verdict("positive", 0.2932, 0.2811, 0.3049, 1.2e-300),
+    "lpft_vs_scratch": verdict(
+        "negative", -0.05, -0.07, -0.03, 0.004, test="paired t over 3 seeds", seeds=3
+    ),
+    "linear_vs_raw_pixels": verdict("inconclusive", 0.0038, -0.0012, 0.0088, 0.13),
+    "knn_vs_random_init": verdict(
+        "inconclusive", 0.15, 0.14, 0.16, 1e-9, note="no pretrained weights: a gain is not transfer"
+    ),
+}
+
+
+def test_conclusions_name_who_beats_whom_the_test_and_the_interval():
     from transferlab.evaluation.report import conclusions
 
-    verdicts = {
-        "full_vs_scratch": {"verdict": "positive", "gain": 0.2932, "spread": 0.022, "seeds": 1},
-        "lpft_vs_scratch": {"verdict": "negative", "gain": -0.05, "spread": 0.01, "seeds": 3},
-        "linear_vs_raw_pixels": {
-            "verdict": "inconclusive",
-            "gain": 0.0038,
-            "spread": 0.0091,
-            "seeds": 1,
-        },
-    }
-    full, lpft, pixels = conclusions(verdicts)
+    full, lpft, pixels, weights = conclusions(VERDICTS)
     assert full == (
-        "Full fine-tuning beats training the same architecture from scratch by 29.3 points: "
-        "positive (one seed, against a noise spread of 2.2 points)."
+        "Full fine-tuning beats training the same architecture from scratch: +29.3 points "
+        "[28.1, 30.5] (95% interval; McNemar exact, 10000 paired test images, p<1e-10): "
+        "positive."
     )
     assert lpft.startswith("LP-FT (fine-tuning from the linear probe's head) is worse than")
-    assert "by 5.0 points: negative transfer (over 3 paired seeds, spread 1.0 points)" in lpft
+    assert lpft.endswith(
+        ": -5.0 points [-7.0, -3.0] (95% interval; paired t over 3 seeds, p=0.004): "
+        "negative transfer."
+    )
     assert pixels == (
         "A linear probe on the pretrained features is not distinguishable from one on raw "
-        "pixels: 0.4 points ahead, within the noise, so inconclusive (one seed, against a noise "
-        "spread of 0.9 points)."
+        "pixels: +0.4 points [-0.1, 0.9] (95% interval; McNemar exact, 10000 paired test "
+        "images, p=0.13), within the noise, so inconclusive."
     )
+    assert weights.endswith("p=1e-09); no pretrained weights: a gain is not transfer.")
+    assert report.p_text(0.0) == "<1e-10" and report.p_text(0.0312) == "0.031"
+
+
+def render(tmp_path, finetune_seeds=1):
+    cell = {"mean": 0.5, "std": 0.1, "by_seed": {"0": 0.5}}
+    return report.render(
+        metrics={"probe": {"accuracy": 0.8, "macro_f1": 0.8, "ece": 0.05}, "transfer": VERDICTS},
+        per_class={},
+        curve_summary={"pretrained_linear": {"10": cell, "2": cell, "all": cell}},
+        curve_verdicts={
+            "linear_vs_raw_pixels": {  # as JSON gives them back: "10" before "2"
+                "10": verdict("positive", 0.02, 0.01, 0.03, 0.01, "paired t over 3 seeds", 3),
+                "2": verdict("inconclusive", 0.01, -0.01, 0.03, 0.2, "paired t over 3 seeds", 3),
+                "all": VERDICTS["linear_vs_raw_pixels"],
+            }
+        },
+        figures=[],
+        root=tmp_path,
+        finetune_seeds=finetune_seeds,
+    )
+
+
+def test_verdict_tables_give_each_test_interval_and_p_and_say_what_noise_it_measured(tmp_path):
+    text = render(tmp_path)
+    assert (
+        "| full_vs_scratch | **positive** | +29.3 | [28.1, 30.5] | " + MCNEMAR + " | <1e-10 |"
+        in text
+    )
+    assert "two-sided at 95%" in text
+    assert report.ONE_SEED_NOTE in text and "test-set sampling noise only" in text
+    assert "seed to seed is unmeasured" in text and "finetune.seeds: 2 or more" in text
+    assert report.PROBE_NOTE in text
+    shots = [
+        line.split(" | ")[1]
+        for line in text.splitlines()
+        if line.startswith("| linear_vs_raw_pixels | ") and line.count("|") == 8
+    ]
+    assert shots == ["2", "10", "all"]  # by number, not as JSON sorted them
+    several = render(tmp_path, finetune_seeds=3)
+    assert report.SEEDS_NOTE.format(seeds=3) in several and report.ONE_SEED_NOTE not in several
+    assert "test-set sampling noise, shared by both arms, is not in it" in several
 
 
 def test_html_report_inlines_its_figures(tmp_path):
@@ -88,3 +154,20 @@ def test_html_report_inlines_its_figures(tmp_path):
     page = to_html("# Report\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n![a](figures/a.png)\n", tmp_path)
     assert "<table>" in page and "<h1>Report</h1>" in page
     assert 'src="data:image/png;base64,iVBORyBmYWtl"' in page and "figures/a.png" not in page
+
+
+def _record(**changes) -> dict:
+    history = [{"epoch": 0, "train_loss": 0.8, "val_accuracy": 0.82}]
+    history.append({"epoch": 1, "train_loss": 0.5, "val_accuracy": 0.87})
+    base = {"lr": 5e-4, "bn": "frozen", "val_accuracy": 0.87, "best_epoch": 1, "epochs_run": 1}
+    return {**base, "history": history, **changes}
+
+
+def test_the_report_says_how_each_method_was_fine_tuned_and_whether_lr_was_tuned():
+    untuned = "\n".join(report.training_lines({"lpft": _record()}))
+    assert "| lpft | 0.0005 | frozen | 0.8200 | 0.8700 (1) | 1 |" in untuned
+    assert "Learning rates were not tuned" in untuned
+    search = [{"lr": 1e-3, "best_val_accuracy": 0.85}, {"lr": 5e-4, "best_val_accuracy": 0.87}]
+    tuned = "\n".join(report.training_lines({"lpft": _record(lr_search=search)}))
+    assert "| lpft | 0.0005 (best on val of 0.001, 0.0005) | frozen |" in tuned
+    assert "Learning rates were chosen on val" in tuned
