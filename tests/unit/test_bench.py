@@ -104,6 +104,7 @@ def test_full_data_configuration_is_valid_params():
     lines = [kv for kv in text.splitlines() if kv and kv[0] != "#"]
     params = load_params(REPO / "params.yaml", lines)
     assert params.data.train_per_class is None and params.backbone.image_size is None
+    assert params.data.test_per_class is None  # the whole test split, as the GPU run reports
     assert params.finetune.random_erase == 0.25 and params.finetune.epochs == 8
 
 

@@ -48,12 +48,14 @@ class SoftmaxHead:
 
 @dataclass(frozen=True)
 class GridFit:
-    """Scaler, head refit on train+val at the chosen C, and the val accuracy per C."""
+    """Scaler, head refit on train+val at the chosen C, and the val accuracy per C;
+    `train_head` is the chosen C's fit on train alone, the one val scored."""
 
     scaler: Standardiser
     head: SoftmaxHead
     C: float
     val_accuracy: dict[float, float]
+    train_head: SoftmaxHead
 
 
 def standardise(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -196,7 +198,9 @@ def fit_grid(
     )
     scaler = Standardiser(search.mean.cpu().numpy(), search.scale.cpu().numpy())
     head = SoftmaxHead(weight.cpu().numpy(), bias.cpu().numpy(), search.classes, n_iter)
-    return GridFit(scaler, head, best_C, search.val_accuracy)
+    train_weight, train_bias = (t.cpu().numpy() for t in search.heads[best_C])
+    train_head = SoftmaxHead(train_weight, train_bias, search.classes, 0)
+    return GridFit(scaler, head, best_C, search.val_accuracy, train_head)
 
 
 def accuracy_at_best_C(

@@ -26,21 +26,24 @@ class ProbeFit:
     """
 
     scaler: Any  # StandardScaler | linear.Standardiser
-    classifier: Any  # LogisticRegression | linear.SoftmaxHead
+    classifier: Any  # LogisticRegression | linear.SoftmaxHead: refit on train+val
     C: float
     val_accuracy: dict[float, float]
-    backend: str = "sklearn"
+    backend: str
+    train_classifier: Any  # the chosen C's fit on train alone: LP-FT's starting head
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         return self.classifier.predict_proba(self.scaler.transform(features)).astype(np.float32)
 
     def head_arrays(self) -> dict[str, np.ndarray]:
-        """The fitted head as plain arrays (io.HEAD_FILE), which LP-FT starts from."""
+        """LP-FT's starting head as plain arrays (io.HEAD_FILE): the chosen C's fit on train
+        alone. LP-FT keeps its best epoch on val, so its head must not have seen val, and
+        at epoch 0 it scores on val what the probe's C search measured."""
         return {
             "mean": self.scaler.mean_,
             "scale": self.scaler.scale_,
-            "coef": self.classifier.coef_,
-            "intercept": self.classifier.intercept_,
+            "coef": self.train_classifier.coef_,
+            "intercept": self.train_classifier.intercept_,
             "C": np.float64(self.C),
         }
 
@@ -79,7 +82,7 @@ def fit_probe(
             max_iter=max_iter,
             device=device or torch.device("cpu"),
         )
-        return ProbeFit(fit.scaler, fit.head, fit.C, fit.val_accuracy, backend)
+        return ProbeFit(fit.scaler, fit.head, fit.C, fit.val_accuracy, backend, fit.train_head)
     if backend != "sklearn":
         raise ValueError(f"unknown probe backend {backend!r}")
     # Imported here: 0.7 s of the probe stage's start-up, and the default backend is torch.
@@ -98,4 +101,5 @@ def fit_probe(
     final = LogisticRegression(C=best_C, max_iter=max_iter).fit(
         np.concatenate([train_x, val_x]), np.concatenate([train_labels, val_labels])
     )
-    return ProbeFit(scaler, final, best_C, scores, backend)
+    on_train = LogisticRegression(C=best_C, max_iter=max_iter).fit(train_x, train_labels)
+    return ProbeFit(scaler, final, best_C, scores, backend, on_train)

@@ -91,3 +91,25 @@ def test_unknown_backend_is_refused():
             max_iter=10,
             backend="jax",
         )
+
+
+@pytest.mark.parametrize("backend", ["sklearn", "torch"])
+def test_lpft_head_is_the_chosen_C_fitted_on_train_alone(backend):
+    """LP-FT selects its epochs on val, so the head it starts from never saw val: folded
+    in, it scores on val exactly what the C search measured, unlike the train+val refit."""
+    train_x, train_y = synthetic_features(60, 0)
+    val_x, val_y = synthetic_features(200, 1)
+    fit = fit_probe(
+        train_features=train_x,
+        train_labels=train_y,
+        val_features=val_x,
+        val_labels=val_y,
+        grid=np.logspace(-2, 2, 5),
+        max_iter=1000,
+        backend=backend,
+    )
+    head = fit.head_arrays()
+    logits = (val_x - head["mean"]) / head["scale"] @ head["coef"].T + head["intercept"]
+    assert float((logits.argmax(1) == val_y).mean()) == pytest.approx(fit.val_accuracy[fit.C])
+    assert head["C"] == fit.C
+    assert not np.allclose(head["coef"], fit.classifier.coef_)  # not the train+val refit
