@@ -33,7 +33,9 @@ def test_exp_show_only_changed_is_narrow_and_quality_only(reproduced_copy):
     assert "params.yaml" not in header  # params show as params, not as a file hash
     table = ws.dvc("exp", "show", "--only-changed", "--md", "--drop", ".*/.*").stdout
     rows = [line for line in table.splitlines() if line.strip()]
-    assert max(len(line) for line in rows) <= 320, table
+    # Each changed verdict shows its gain, interval and p: wide until the comparison gets its
+    # own headline layout (the issue on the answer first).
+    assert max(len(line) for line in rows) <= 360, table
     columns = [c.strip() for c in rows[0].strip("|").split("|")][2:]
     assert columns[:5] + columns[-1:] == [
         "backbones.tiny.knn_accuracy",  # every candidate's kNN accuracy, so both
