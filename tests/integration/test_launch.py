@@ -20,7 +20,7 @@ def launch(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-UNKNOWN = "error: no backbone 'bogus' in params.yaml's backbones; candidates: lite0, lite1, lite2."
+UNKNOWN = "error: no backbone 'bogus' in params.yaml's backbones; candidates: lite0, lite1."
 
 
 def test_one_process_runs_the_module_in_this_process_and_keeps_its_exit_code():

@@ -274,8 +274,8 @@ def test_candidates_are_checked_like_every_section():
 
 def test_a_candidate_is_built_with_the_shared_settings():
     params = load_params(REPO / "params.yaml", ["backbone.image_size=48"])
-    model = params.model("lite2")
-    assert (model.name, model.weights, model.image_size) == ("tf_efficientnet_lite2", "bundled", 48)
+    model = params.model("lite1")
+    assert (model.name, model.weights, model.image_size) == ("tf_efficientnet_lite1", "bundled", 48)
     assert model.pretrained
     with pytest.raises(UserError, match="no backbone 'lite3'.*did you mean lite"):
         params.model("lite3")
