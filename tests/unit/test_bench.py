@@ -156,10 +156,14 @@ def test_gpu_script_runs_speed_and_pipeline_without_dvc_or_mlflow(tmp_path):
     pipeline = json.loads((tmp_path / "out" / "pipeline.json").read_text())
     assert pipeline["input_size"] == 32
     assert pipeline["images"] == {"train": 110, "val": 10, "test": 120}  # prepared as prepare does
-    for method in ("probe", "full", "scratch"):
+    for method in ("probe", "full", "scratch", "lpft"):
         assert 0 <= pipeline[method]["accuracy"] <= 1
         assert {"macro_f1", "ece"} <= set(pipeline[method])  # method_metrics, as evaluate scores
-    assert set(pipeline["elapsed_s"]) == {"prepare", "extract", "probe", "full", "scratch"}
+    # finetune.from_probe too: LP-FT starts from this run's own probe head, BatchNorm frozen
+    assert pipeline["lpft"]["head"] == "probe" and pipeline["lpft"]["bn"] == "frozen"
+    assert pipeline["lpft"]["history"][0]["epoch"] == 0
+    expected = {"prepare", "extract", "probe", "full", "scratch", "lpft"}
+    assert set(pipeline["elapsed_s"]) == expected
     # Both measured the same configuration: the full-data file's, then ours.
     assert speed["extract"]["batch_size"] == pipeline["extract"]["batch_size"] == 24
     assert speed["finetune"]["batch_size"] == pipeline["finetune"]["batch_size"] == 16
