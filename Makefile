@@ -9,7 +9,8 @@ FMNIST_PKG := dataset-fashion-mnist
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
 # make results [EXP=name] [BASELINE=rev]: what a run concluded and where its time went.
-.PHONY: results run test test-fast test-full bench format lint install data clean
+# make compare [EXPS="a b"]: experiments side by side, the params that differ first.
+.PHONY: results compare run test test-fast test-full bench format lint install data clean
 
 # dvc runs each stage's `python -m stages.<name>` through the shell: the venv's python must
 # come first on PATH, as `source .venv/bin/activate` would put it.
@@ -20,6 +21,9 @@ run: install data
 
 results: install
 	$(BIN)/python -m transferlab.summary $(EXP) $(if $(BASELINE),--baseline $(BASELINE))
+
+compare: install
+	$(BIN)/python -m transferlab.compare $(EXPS)
 
 test: install data
 	$(BIN)/pytest

@@ -6,7 +6,7 @@ from __future__ import annotations
 from transferlab import tracking
 from transferlab.errors import cli
 from transferlab.evaluation.metrics import evaluate, method_names
-from transferlab.evaluation.report import SUMMARY_KEYS, evidence
+from transferlab.evaluation.report import SUMMARY_KEYS, evidence, recommendation_text
 from transferlab.params import load_params, to_dict
 
 
@@ -23,18 +23,24 @@ def main() -> None:
         verdicts = metrics["transfer"]
         scores = {m: v for m, v in metrics.items() if m not in SUMMARY_KEYS}
         gains = {f"{n}.gain": v["gain"] for n, v in verdicts.items()}
+        tags = {f"verdict.{n}": v["verdict"] for n, v in verdicts.items()}
+        tags["recommended"] = metrics["recommendation"]["method"]
+        reports = [
+            *[(path, "report") for path in (paths.metrics, paths.headline, paths.provenance)],
+            *[(path, "report") for path in (paths.report, paths.report_html)],
+            *[(figure, "report/figures") for figure in figures],  # report.md's links
+        ]
         run.log_metrics(gains)
-        run.set_tags({f"verdict.{n}": v["verdict"] for n, v in verdicts.items()})
-        run.publish(
-            metrics=scores,
-            artifacts=[
-                *[(path, "report") for path in (paths.metrics, paths.provenance)],
-                *[(path, "report") for path in (paths.report, paths.report_html)],
-                *[(figure, "report/figures") for figure in figures],  # report.md's links
-            ],
-        )
+        run.set_tags(tags)
+        run.publish(metrics=scores, artifacts=reports)
+        # The parent is the run a user opens: the answer is its description, the report and
+        # figures its artifacts, as on this stage's run.
         run.log_to_parent(
-            params=to_dict(params), metrics={**scores, **gains}, tags={"provenance": provenance}
+            params=to_dict(params),
+            metrics={**scores, **gains},
+            tags={**tags, "provenance": provenance},
+            description=recommendation_text(metrics["recommendation"]),
+            artifacts=reports,
         )
         for key, numbers in metrics["backbones"].items():  # one run per candidate backbone
             candidate = compared["candidates"][key]
@@ -49,6 +55,7 @@ def main() -> None:
     for name, v in verdicts.items():
         print(f"{name:>24}: {v['verdict']} ({evidence(v)})")
     print(f"backbones by {compared['by']}: {' > '.join(compared['order'])}")
+    print(recommendation_text(metrics["recommendation"]))
 
 
 if __name__ == "__main__":

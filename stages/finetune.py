@@ -36,7 +36,7 @@ def main() -> None:
     with (
         distributed.process_group(host.resolve_device(config.device)) as device,
         guards.deterministic(device),
-        tracking.stage_run(f"finetune@{strategy}", params, logged) as run,
+        tracking.stage_run(config.stage(strategy), params, logged) as run,
     ):
         for key, model in models.items():
             out, runs, rates = io.method_dir(paths.methods, strategy, key), [], None

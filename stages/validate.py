@@ -16,14 +16,23 @@ from transferlab.params import load_params
 VALID = "params.yaml is valid\n"
 
 
+GO_ON = (
+    "Nothing else ran and every output is as it was: fix params.yaml (`git diff params.yaml` "
+    "shows what changed, `git checkout params.yaml` undoes it), then run again."
+)
+
+
 @cli
 def main() -> None:
-    params = load_params()
-    if not Path(params.data.path).exists():
-        raise UserError(
-            f"data.path: {params.data.path} does not exist; point data.path at your data folder "
-            "(or install Fashion-MNIST: make data)."
-        )
+    try:
+        params = load_params()
+        if not Path(params.data.path).exists():
+            raise UserError(
+                f"data.path: {params.data.path} does not exist; point data.path at your data "
+                "folder (or install Fashion-MNIST: make data)."
+            )
+    except UserError as err:
+        raise UserError(f"{err} {GO_ON}") from None
     io.write_text(params.paths.validated, VALID)
     print(f"params.yaml is valid; data.path {params.data.path} exists")
 

@@ -33,6 +33,7 @@ class Paths:
     selected: Path  # the rank stage's choice, with what the later stages read of it
     ranking: Path
     metrics: Path
+    headline: Path
     plots: Path
     random_features: Path
     curves: Path
@@ -251,6 +252,12 @@ class Finetune:
     def runs(self) -> tuple[str, ...]:
         """Every strategy the pipeline trains, the probe-initialised ones included."""
         return (*self.strategies, *self.from_probe)
+
+    def stage(self, strategy: str) -> str:
+        """The DVC stage that trains `strategy` (dvc.yaml's foreach groups): the one name the
+        timings, the report, MLflow and `dvc repro` share."""
+        group = "finetune_from_probe" if strategy in self.from_probe else "finetune"
+        return f"{group}@{strategy}"
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,12 @@
 
     python -m transferlab.summary [REV] [--baseline REV]     (make results [EXP=name])
 
-REV is the workspace by default, else a git revision or a `dvc exp` name; each method's
-metrics, the transfer verdicts, the candidate backbones and the per-stage times are printed
-with their change against the baseline (HEAD by default: what this workspace changed since
-the last commit).
+REV is the workspace by default, else a git revision or a `dvc exp` name. First the
+recommendation, then the params that differ from the baseline (HEAD by default: what this
+workspace changed since the last commit), each method's metrics, the transfer verdicts (a
+flipped one marked), the candidate backbones and the per-stage times, each with its change
+against the baseline. A stage time is compared only where both runs ran that stage: one
+that DVC skipped (cached) shows when it was measured instead. Lines fit 120 columns.
 """
 
 from __future__ import annotations
@@ -13,27 +15,27 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 
+import yaml
+
 from transferlab.errors import UserError, cli
-from transferlab.params import PARAMS_FILE, load_params
+from transferlab.evaluation.report import SUMMARY_KEYS, measured, recommendation_text
+from transferlab.params import PARAMS_FILE, flatten, load_params
+
+WIDTH = 120
+QUALITY = (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("ece", "ECE"))
+PARTS = ("ready_s", "first_step_s", "steady_s", "write_s")
 
 
 def read_reports(rev: str | None, metrics: Path, timeline: Path) -> dict[str, dict]:
-    """metrics.json and timeline.json of the workspace (rev None) or of a revision or
-    experiment; {} for a file that revision does not have."""
+    """metrics.json, timeline.json and params.yaml of the workspace (rev None) or of a
+    revision or experiment; {} for a file that revision does not have."""
     found = {}
-    for name, path in (("metrics", metrics), ("timeline", timeline)):
+    for name, path in (("metrics", metrics), ("timeline", timeline), ("params", PARAMS_FILE)):
         try:
-            if rev is None:
-                text = path.read_text()
-            else:
-                import dvc.api  # only for other revisions: the workspace needs no dvc
-
-                text = dvc.api.read(str(path), rev=rev)
-            found[name] = json.loads(text)
-            if name == "timeline":  # a list in start order: one record per stage
-                found[name] = {t["stage"]: t for t in found[name]}
+            found[name] = _parse(name, _read(rev, Path(path)))
         except FileNotFoundError:
             found[name] = {}
         except Exception as err:  # dvc's: a path that revision lacks, or an unknown revision
@@ -46,53 +48,123 @@ def read_reports(rev: str | None, metrics: Path, timeline: Path) -> dict[str, di
     return found
 
 
+def _read(rev: str | None, path: Path) -> str:
+    if rev is None:
+        return path.read_text()
+    import dvc.api  # only for other revisions: the workspace needs no dvc
+
+    return dvc.api.read(str(path), rev=rev)
+
+
+def _parse(name: str, text: str) -> dict:
+    if name == "params":
+        return flatten(yaml.safe_load(text) or {})
+    found = json.loads(text)
+    if name == "timeline":  # a list in start order: one record per stage
+        return {t["stage"]: t for t in found}
+    return found
+
+
 def _delta(value: float | None, base: float | None, scale: float = 1.0, unit: str = "") -> str:
     if value is None or base is None:
         return ""
     return f" ({(value - base) * scale:+.1f}{unit})"
 
 
+def param_lines(params: dict, base: dict) -> list[str]:
+    """'knn.k: 20 -> 5' for every param that differs from the baseline's."""
+    changed = [k for k in sorted({*params, *base}) if params.get(k) != base.get(k)]
+    lines = []
+    for key in changed:
+        before, after = (json.dumps(p[key]) if key in p else "(absent)" for p in (base, params))
+        lines.append(_clip(f"  {key}: {before} -> {after}"))
+    return lines or ["  (none)"]
+
+
+def method_lines(metrics: dict, base: dict) -> list[str]:
+    """Each method's test accuracy, macro-F1 and ECE, with their changes in points."""
+    lines = [f"{'method':<10} " + " ".join(f"{label:<24}" for _, label in QUALITY).rstrip()]
+    for method, v in metrics.items():
+        if method in SUMMARY_KEYS:
+            continue
+        old = base.get(method, {})
+        cells = []
+        for key, _ in QUALITY:
+            spread = f"±{v['accuracy_sd']:.4f}" if key == "accuracy" and "accuracy_sd" in v else ""
+            cells.append(f"{v[key]:.4f}{spread}{_delta(v[key], old.get(key), 100, ' pt')}")
+        lines.append(f"{method:<10} " + " ".join(f"{c:<24}" for c in cells).rstrip())
+    return lines
+
+
+def verdict_lines(verdicts: dict, base: dict) -> list[str]:
+    """Each verdict with its gain; one that differs from the baseline's is marked '!'."""
+    lines = [f"{'verdict':<24} {'result':<28} gain (points)"]
+    for name, v in verdicts.items():
+        old = base.get(name, {})
+        result = v["verdict"]
+        if old.get("verdict") not in (None, result):
+            result = f"{result} (was {old['verdict']}) !"
+        gain = f"{v['gain'] * 100:+.1f}{_delta(v['gain'], old.get('gain'), 100)}"
+        lines.append(f"{name:<24} {result:<28} {gain}")
+    return lines
+
+
+def backbone_lines(backbones: dict, base: dict) -> list[str]:
+    """Each candidate's probe and kNN accuracy, LogME and H-score."""
+    lines = [f"{'backbone':<14} {'probe':<18} {'kNN':<18} {'LogME':<9} H-score"]
+    for key, v in backbones.items():
+        old = base.get(key, {})
+        cells = [
+            f"{v[m]:.4f}{_delta(v[m], old.get(m), 100, ' pt')}"
+            for m in ("probe_accuracy", "knn_accuracy")
+        ]
+        lines.append(
+            f"{key:<14} {cells[0]:<18} {cells[1]:<18} {v['logme']:<9.4f} {v['hscore']:.2f}"
+        )
+    return lines
+
+
+def stage_lines(timeline: dict, base: dict) -> list[str]:
+    """Each stage's seconds and parts; a change only where both runs ran the stage."""
+    lines = [f"{'stage':<26} {'seconds':<16} ready / first step / steady / write (s)"]
+    for stage, t in timeline.items():
+        if t.get("cached"):
+            lines.append(_clip(f"{stage:<26} cached, measured earlier: {measured(t)}"))
+            continue
+        old = base.get(stage, {})
+        ran_both = t.get("cached") is False and old.get("cached") is False  # older: unknown
+        total = f"{t['total_s']:.1f}" + (
+            _delta(t["total_s"], old["total_s"], unit=" s") if ran_both else ""
+        )
+        parts = " / ".join(f"{t[p]:.1f}" for p in PARTS)
+        lines.append(f"{stage:<26} {total:<16} {parts}")
+    return lines
+
+
+def _clip(line: str) -> str:
+    return line if len(line) <= WIDTH else line[: WIDTH - 3] + "..."
+
+
 def render(current: dict, baseline: dict, name: str, baseline_name: str | None) -> str:
-    """The summary as text: methods, verdicts and stage times, with deltas where known."""
+    """The summary as text: recommendation, param changes, methods, verdicts, backbones and
+    stage times, with changes against the baseline where it has them."""
     metrics, base_metrics = current["metrics"], baseline.get("metrics", {})
     if not metrics:
         raise UserError(f"{name} has no reports/metrics.json yet: run `dvc repro` first.")
     against = f", change against {baseline_name} in brackets" if baseline_name else ""
-    lines = [f"{name}{against}", "", "method      accuracy           macro-F1  ECE"]
-    for method, v in metrics.items():
-        if method in ("transfer", "backbones"):
-            continue
-        base = base_metrics.get(method, {}).get("accuracy")
-        spread = f" ± {v['accuracy_sd']:.4f}" if "accuracy_sd" in v else ""
-        accuracy = f"{v['accuracy']:.4f}{spread}{_delta(v['accuracy'], base, 100, ' pt')}"
-        lines.append(f"{method:<11} {accuracy:<18} {v['macro_f1']:.4f}    {v['ece']:.4f}")
-    lines += ["", "verdict                  result        gain (points)"]
-    for comparison, v in metrics.get("transfer", {}).items():
-        base = base_metrics.get("transfer", {}).get(comparison, {}).get("gain")
-        gain = f"{v['gain'] * 100:+.1f}{_delta(v['gain'], base, 100)}"
-        lines.append(f"{comparison:<24} {v['verdict']:<13} {gain}")
-    backbones, base_backbones = metrics.get("backbones", {}), base_metrics.get("backbones", {})
-    if backbones:
-        lines += ["", "backbone     probe              kNN                LogME     H-score"]
-        for key, v in backbones.items():
-            base = base_backbones.get(key, {})
-            cells = [
-                f"{v[m]:.4f}{_delta(v[m], base.get(m), 100, ' pt')}"
-                for m in ("probe_accuracy", "knn_accuracy")
-            ]
-            lines.append(
-                f"{key:<12} {cells[0]:<18} {cells[1]:<18} {v['logme']:<9.4f} {v['hscore']:.2f}"
-            )
-    timeline, base_timeline = current["timeline"], baseline.get("timeline", {})
-    if timeline:
-        lines += ["", "stage                    seconds  (ready / first step / steady / write)"]
-        for stage, t in timeline.items():
-            base = base_timeline.get(stage, {}).get("total_s")
-            total = f"{t['total_s']:.1f}{_delta(t['total_s'], base, unit=' s')}"
-            parts = " / ".join(
-                f"{t[p]:.1f}" for p in ("ready_s", "first_step_s", "steady_s", "write_s")
-            )
-            lines.append(f"{stage:<24} {total:<16} ({parts})")
+    lines = [f"{name}{against}", ""]
+    if "recommendation" in metrics:
+        text = recommendation_text(metrics["recommendation"])
+        lines += [*textwrap.wrap(text, WIDTH), ""]
+    if baseline_name:
+        params = param_lines(current.get("params", {}), baseline.get("params", {}))
+        lines += [f"params changed against {baseline_name}:", *params, ""]
+    lines += [*method_lines(metrics, base_metrics), ""]
+    lines += verdict_lines(metrics.get("transfer", {}), base_metrics.get("transfer", {}))
+    if metrics.get("backbones"):
+        lines += ["", *backbone_lines(metrics["backbones"], base_metrics.get("backbones", {}))]
+    if current["timeline"]:
+        lines += ["", *stage_lines(current["timeline"], baseline.get("timeline", {}))]
     return "\n".join(lines)
 
 

@@ -10,12 +10,20 @@ A stage creates one StageClock, marks `ready()` and `computed()`, and hands it t
 that loops over batches, which calls `step(items)` after each one. Pure Python; torch only
 to wait for queued GPU work, imported then (a stage without torch never pays its import);
 no dvc, no mlflow.
+
+Each timing names the `dvc` process that ran it (`pipeline_key`). DVC skips a stage whose
+inputs did not change and leaves its timing file as it was (in git when it is not cached),
+so the stage that gathers the timings tells this run's stages from those a run before
+measured: those are shown as cached, with when and where they were measured, never on this
+run's time axis nor in its time deltas.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import time
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +32,43 @@ if TYPE_CHECKING:
     import torch
 
 PARTS = ("ready", "first_step", "steady", "write")
+_PROCESS_TOKEN = uuid.uuid4().hex  # stands in for a start time where /proc is absent
+
+
+def pipeline_key() -> str:
+    """Identify the running `dvc` process (host, pid, start time); else this process."""
+    pid = own = os.getpid()
+    for _ in range(32):
+        stat = _proc_stat(pid)
+        if stat is None:
+            break
+        ppid, start = stat
+        if _is_dvc(pid):
+            return f"{socket.gethostname()}:{pid}:{start}"
+        if ppid <= 1:
+            break
+        pid = ppid
+    own_stat = _proc_stat(own)
+    return f"{socket.gethostname()}:{own}:{own_stat[1] if own_stat else _PROCESS_TOKEN}"
+
+
+def _proc_stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, start time in clock ticks) from /proc; None where /proc is absent."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[1]), int(fields[19])
+
+
+def _is_dvc(pid: int) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    names = [os.path.basename(a.decode(errors="replace")) for a in argv[:3]]
+    return "dvc" in names or any(n == "dvc" or n.startswith("dvc.") for n in names[1:2])
 
 
 def process_start() -> float:
@@ -77,6 +122,7 @@ class StageClock:
         first = self.first_step_at if self.first_step_at is not None else ready
         steady = computed - first
         return {
+            "run": pipeline_key(),
             "started": round(self.started, 3),
             "ready_s": round(ready - self.started, 3),
             "first_step_s": round(first - ready, 3),
@@ -99,9 +145,19 @@ def gather(directory: Path, stages: Iterable[str], **current: dict) -> dict[str,
     return dict(sorted(found.items(), key=lambda item: item[1]["started"]))
 
 
-def records(timings: dict[str, dict]) -> list[dict]:
-    """The timeline as written to timeline.json: a list in start order, one record a stage."""
-    return [{"stage": stage, **parts} for stage, parts in timings.items()]
+def split(timings: dict[str, dict], run: str) -> tuple[dict[str, dict], dict[str, dict]]:
+    """(the timings measured by `run`, those a run before measured: cached by DVC)."""
+    ran = {stage: t for stage, t in timings.items() if t.get("run") == run}
+    return ran, {stage: t for stage, t in timings.items() if stage not in ran}
+
+
+def records(timings: dict[str, dict], run: str) -> list[dict]:
+    """The timeline as written to timeline.json: a list in start order, one record a stage,
+    each saying whether `run` measured it or a run before did (`cached`)."""
+    return [
+        {"stage": stage, **parts, "cached": parts.get("run") != run}
+        for stage, parts in timings.items()
+    ]
 
 
 def _read(path: Path) -> dict:

@@ -22,12 +22,10 @@ import contextlib
 import logging
 import os
 import re
-import socket
 import sqlite3
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from transferlab import io
 from transferlab.errors import UserError
 from transferlab.params import Params, flatten
-from transferlab.timeline import StageClock
+from transferlab.timeline import StageClock, pipeline_key
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -47,7 +45,6 @@ GIT_DIRTY_TAG = "git_dirty"
 SOURCES = ("stages", "transferlab", "params.yaml", "dvc.yaml", "pyproject.toml")
 DEFAULT_STORE = "mlflow.db"  # at the DVC repo root, when MLFLOW_TRACKING_URI is unset
 DEFAULT_ARTIFACTS = "mlartifacts"
-_PROCESS_TOKEN = uuid.uuid4().hex  # stands in for a start time where /proc is absent
 CHECK_TIMEOUT_S = 2.0
 # A sqlite store's lock is held for one batch of calls; far longer means a stuck writer.
 LOCK_TIMEOUT_S = 120.0
@@ -141,21 +138,32 @@ class StageRun:
         self.log_metrics({f"time.{k}": v for k, v in parts.items() if v is not None})
 
     def log_to_parent(
-        self, *, params: dict[str, Any], metrics: dict[str, Any], tags: dict[str, Any]
+        self,
+        *,
+        params: dict[str, Any],
+        metrics: dict[str, Any],
+        tags: dict[str, Any],
+        description: str = "",
+        artifacts: Sequence[tuple[Path, str]] = (),
     ) -> None:
-        """Put the pipeline's params, final metrics and provenance on the parent run, so
-        experiments compare at the parent level in the MLflow UI."""
+        """Put the pipeline's params, final metrics, provenance and answer on the parent run,
+        the run a user opens first in the MLflow UI: `description` becomes its description
+        (MLflow's note) and `artifacts` ((path, artifact folder) pairs) its files."""
 
         def send(client: MlflowClient) -> None:
             from mlflow.entities import Metric, Param, RunTag
+            from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 
             now = _now_ms()
+            note = {MLFLOW_RUN_NOTE: description} if description else {}
             client.log_batch(
                 self.parent_id,
                 metrics=[Metric(k, float(v), now, 0) for k, v in flatten(metrics).items()],
                 params=[Param(k, redact(str(v))[:6000]) for k, v in flatten(params).items()],
-                tags=[RunTag(k, redact(str(v))) for k, v in flatten(tags).items()],
+                tags=[RunTag(k, redact(str(v))) for k, v in {**flatten(tags), **note}.items()],
             )
+            for path, folder in artifacts:
+                client.log_artifact(self.parent_id, str(path), folder)
 
         self._safely(send)
 
@@ -403,23 +411,6 @@ def _git_dirty() -> str:
         return "unknown"
 
 
-def pipeline_key() -> str:
-    """Identify the running `dvc` process (host, pid, start time); else this process."""
-    pid = own = os.getpid()
-    for _ in range(32):
-        stat = _proc_stat(pid)
-        if stat is None:
-            break
-        ppid, start = stat
-        if _is_dvc(pid):
-            return f"{socket.gethostname()}:{pid}:{start}"
-        if ppid <= 1:
-            break
-        pid = ppid
-    own_stat = _proc_stat(own)
-    return f"{socket.gethostname()}:{own}:{own_stat[1] if own_stat else _PROCESS_TOKEN}"
-
-
 def _parent_run_id(client: MlflowClient, experiment_id: str, tags: dict[str, str]) -> str:
     from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_RUN_NAME
 
@@ -459,25 +450,6 @@ def _experiment_id(client: MlflowClient) -> str:
 
 def _default_root() -> Path:
     return Path(os.environ.get("DVC_ROOT", ".")).resolve()
-
-
-def _proc_stat(pid: int) -> tuple[int, int] | None:
-    """(parent pid, start time in clock ticks) from /proc; None where /proc is absent."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return int(fields[1]), int(fields[19])
-
-
-def _is_dvc(pid: int) -> bool:
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    names = [os.path.basename(a.decode(errors="replace")) for a in argv[:3]]
-    return "dvc" in names or any(n == "dvc" or n.startswith("dvc.") for n in names[1:2])
 
 
 def _now_ms() -> int:

@@ -89,7 +89,9 @@ out, start, end, status, limit, *overrides = sys.argv[1:]
 out = Path(out)
 if not (out / "timeline.json").exists():  # cut before evaluate: the stages that finished
     timings = load_params().paths.timings
-    found = records(gather(timings)) if timings.is_dir() else []
+    found = gather(timings, [p.stem for p in timings.glob("*.json")]) if timings.is_dir() else {}
+    latest = max(found.values(), key=lambda t: t["started"], default={}).get("run", "")
+    found = records(found, latest)  # this run: the one that measured the last stage
     (out / "timeline.json").write_text(json.dumps(found, indent=2))
 sm = []
 if (out / "gpu.csv").exists():

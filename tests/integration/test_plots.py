@@ -18,8 +18,12 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+
+from transferlab.evaluation import comparison, report
+from transferlab.params import Verdict
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / ".dvc" / "plots"
@@ -186,8 +190,11 @@ def test_training_and_confusion_plots_name_the_method_and_have_labels():
         name = props.get("template", "linear")
         assert name not in BUILTIN_TEMPLATES, f"{plot_id}: a built-in template names no method"
         spec = template(name)
-        if name == "backbones":  # one CSV, a row per backbone: its column names each point
-            assert "datum.backbone" in json.dumps(spec), plot_id
+        if name == "backbones":  # one CSV, a row per backbone: its column colours each point
+            assert [c["field"] for c in encodings(spec, "color")] == ["backbone"], plot_id
+            continue
+        if name == "training":  # one CSV per value, every method in it: its method column
+            assert "datum.method" in json.dumps(spec), plot_id
             continue
         # DVC makes one plot per CSV, one CSV per method: the method comes from the file name
         assert "datum.filename" in json.dumps(spec), plot_id
@@ -197,6 +204,34 @@ def test_training_and_confusion_plots_name_the_method_and_have_labels():
     assert "datum.method" in method["calculate"]
     (x,) = encodings(training, "x")
     assert x["title"] == "<DVC_METRIC_X_LABEL>" and x["type"] == "quantitative"
+    # revisions (dvc plots diff) by dash, so a method keeps its colour across them
+    assert [d["field"] for d in encodings(training, "strokeDash")] == ["rev"]
+
+
+def test_training_plots_are_the_files_evaluate_writes_one_chart_per_value():
+    """The training curves' CSVs are named in transferlab/evaluation/report.py; dvc.yaml
+    must declare exactly those, one plot (so one shared axis) per value."""
+    plots = load_params()["paths"]["plots"]
+    training = {pid: p for pid, p in SHIPPED.items() if p.get("template") == "training"}
+    written = report.training_tables({"full": [{"epoch": 0, "train_loss": 1, "val_accuracy": 0}]})
+    assert set(training) == {f"{plots}/{name}" for name in written}
+    for column in report.TRAINING_COLUMNS:
+        assert training[f"{plots}/{column}.csv"]["y"] == column
+
+
+def test_backbones_template_draws_the_y_columns_interval_and_spans_it():
+    spec = template("backbones")
+    text = json.dumps(spec)
+    # the columns comparison.table_csv writes beside each accuracy
+    assert "<DVC_METRIC_Y>_low" in text and "<DVC_METRIC_Y>_high" in text
+    (bar,) = [layer for layer in spec["layer"] if layer["mark"]["type"] == "errorbar"]
+    assert bar["encoding"]["y"]["field"] == "low" and bar["encoding"]["y2"]["field"] == "high"
+    # one y scale over bars and points: the axis spans the intervals, not the points alone
+    assert "resolve" not in spec
+    assert all(y["scale"] == {"zero": False} for y in encodings(spec, "y"))
+    # no text beside the points (labels collided): the backbone is the colour, in a legend
+    assert all(layer["mark"]["type"] != "text" for layer in spec["layer"])
+    assert [s["field"] for s in encodings(spec, "shape")] == ["rev"]
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in TEMPLATES.glob("*.json")))
@@ -338,18 +373,39 @@ def tiny_workspace(tmp_path_factory) -> Path:
             [f"{kind}_{probe}" for kind in ("pretrained", "random_init", "raw_pixels")],
         )
     write_curve(ws / paths["curves_finetune"] / "data_efficiency.csv", [])  # the default
-    for name, column in (("train_loss", "train_loss"), ("val_accuracy", "val_accuracy")):
-        folder = ws / paths["plots"] / name
-        folder.mkdir(parents=True)
-        (folder / "full.csv").write_text(f"epoch,{column}\n1,0.5\n2,0.4\n")
+    (ws / paths["plots"]).mkdir(parents=True, exist_ok=True)
+    for name, text in report.training_tables(HISTORIES).items():  # as evaluate writes them
+        (ws / paths["plots"] / name).write_text(text)
     folder = ws / paths["plots"] / "confusion"
     folder.mkdir(parents=True)
     (folder / "full.csv").write_text("actual,predicted\nBag,Bag\nBag,Coat\nCoat,Coat\n")
-    (ws / paths["plots"] / "backbones.csv").write_text(
-        "backbone,ms_per_image,probe_accuracy,knn_accuracy\nlite0,1.5,0.82,0.80\n"
-        "lite1,2.0,0.84,0.81\n"
-    )
+    (ws / paths["plots"] / "backbones.csv").write_text(comparison.table_csv(backbones_record()))
     return ws
+
+
+HISTORIES = {  # two fine-tuned methods, two epochs each
+    method: [
+        {"epoch": e, "train_loss": loss - 0.1 * e, "val_accuracy": 0.5 + 0.1 * e} for e in (1, 2)
+    ]
+    for method, loss in (("full", 0.5), ("scratch", 2.0))
+}
+
+
+def backbones_record() -> dict:
+    """Two candidates as comparison.with_finetuned leaves them, on 200 test images."""
+    accuracies = {"lite0": (0.82, 0.80, 600.0), "lite1": (0.84, 0.81, 500.0)}
+    candidates = {
+        key: {"probe_accuracy": probe, "knn_accuracy": knn, "images_per_s": rate}
+        for key, (probe, knn, rate) in accuracies.items()
+    }
+    correct = {
+        column: {
+            key: [np.arange(200) < round(row[column] * 200)] for key, row in candidates.items()
+        }
+        for column in comparison.PROBE_ACCURACIES
+    }
+    intervals = comparison.probe_intervals(correct, config=Verdict(confidence=0.95))
+    return {"order": list(accuracies), "candidates": candidates, "intervals": intervals}
 
 
 def dvc(ws: Path, *args: str) -> subprocess.CompletedProcess:
@@ -362,7 +418,7 @@ def test_dvc_fills_the_templates_with_log_x_titles_labels_and_no_empty_plot(tiny
     shown = json.loads(dvc(tiny_workspace, "plots", "show", "--json").stdout)
     assert not shown.get("errors"), shown.get("errors")
     data = shown["data"]
-    # 2 curves, confusion, train_loss, val_accuracy (one method each), backbones
+    # 2 curves, confusion (one method), train_loss, val_accuracy (every method), backbones
     assert len(data) == 6
     for plot_id, [plot] in data.items():
         content = plot["content"]
@@ -377,6 +433,42 @@ def test_dvc_fills_the_templates_with_log_x_titles_labels_and_no_empty_plot(tiny
         assert {y["title"] for y in encodings(spec, "y")} == {"test accuracy"}
         fields = {v["field"] for v in spec["data"]["values"]}
         assert len(fields) == 3 and len({f.rsplit("_", 1)[1] for f in fields}) == 1, fields
+
+
+def training_and_backbone_plots(shown: dict, plots: str) -> tuple[dict, dict, dict]:
+    """The train-loss, val-accuracy and backbones charts in `dvc plots show --json`'s data,
+    failing unless each training value has one chart for all methods, not one per method."""
+    training = {}
+    for column in report.TRAINING_COLUMNS:
+        charts = [p for pid, plot in shown.items() if column in pid for p in plot]
+        assert len(charts) == 1, f"{column}: {len(charts)} charts, not one for all methods"
+        training[column] = charts[0]["content"]
+    (backbones,) = shown[f"{plots}/backbones.csv"]
+    return training["train_loss"], training["val_accuracy"], backbones["content"]
+
+
+def assert_intervals_around_accuracies(values: list[dict]) -> None:
+    assert values
+    for v in values:  # DVC hands the CSV's cells over as strings
+        for column in comparison.PROBE_ACCURACIES:
+            low, accuracy, high = (float(v[column + s]) for s in ("_low", "", "_high"))
+            assert low <= accuracy <= high and low < high, v
+
+
+def test_dvc_draws_every_method_on_one_training_chart_and_the_backbone_intervals(
+    tiny_workspace,
+):
+    shown = json.loads(dvc(tiny_workspace, "plots", "show", "--json").stdout)["data"]
+    plots = load_params()["paths"]["plots"]
+    loss, accuracy, backbones = training_and_backbone_plots(shown, plots)
+    for spec, column in ((loss, "train_loss"), (accuracy, "val_accuracy")):
+        values = spec["data"]["values"]
+        assert {v["method"] for v in values} == set(HISTORIES)  # one line each, one axis
+        assert len(values) == sum(len(h) for h in HISTORIES.values())
+        assert {v["field"] for v in values} == {column}
+    assert_intervals_around_accuracies(backbones["data"]["values"])
+    assert {v["backbone"] for v in backbones["data"]["values"]} == {"lite0", "lite1"}
+    assert "interval" in backbones["encoding"]["tooltip"][-1]["title"]
 
 
 def test_dvc_writes_a_page_that_loads_vega_from_the_project(tiny_workspace):
@@ -407,3 +499,20 @@ def test_fine_tuning_curves_join_the_linear_probe_plot(tiny_workspace, tmp_path)
         "pretrained_linear", "random_init_linear", "raw_pixels_linear", "full", "scratch",
     }  # fmt: skip
     assert len([pid for pid in data if "data_efficiency" in pid]) == 2
+
+
+@pytest.mark.slow
+def test_the_pipelines_training_and_backbone_plots(reproduced):
+    """What a real `dvc repro` writes, drawn by DVC: one training-loss and one val-accuracy
+    chart holding every fine-tuned method, and the backbones with their intervals."""
+    shown = json.loads(reproduced.dvc("plots", "show", "--json").stdout)
+    assert not shown.get("errors"), shown.get("errors")
+    params = reproduced.params()
+    loss, accuracy, backbones = training_and_backbone_plots(shown["data"], params["paths"]["plots"])
+    finetuned = {*params["finetune"]["strategies"], *params["finetune"]["from_probe"]}
+    assert len(finetuned) >= 2
+    for spec in (loss, accuracy):
+        assert {v["method"] for v in spec["data"]["values"]} == finetuned
+    values = backbones["data"]["values"]
+    assert {v["backbone"] for v in values} == set(params["backbones"])
+    assert_intervals_around_accuracies(values)

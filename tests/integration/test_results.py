@@ -7,9 +7,10 @@ import json
 import subprocess
 import sys
 
-from tests.integration.test_pipeline import _changed_after
+from tests.integration.test_pipeline import _changed_after, readers
 
 TIMING_KEYS = ("images_per_s", "peak_rss_mb", "seconds", "steady_s", "ready_s")
+WIDTH = 120  # a terminal's columns: every comparison the README gives fits
 
 
 def test_a_knn_knob_never_refits_a_linear_probe_and_the_other_way_round(reproduced_copy):
@@ -20,52 +21,69 @@ def test_a_knn_knob_never_refits_a_linear_probe_and_the_other_way_round(reproduc
     assert "curves_linear" in linear and "curves_knn" not in linear
 
 
-def test_exp_show_only_changed_is_narrow_and_quality_only(reproduced_copy):
+def test_an_experiment_compares_in_120_columns_with_its_param_change_first(reproduced_copy):
     ws = reproduced_copy
     ws.run("git", "add", "-A")  # the shared run as the user's baseline commit
     ws.run("git", "commit", "-qm", "baseline run")
     ws.dvc("exp", "run", "-n", "k5", "-S", "knn.k=5")
-    # --md: unwrapped, one line a row. DVC adds a hash column for each changed dependency
-    # path (data/methods, the data folder); the README's recipe drops them by their "/".
-    shown = ws.dvc("exp", "show", "--only-changed", "--md").stdout
-    header = shown.splitlines()[0]
-    assert "knn.k" in header and not any(key in header for key in TIMING_KEYS)
-    assert "params.yaml" not in header  # params show as params, not as a file hash
-    table = ws.dvc("exp", "show", "--only-changed", "--md", "--drop", ".*/.*").stdout
-    rows = [line for line in table.splitlines() if line.strip()]
-    # Each changed verdict shows its gain, interval and p: wide until the comparison gets its
-    # own headline layout (the issue on the answer first).
-    assert max(len(line) for line in rows) <= 360, table
-    columns = [c.strip() for c in rows[0].strip("|").split("|")][2:]
-    assert columns[:5] + columns[-1:] == [
-        "backbones.tiny.knn_accuracy",  # every candidate's kNN accuracy, so both
-        "backbones.tiny_random.knn_accuracy",
-        "knn.accuracy",
-        "knn.ece",
-        "knn.macro_f1",
-        "knn.k",
-    ], table
-    # Between them only kNN verdicts: the gain against raw pixels and what moves with it
-    # (its interval, its p); a kNN knob leaves the linear and fine-tuning verdicts alone.
-    verdicts = columns[5:-1]
-    assert "transfer.knn_vs_raw_pixels.gain" in verdicts, table
-    knn_keys = {
-        f"transfer.knn_vs_{reference}.{key}"
-        for reference in ("raw_pixels", "random_init")
-        for key in ("gain", "low", "high", "p", "verdict")
-    }
-    assert set(verdicts) <= knn_keys, table
-    # the summary command reads the experiment by name, with deltas against HEAD
+    # The README's recipe, `make compare`: the changed param first, then the headline.
+    lines = _module(ws, "transferlab.compare").splitlines()
+    assert max(map(len, lines)) <= WIDTH, lines
+    header = lines[0].split()
+    assert header[:3] == ["experiment", "knn.k", "recommended"], lines
+    assert {"probe", "knn", "full", "lpft", "scratch"} <= set(header)
+    (k5,) = [line.split() for line in lines if line.startswith("k5 ")]
+    assert k5[1] == "5"
+    # DVC's own views read only the headline file: narrow too, and quality only.
+    shown = ws.dvc("exp", "show", "--only-changed", "--md", "--drop", ".*/.*").stdout
+    rows = [line for line in shown.splitlines() if line.strip()]
+    assert max(map(len, rows)) <= WIDTH and "knn.k" in rows[0], shown
+    assert not any(key in rows[0] for key in TIMING_KEYS)
+    assert "params.yaml" not in rows[0]  # params show as params, not as a file hash
+    metrics = ws.dvc("metrics", "show").stdout
+    assert max(map(len, metrics.splitlines())) <= WIDTH, metrics
+    # The experiment ran kNN and what follows it; the rest kept the baseline run's timings,
+    # which the timeline marks cached instead of passing them off as this run's.
+    timeline = {t["stage"]: t for t in json.loads((ws.root / "reports/timeline.json").read_text())}
+    assert not timeline["knn@tiny"]["cached"] and not timeline["evaluate"]["cached"]
+    assert timeline["prepare"]["cached"] and timeline["finetune@full"]["cached"]
+    # `make results EXP=k5`: the param change, every quality delta, and no time delta for a
+    # stage the experiment did not run.
+    text = _module(ws, "transferlab.summary", "k5")
+    assert text.startswith("k5, change against HEAD in brackets\n\nUse ")
+    assert "params changed against HEAD:\n  knn.k: 20 -> 5\n" in text
+    assert max(map(len, text.splitlines())) <= WIDTH
+    prepare = next(line for line in text.splitlines() if line.startswith("prepare "))
+    assert "cached, measured earlier" in prepare and " s)" not in prepare
+
+
+def _module(ws, module: str, *args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "transferlab.summary", "k5"],
+        [sys.executable, "-m", module, *args],
         cwd=ws.root,
         capture_output=True,
         text=True,
         env=ws.env,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("k5, change against HEAD in brackets")
-    assert "knn " in done.stdout and "(ready / first step / steady / write)" in done.stdout
+    return done.stdout
+
+
+def test_a_typo_stopped_by_validate_leaves_the_workspace_as_it_was(reproduced_copy):
+    ws = reproduced_copy
+    ws.run("git", "add", "-A")
+    ws.run("git", "commit", "-qm", "baseline run")
+    done = ws.dvc("exp", "run", "-S", "+knn.kk=5", check=False)
+    assert done.returncode != 0
+    assert "error: unknown key knn.kk" in done.stderr
+    assert "git checkout params.yaml" in done.stderr  # how to go on
+    assert (ws.root / "data" / "params.ok").is_file()  # validate's output is still there
+    # `dvc status` lists the params change: the stages that read the knn section or the
+    # whole file, and nothing else.
+    status = json.loads(ws.dvc("status", "--json").stdout)
+    assert set(status) <= readers(ws, "knn.kk") and "validate" in status, status
+    dry = ws.dvc("repro", "--dry", check=False)
+    assert "Errno" not in dry.stdout + dry.stderr
 
 
 def test_report_concludes_in_words_and_has_a_self_contained_page(reproduced):
@@ -74,6 +92,7 @@ def test_report_concludes_in_words_and_has_a_self_contained_page(reproduced):
     conclusion = text.split("## Conclusion", 1)[1].split("##", 1)[0]
     verdicts = json.loads((reports / "metrics.json").read_text())["transfer"]
     assert conclusion.count("\n- ") == len(verdicts) + 2  # the backbones, the one studied
+    assert text.index("## Recommendation") < text.index("## Conclusion")
     assert "- Studied in depth (fine-tuning, curves, verdicts): tiny (" in conclusion
     assert "training the same architecture from scratch" in conclusion
     page = (reports / "report.html").read_text()
@@ -82,7 +101,7 @@ def test_report_concludes_in_words_and_has_a_self_contained_page(reproduced):
 
 def test_the_parent_run_carries_params_final_metrics_and_provenance(reproduced):
     from mlflow.tracking import MlflowClient
-    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE
 
     from transferlab import tracking
 
@@ -103,3 +122,15 @@ def test_the_parent_run_carries_params_final_metrics_and_provenance(reproduced):
     provenance = json.loads((reproduced.root / "reports" / "provenance.json").read_text())
     assert parent.data.tags["provenance.params_sha256"] == provenance["params_sha256"]
     assert parent.data.tags["provenance.git.commit"] == provenance["git"]["commit"]
+    # The answer is on the run a user opens: its description, the report and the verdicts.
+    report = (reproduced.root / "reports" / "report.md").read_text()
+    recommendation = report.split("## Recommendation\n\n", 1)[1].split("\n", 1)[0]
+    assert recommendation.startswith("Use ")
+    assert parent.data.tags[MLFLOW_RUN_NOTE] == recommendation
+    assert parent.data.tags["recommended"] == metrics["recommendation"]["method"]
+    for name, v in metrics["transfer"].items():
+        assert parent.data.tags[f"verdict.{name}"] == v["verdict"]
+    files = {a.path for a in client.list_artifacts(parent_id, "report")}
+    assert {"report/report.md", "report/report.html", "report/metrics.json"} <= files
+    figures = {a.path for a in client.list_artifacts(parent_id, "report/figures")}
+    assert "report/figures/timeline.png" in figures

@@ -101,7 +101,7 @@ UNTOUCHED = {
     "extract_random",
     "probe@tiny",
     "finetune@full",
-    "finetune@lpft",
+    "finetune_from_probe@lpft",
 }
 
 

@@ -20,28 +20,73 @@ TIMELINE = {
         "steady_s": 3.0,
         "write_s": 0.5,
         "total_s": 5.5,
+        "cached": False,
     }
 }
 
 
-def test_render_shows_metrics_verdicts_and_times_with_deltas():
+def test_render_shows_params_metrics_verdicts_and_times_with_deltas():
     base = {
-        "metrics": {**METRICS, "probe": {**METRICS["probe"], "accuracy": 0.80}},
+        "metrics": {
+            **METRICS,
+            "probe": {**METRICS["probe"], "accuracy": 0.80, "ece": 0.12},
+            "transfer": {"full_vs_scratch": {"verdict": "inconclusive", "gain": 0.01}},
+        },
         "timeline": {"probe": {**TIMELINE["probe"], "total_s": 7.5}},
+        "params": {"knn.k": 20, "probe.C_num": 12},
     }
-    text = summary.render({"metrics": METRICS, "timeline": TIMELINE}, base, "exp-1", "HEAD")
-    assert text.splitlines()[0] == "exp-1, change against HEAD in brackets"
-    assert "probe       0.8200 (+2.0 pt)" in text
-    assert "full        0.8500 ± 0.0040 (+0.0 pt)" in text
-    assert "full_vs_scratch          positive      +29.0 (+0.0)" in text
-    assert "probe                    5.5 (-2.0 s)" in text and "(2.0 / 0.0 / 3.0 / 0.5)" in text
+    current = {"metrics": METRICS, "timeline": TIMELINE, "params": {"knn.k": 5, "probe.C_num": 12}}
+    text = summary.render(current, base, "exp-1", "HEAD")
+    lines = text.splitlines()
+    assert lines[0] == "exp-1, change against HEAD in brackets"
+    assert "params changed against HEAD:\n  knn.k: 20 -> 5\n\n" in text
+    assert "probe.C_num" not in text
+    assert "probe      0.8200 (+2.0 pt)         0.8100 (+0.0 pt)         0.1000 (-2.0 pt)" in lines
+    assert any(line.startswith("full       0.8500±0.0040 (+0.0 pt)") for line in lines)
+    assert "full_vs_scratch          positive (was inconclusive) ! +29.0 (+28.0)" in lines
+    assert "probe                      5.5 (-2.0 s)     2.0 / 0.0 / 3.0 / 0.5" in lines
+    header = next(line for line in lines if line.startswith("method"))
+    assert header.index("macro-F1") == lines[lines.index(header) + 1].index("0.8100")
+    assert max(map(len, lines)) <= summary.WIDTH
+
+
+def test_a_stage_cached_in_either_run_shows_no_time_change():
+    cached = {**TIMELINE["probe"], "cached": True, "started": 0.0, "run": "ci:1:2"}
+    base = {"metrics": METRICS, "timeline": {"probe": {**TIMELINE["probe"], "total_s": 9.9}}}
+    text = summary.render({"metrics": METRICS, "timeline": {"probe": cached}}, base, "a", "HEAD")
+    assert "probe                      cached, measured earlier: 5.5 s on ci, 1970-01-01" in text
+    unknown = {"probe": {**TIMELINE["probe"], "cached": True}}
+    base = {"metrics": METRICS, "timeline": unknown}
+    text = summary.render({"metrics": METRICS, "timeline": TIMELINE}, base, "a", "HEAD")
+    assert "probe                      5.5              2.0" in text  # no delta
+
+
+def test_the_recommendation_comes_first():
+    rec = {
+        "method": "probe",
+        "accuracy": 0.8,
+        "low": 0.77,
+        "high": 0.82,
+        "confidence": 0.95,
+        "interval": "exact binomial, 1000 test images",
+        "seconds": 31.0,
+        "trainable_parameters": 12810,
+        "best": "probe",
+        "best_vs_recommended": None,
+        "compared_with": None,
+    }
+    text = summary.render(
+        {"metrics": {**METRICS, "recommendation": rec}, "timeline": {}}, {}, "a", None
+    )
+    assert text.splitlines()[2].startswith("Use the linear probe (probe): test accuracy 0.8000")
+    assert "recommendation " not in text  # not listed as a method
 
 
 def test_workspace_reports_are_read_without_dvc_and_missing_ones_are_named(tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps(METRICS))
     (tmp_path / "timeline.json").write_text(json.dumps(list(TIMELINE.values())))
     found = summary.read_reports(None, tmp_path / "metrics.json", tmp_path / "timeline.json")
-    assert found == {"metrics": METRICS, "timeline": TIMELINE}
+    assert found["metrics"] == METRICS and found["timeline"] == TIMELINE
     empty = summary.read_reports(None, tmp_path / "none.json", tmp_path / "none.json")
     with pytest.raises(UserError, match="no reports/metrics.json yet"):
         summary.render(empty, {}, "workspace", None)

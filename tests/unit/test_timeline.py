@@ -1,6 +1,7 @@
 """Where a stage's time went: the four parts, the steady rate, and the gathered timeline."""
 
 import json
+import os
 import time
 
 import torch
@@ -76,16 +77,58 @@ def test_report_table_and_gantt_png(tmp_path):
     clock.ready_at, clock.first_step_at, clock.computed_at = 2.0, 3.0, 7.0
     clock.steady_items = 400
     timings = {"extract": clock.parts(now=8.0)}
-    rows = report.timing_lines(timings)
+    rows = report.timing_lines(timings, {})
     assert rows[-1] == "| extract | 2.0 | 1.0 | 4.0 | 1.0 | 8.0 | 100 |"
-    report.plot_timeline(timings, tmp_path / "timeline.png")
+    report.plot_timeline(timings, {}, tmp_path / "timeline.png")
     assert (tmp_path / "timeline.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_records_keep_the_start_order_that_json_key_sorting_would_lose(tmp_path):
     from transferlab import io
 
-    timings = {"prepare": {"started": 1.0}, "extract": {"started": 2.0}}
-    io.write_json(tmp_path / "timeline.json", timeline.records(timings))
+    timings = {"prepare": {"started": 1.0, "run": "a"}, "extract": {"started": 2.0, "run": "a"}}
+    io.write_json(tmp_path / "timeline.json", timeline.records(timings, "a"))
     written = json.loads((tmp_path / "timeline.json").read_text())
     assert [t["stage"] for t in written] == ["prepare", "extract"]
+    assert not any(t["cached"] for t in written)
+
+
+def test_pipeline_key_is_stable_within_a_process_and_stamps_every_timing():
+    assert timeline.pipeline_key() == timeline.pipeline_key()
+    assert str(os.getpid()) in timeline.pipeline_key()  # no dvc above pytest
+    assert timeline.StageClock(started=0.0).parts(now=1.0)["run"] == timeline.pipeline_key()
+
+
+def test_stages_another_run_measured_are_cached_and_stay_off_the_time_axis(tmp_path):
+    """A timing left by an earlier `dvc repro` (DVC skipped its stage; its file came from git,
+    three days and another machine earlier) is this run's only by name: split keeps it out of
+    the run's stages, records mark it, and the Gantt chart's axis spans this run alone."""
+    now = timeline.pipeline_key()
+    day = 86_400.0
+    timings = {
+        "scores@lite0": {**_parts(1000.0, 3.5), "run": "other-host:42:7"},  # the planted one
+        "extract@lite0": {**_parts(3 * day, 20.0), "run": now},
+        "evaluate": {**_parts(3 * day + 25.0, 5.0), "run": now},
+    }
+    ran, cached = timeline.split(timings, now)
+    assert list(ran) == ["extract@lite0", "evaluate"] and list(cached) == ["scores@lite0"]
+    flags = {r["stage"]: r["cached"] for r in timeline.records(timings, now)}
+    assert flags == {"scores@lite0": True, "extract@lite0": False, "evaluate": False}
+    lines = report.timing_lines(ran, cached)
+    assert "| scores@lite0 |" not in "\n".join(lines[:4])
+    assert any(line.startswith("Cached") and "scores@lite0" in line for line in lines)
+    axis = report.plot_timeline(ran, cached, tmp_path / "timeline.png")
+    assert axis == (0.0, 30.0)  # this run's 30 seconds, not three days
+    assert (tmp_path / "timeline.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _parts(started: float, total: float) -> dict:
+    return {
+        "started": started,
+        "ready_s": 1.0,
+        "first_step_s": 0.0,
+        "steady_s": total - 1.0,
+        "write_s": 0.0,
+        "total_s": total,
+        "steady_items_per_s": None,
+    }

@@ -67,11 +67,6 @@ def test_failed_stage_marks_run_failed(mlflow_store):
     assert {r.info.run_name: r.info.status for r in found}["extract"] == "FAILED"
 
 
-def test_pipeline_key_is_stable_within_a_process():
-    assert tracking.pipeline_key() == tracking.pipeline_key()
-    assert str(os.getpid()) in tracking.pipeline_key()
-
-
 def test_run_tags_name_the_stage_the_experiment_and_the_code(monkeypatch):
     monkeypatch.setenv("DVC_EXP_NAME", "exp-1")
     tags = tracking.run_tags("evaluate")

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from transferlab import io
-from transferlab.evaluation import ranking, report
+from transferlab.evaluation import ranking, report, verdict
 from transferlab.params import BASELINE, Params, Verdict
 
 PROBES = ("probe", "knn")
 PROBE_ACCURACIES = tuple(f"{probe}_accuracy" for probe in PROBES)
+PROBE_NAMES = {"probe_accuracy": "linear probe", "knn_accuracy": "kNN"}  # the plots' legend
 FIGURE_FILE = "backbones.png"
 # Per accuracy column, per candidate: each seed's per-test-image correctness behind it.
 Correct = dict[str, dict[str, list[np.ndarray]]]
@@ -121,6 +122,21 @@ def with_finetuned(record: dict, params: Params, test_labels: np.ndarray) -> dic
             correct[column] = seeds
     out = {**record, "candidates": rows}
     out.update(judged(rows, correct, config=params.verdict))
+    out["intervals"] = probe_intervals(correct, config=params.verdict)
+    return out
+
+
+def probe_intervals(correct: Correct, *, config: Verdict) -> dict:
+    """Per probe accuracy column, per candidate: [low, high] of its test accuracy at
+    config.confidence (one fit: the exact Clopper-Pearson interval on the test images), and
+    that confidence. The plots draw them as error bars, so that a spread between candidates
+    inside the test set's sampling noise does not look like a difference."""
+    out: dict = {"confidence": config.confidence}
+    for column in PROBE_ACCURACIES:
+        out[column] = {}
+        for key, fits in correct[column].items():
+            _, low, high = verdict.accuracy_interval(fits, confidence=config.confidence)
+            out[column][key] = [round(low, 6), round(high, 6)]
     return out
 
 
@@ -158,15 +174,18 @@ def metrics(record: dict) -> dict[str, dict[str, float]]:
 
 
 def table_csv(record: dict) -> str:
-    """One row per candidate, ranked: the DVC plot of accuracy against extraction cost
-    (template .dvc/plots/backbones.json labels each point with its backbone)."""
+    """One row per candidate, ranked: the DVC plot of accuracy against extraction cost, each
+    accuracy followed by its interval's <column>_low and <column>_high (template
+    .dvc/plots/backbones.json colours each point by its backbone and draws the interval)."""
     buffer = text_io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["backbone", "ms_per_image", "probe_accuracy", "knn_accuracy"])
+    bounds = [(c, f"{c}_low", f"{c}_high") for c in PROBE_ACCURACIES]
+    writer.writerow(["backbone", "ms_per_image", *[name for names in bounds for name in names]])
     for key in record["order"]:
         row = record["candidates"][key]
         cost = round(1000 / row["images_per_s"], 3)
-        writer.writerow([key, cost, row["probe_accuracy"], row["knn_accuracy"]])
+        cells = [[row[c], *record["intervals"][c][key]] for c in PROBE_ACCURACIES]
+        writer.writerow([key, cost, *[cell for triple in cells for cell in triple]])
     return buffer.getvalue()
 
 
@@ -248,21 +267,51 @@ def leaderboard(record: dict, strategies: tuple[str, ...]) -> list[str]:
 
 
 def plot_cost(record: dict, path: Path) -> None:
-    """PNG: probe and kNN test accuracy against extraction cost (ms per image), one point per
-    candidate, labelled."""
+    """PNG: probe and kNN test accuracy against extraction cost (ms per image), a colour per
+    candidate and a marker per probe, each with its interval as an error bar. The y axis
+    spans the intervals, not the points alone, and legends name the candidates, where
+    labels beside the points collided."""
+    from matplotlib.lines import Line2D
+    from matplotlib.transforms import ScaledTranslation
+
     plt = report.figure()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for probe, marker in zip(PROBES, ("o", "s"), strict=True):
-        xs, ys = [], []
-        for key in record["order"]:
-            row = record["candidates"][key]
-            xs.append(1000 / row["images_per_s"])
-            ys.append(row[f"{probe}_accuracy"])
-            ax.annotate(key, (xs[-1], ys[-1]), textcoords="offset points", xytext=(4, 4))
-        ax.scatter(xs, ys, marker=marker, label="linear probe" if probe == "probe" else "kNN")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    markers = dict(zip(PROBE_ACCURACIES, ("o", "s"), strict=True))
+    for place, key in enumerate(record["order"]):
+        row, colour = record["candidates"][key], colours[place % len(colours)]
+        cost = 1000 / row["images_per_s"]
+        for column, shift in zip(PROBE_ACCURACIES, (-4, 4), strict=True):
+            low, high = record["intervals"][column][key]
+            # a few points apart, so one candidate's two bars never hide each other
+            apart = ScaledTranslation(shift / 72, 0, fig.dpi_scale_trans)
+            ax.errorbar(
+                cost,
+                row[column],
+                yerr=[[row[column] - low], [high - row[column]]],
+                fmt=markers[column],
+                color=colour,
+                capsize=3,
+                transform=ax.transData + apart,
+            )
+            # shifted artists leave the data limits alone: give the axes the whole interval
+            ax.update_datalim([(cost, low), (cost, high)])
+    ax.autoscale_view()
+    backbones = [
+        Line2D([], [], color=colours[i % len(colours)], marker="o", ls="", label=key)
+        for i, key in enumerate(record["order"])
+    ]
+    probes = [
+        Line2D([], [], color="0.3", marker=markers[c], ls="", label=PROBE_NAMES[c])
+        for c in PROBE_ACCURACIES
+    ]
+    ax.add_artist(
+        ax.legend(handles=backbones, title="backbone", loc="upper left", bbox_to_anchor=(1.02, 1))
+    )
+    ax.legend(handles=probes, title="test accuracy of", loc="lower left", bbox_to_anchor=(1.02, 0))
     ax.set_xlabel("extraction cost (ms per image, this run's device)")
-    ax.set_ylabel("test accuracy")
-    ax.set_title("Backbones: accuracy against extraction cost")
-    ax.legend()
+    confidence = record["intervals"]["confidence"]
+    ax.set_ylabel(f"test accuracy, {confidence:.0%} interval (exact binomial)")
+    ax.set_title("Backbones: test accuracy against extraction cost")
     ax.grid(alpha=0.3)
     report.save_figure(fig, path)

@@ -11,7 +11,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from transferlab import io, selection, timeline
 from transferlab.data.prepared import load_classes, load_prepared
-from transferlab.evaluation import comparison, kshot, report, verdict
+from transferlab.evaluation import comparison, kshot, recommend, report, verdict
 from transferlab.params import BASELINE, Params
 from transferlab.provenance import describe_run
 from transferlab.timeline import StageClock
@@ -33,7 +33,57 @@ def timed_stages(params: Params) -> set[str]:
         "curves_knn",
         "curves_finetune",
         *(f"{stage}@{key}" for stage in per_candidate for key in params.backbones),
-        *(f"finetune@{strategy}" for strategy in params.finetune.runs),
+        *(params.finetune.stage(strategy) for strategy in params.finetune.runs),
+    }
+
+
+def method_stages(params: Params, method: str, chosen: str) -> list[str]:
+    """The stages whose wall time a method of the studied candidate costs: the extraction
+    its features (or its probe head) come from, then its own."""
+    extract = f"extract@{chosen}"
+    if method in PROBE_METHODS:
+        return [extract, f"{method}@{chosen}"]
+    own = params.finetune.stage(method)
+    return [extract, f"probe@{chosen}", own] if method in params.finetune.from_probe else [own]
+
+
+def trainable_parameters(method: str, folder: Path, record: dict | None) -> int | None:
+    """What a method's training updates: the probe's head, nothing for kNN, and for a
+    fine-tuned method what its training record counted."""
+    if method == "probe":
+        return int(sum(a.size for a in io.load_arrays(folder / io.HEAD_FILE).values()))
+    if method == "knn":
+        return 0
+    return (record or {}).get("trainable_parameters")
+
+
+def recommendation(
+    params: Params,
+    chosen: str,
+    seed_correct: dict[str, list[np.ndarray]],
+    timings: dict[str, dict],
+    records: dict[str, dict],
+) -> dict:
+    """recommend.recommend over every method of the studied candidate, each costed by its
+    stages' wall time (as measured, by this run or the one DVC cached it from)."""
+    methods = []
+    for name, correct in seed_correct.items():
+        stages = method_stages(params, name, chosen)
+        seconds = None
+        if all(stage in timings for stage in stages):
+            seconds = round(sum(timings[stage]["total_s"] for stage in stages), 1)
+        folder = io.method_dir(params.paths.methods, name, chosen)
+        trainable = trainable_parameters(name, folder, records.get(name))
+        methods.append(recommend.Method(name, correct, seconds, trainable))
+    return recommend.recommend(methods, params.verdict)
+
+
+def headline(metrics: dict, methods: list[str]) -> dict:
+    """The few numbers `dvc metrics show` and `dvc exp show` compare (reports/headline.json):
+    the recommended method and each method's test accuracy; the rest is in metrics.json."""
+    return {
+        "recommended": metrics["recommendation"]["method"],
+        "accuracy": {method: metrics[method]["accuracy"] for method in methods},
     }
 
 
@@ -157,9 +207,8 @@ def evaluate(
         if method in params.finetune.runs:
             records[method] = io.read_json(folder / io.RECORD_FILE)
             histories[method] = records[method]["history"]
-            for column in ("train_loss", "val_accuracy"):
-                csv_text = report.history_csv(histories[method], column)
-                io.write_text(paths.plots / column / f"{method}.csv", csv_text)
+    for name, csv_text in report.training_tables(histories).items():  # every method in each
+        io.write_text(paths.plots / name, csv_text)
     metrics["transfer"] = transfer_verdicts(
         seed_correct, probe_curves, params, transferred=model.pretrained
     )
@@ -181,9 +230,13 @@ def evaluate(
     report.plot_curves(curve_series, params.curves.shots, train_labels, figures[2])
     clock.computed()  # what follows is this stage's writing
     timings = timeline.gather(paths.timings, timed_stages(params), evaluate=clock.parts())
-    io.write_json(paths.timeline, timeline.records(timings))
-    report.plot_timeline(timings, paths.figures / "timeline.png")
+    metrics["recommendation"] = recommendation(params, chosen, seed_correct, timings, records)
+    run = timeline.pipeline_key()
+    ran, cached = timeline.split(timings, run)
+    io.write_json(paths.timeline, timeline.records(timings, run))
+    report.plot_timeline(ran, cached, paths.figures / "timeline.png")
     io.write_json(paths.metrics, metrics)
+    io.write_json(paths.headline, headline(metrics, method_names(params)))
     io.write_json(paths.figures / "per_class.json", per_class)
     text = report.render(
         metrics=metrics,
@@ -195,7 +248,7 @@ def evaluate(
         provenance=provenance,
         finetune_seeds=params.finetune.seeds,
         training=records,
-        timings=timings,
+        timings=(ran, cached),
         backbones=comparison.leaderboard(compared, params.finetune.runs),
         backbone_conclusion=comparison.conclusion(compared),
         studied=f"{chosen} ({model.name}, weights {model.weights})",

@@ -6,6 +6,7 @@ import csv
 import io as text_io
 import os
 import re
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -70,10 +71,22 @@ def per_class_accuracy(
     return {name: round(float(r), 6) for name, r in zip(classes, recall, strict=True)}
 
 
-def history_csv(history: list[dict], column: str) -> str:
-    """epoch,<column> rows from a fine-tuning record's history, a DVC plot input."""
-    lines = [f"epoch,{column}"] + [f"{int(r['epoch'])},{r[column]:.6f}" for r in history]
-    return "\n".join(lines) + "\n"
+# The per-epoch values of a fine-tuning history drawn by DVC: one plot each, <column>.csv
+# under paths.plots (dvc.yaml's evaluate plots name the same files).
+TRAINING_COLUMNS = ("train_loss", "val_accuracy")
+
+
+def training_tables(histories: dict[str, list[dict]]) -> dict[str, str]:
+    """Per TRAINING_COLUMNS entry, its DVC plot's file name and CSV (epoch,method,<column>):
+    every method's rows in one table, so one chart draws them on one shared axis (template
+    .dvc/plots/training.json colours by method)."""
+    tables = {}
+    for column in TRAINING_COLUMNS:
+        lines = [f"epoch,method,{column}"]
+        for method, history in histories.items():
+            lines += [f"{int(r['epoch'])},{method},{r[column]:.6f}" for r in history]
+        tables[f"{column}.csv"] = "\n".join(lines) + "\n"
+    return tables
 
 
 def shot_counts(shots: tuple[int | None, ...], train_labels: np.ndarray) -> list[int]:
@@ -95,7 +108,7 @@ def curve_csv(summary: dict, shots: tuple[int | None, ...], train_labels: np.nda
     return buffer.getvalue()
 
 
-SUMMARY_KEYS = ("transfer", "backbones")  # metrics.json entries that are not a method
+SUMMARY_KEYS = ("transfer", "backbones", "recommendation")  # metrics.json's non-methods
 
 
 def figure():
@@ -194,7 +207,7 @@ def render(
     root: Path,
     provenance: dict | None = None,
     finetune_seeds: int = 1,
-    timings: dict[str, dict] | None = None,
+    timings: tuple[dict[str, dict], dict[str, dict]] | None = None,
     backbones: list[str] | None = None,
     studied: str | None = None,
     backbone_conclusion: str | None = None,
@@ -203,9 +216,13 @@ def render(
     """The markdown report; figures are linked relative to the report's folder.
     `backbones`: the comparison's markdown lines, `backbone_conclusion` its sentence;
     `studied`: the candidate the sections after it describe; `training`: each fine-tuned
-    method's training record."""
+    method's training record; `timings`: the stages this run ran, and those DVC cached."""
     methods = [m for m in metrics if m not in SUMMARY_KEYS]
-    lines = ["# Transfer report", "", "## Conclusion", ""]
+    lines = ["# Transfer report", ""]
+    if "recommendation" in metrics:
+        lines += ["## Recommendation", "", recommendation_text(metrics["recommendation"])]
+        lines += ["", RECOMMENDATION_RULE, ""]
+    lines += ["## Conclusion", ""]
     if backbone_conclusion:
         lines.append(f"- {backbone_conclusion}")
     if studied:
@@ -238,7 +255,7 @@ def render(
     for figure in figures:
         lines.append(f"![{figure.stem}]({Path(os.path.relpath(figure, root)).as_posix()})")
     if timings:
-        lines += ["", "## Where the time went (seconds)", ""] + timing_lines(timings)
+        lines += ["", "## Where the time went (seconds)", ""] + timing_lines(*timings)
     if provenance:
         lines += ["", "## Provenance", ""] + provenance_lines(provenance)
     return "\n".join(lines) + "\n"
@@ -292,6 +309,74 @@ STRATEGY_NAMES = {
     "llrd": "Fine-tuning with layer-wise learning-rate decay",
     "lpft": "LP-FT (fine-tuning from the linear probe's head)",
 }
+
+
+RECOMMENDATION_RULE = (
+    "The rule: the cheapest method (by its stages' wall time, then trainable parameters) "
+    "that the most accurate one does not beat beyond the noise; the cheaper choice it is "
+    "compared with is picked by the same rule among the methods cheaper than it. Times are "
+    "each method's stages as measured, cached ones included."
+)
+METHOD_NAMES = {
+    "probe": "the linear probe",
+    "knn": "kNN",
+    "full": "full fine-tuning",
+    "scratch": "training from scratch",
+    "freeze": "fine-tuning with the early stages frozen",
+    "llrd": "fine-tuning with layer-wise learning-rate decay",
+    "lpft": "LP-FT",
+}
+
+
+def method_name(method: str) -> str:
+    """'full fine-tuning (full)': a method's name in words, with its key where they differ."""
+    words = METHOD_NAMES.get(method, method)
+    return words if words.lower() == method else f"{words} ({method})"
+
+
+def amount(parameters: int | None) -> str:
+    """3371008 -> '3.37 M'; None -> 'unknown'."""
+    if parameters is None:
+        return "unknown"
+    for scale, unit in ((1e6, " M"), (1e3, " k")):
+        if parameters >= scale:
+            return f"{parameters / scale:.3g}{unit}"
+    return str(parameters)
+
+
+def cost(seconds: float | None, parameters: int | None) -> str:
+    time = "time unmeasured" if seconds is None else f"{seconds:.0f} s"
+    return f"{time}, {amount(parameters)} trainable parameters"
+
+
+def recommendation_text(rec: dict) -> str:
+    """The answer first, in one paragraph: which method to use, its accuracy and interval,
+    what it gains over the cheaper choice and at what cost; or that nothing beats it."""
+    head = (
+        f"Use {method_name(rec['method'])}: test accuracy {rec['accuracy']:.4f} "
+        f"[{rec['low']:.4f}, {rec['high']:.4f}] ({100 * rec['confidence']:g}% interval; "
+        f"{rec['interval']}), {cost(rec['seconds'], rec['trainable_parameters'])}."
+    )
+    other = rec["compared_with"]
+    if other is None:
+        tail = " No method beats it beyond the noise"
+        tail += "." if rec["best_vs_recommended"] is None else ", and it is the cheapest."
+    else:
+        ratio = ""
+        if rec["seconds"] and other["seconds"]:
+            ratio = f", {rec['seconds'] / other['seconds']:.1f}x its time"
+        tail = (
+            f" Against {method_name(other['method'])}, the cheaper choice "
+            f"({other['accuracy']:.4f}; {cost(other['seconds'], other['trainable_parameters'])}"
+            f"{ratio}): {evidence(other['verdict'])}, {other['verdict']['verdict']}."
+        )
+    best = rec["best_vs_recommended"]
+    if best is not None:
+        tail += (
+            f" {method_name(rec['best']).capitalize()} scores higher but not beyond the noise: "
+            f"{evidence(best)}."
+        )
+    return head + tail
 
 
 VERDICT_HEAD = "| comparison | verdict | gain (points) | interval (points) | test | p |"
@@ -403,25 +488,43 @@ def to_html(markdown_text: str, root: Path) -> str:
     )
 
 
-def timing_lines(timings: dict[str, dict]) -> list[str]:
-    """One row per stage: its four parts, the total and the steady rate."""
+def timing_lines(ran: dict[str, dict], cached: dict[str, dict]) -> list[str]:
+    """One row per stage this run ran: its four parts, the total and the steady rate; then
+    the stages DVC skipped, with when and where their times were measured."""
     lines = [
         "| stage | ready | first step | steady | write | total | steady items/s |",
         "|---|---|---|---|---|---|---|",
     ]
-    for stage, t in timings.items():
+    for stage, t in ran.items():
         rate = f"{t['steady_items_per_s']:.0f}" if t.get("steady_items_per_s") else ""
         lines.append(
             f"| {stage} | {t['ready_s']:.1f} | {t['first_step_s']:.1f} | {t['steady_s']:.1f} | "
             f"{t['write_s']:.1f} | {t['total_s']:.1f} | {rate} |"
         )
+    if cached:
+        listed = ", ".join(f"{stage} ({measured(t)})" for stage, t in cached.items())
+        lines += ["", f"Cached: {CACHED_WORDS}: {listed}."]
     return lines
 
 
-def plot_timeline(timings: dict[str, dict], path: Path) -> None:
-    """Gantt-style bars: each stage on its own row from its start, split into its parts."""
-    fig, ax = figure().subplots(figsize=(7, 0.4 * len(timings) + 1.5))
-    origin = min(t["started"] for t in timings.values()) if timings else 0.0
+CACHED_WORDS = "not run by this `dvc repro` (their inputs were unchanged); measured earlier"
+
+
+def measured(t: dict) -> str:
+    """'3.5 s on host, 2026-11-29 14:02 UTC': when and where a stage's timing was measured."""
+    import datetime
+
+    when = datetime.datetime.fromtimestamp(t["started"], datetime.UTC)
+    host = str(t.get("run", "an unknown host")).split(":")[0]
+    return f"{t['total_s']:.1f} s on {host}, {when:%Y-%m-%d %H:%M} UTC"
+
+
+def plot_timeline(ran: dict[str, dict], cached: dict[str, dict], path: Path) -> tuple:
+    """Gantt-style bars of this run's stages, each on its own row from its start, split into
+    its parts; the axis spans this run alone, and cached stages are named below it. Returns
+    the x axis's limits."""
+    fig, ax = figure().subplots(figsize=(7, 0.4 * len(ran) + 1.5))
+    origin = min((t["started"] for t in ran.values()), default=0.0)
     colours = {
         "ready_s": "#9e9e9e",
         "first_step_s": "#ff9800",
@@ -434,17 +537,23 @@ def plot_timeline(timings: dict[str, dict], path: Path) -> None:
         "steady_s": "steady",
         "write_s": "write",
     }
-    for row, t in enumerate(timings.values()):
+    for row, t in enumerate(ran.values()):
         left = t["started"] - origin
         for part, colour in colours.items():
             ax.barh(row, t[part], left=left, color=colour, label=labels[part] if row == 0 else None)
             left += t[part]
-    ax.set_yticks(range(len(timings)), list(timings))
+    end = max((t["started"] - origin + t["total_s"] for t in ran.values()), default=1.0)
+    ax.set_xlim(0.0, end)
+    ax.set_yticks(range(len(ran)), list(ran))
     ax.invert_yaxis()
-    ax.set(xlabel="seconds since the first of these stages started", title="Where the time went")
-    if timings:
+    xlabel = "seconds since this run's first stage started"
+    if cached:
+        xlabel += "\n" + textwrap.fill(f"cached, not run now: {', '.join(cached)}", 90)
+    ax.set(xlabel=xlabel, title="Where the time went")
+    if ran:
         ax.legend(fontsize=7, loc="lower right")
     save_figure(fig, path)
+    return ax.get_xlim()
 
 
 def provenance_lines(provenance: dict) -> list[str]:

@@ -66,6 +66,20 @@ def paired_t(gains: Sequence[float], *, confidence: float) -> tuple[float, float
     return mean, mean - half, mean + half, p
 
 
+def accuracy_interval(
+    correct: Sequence[np.ndarray], *, confidence: float
+) -> tuple[float, float, float]:
+    """(accuracy, low, high) of one arm, one correctness array per fit: one fit is the exact
+    Clopper-Pearson interval of its test images (test-set sampling); more fits the t
+    interval of their accuracies' mean (seed-to-seed, as `judge` pairs them)."""
+    if len(correct) == 1:
+        right, n = int(np.sum(correct[0])), len(correct[0])
+        ci = stats.binomtest(right, n).proportion_ci(confidence_level=confidence, method="exact")
+        return right / n, float(ci.low), float(ci.high)
+    mean, low, high, _ = paired_t([np.mean(c) for c in correct], confidence=confidence)
+    return mean, low, high
+
+
 def record(
     gain: float,
     low: float,

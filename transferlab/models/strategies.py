@@ -88,6 +88,11 @@ def param_groups(model: nn.Module, strategy: str, config: Finetune, lr: float) -
     return [{**group, "lr": lr} for group in groups if group["params"]]
 
 
+def trainable_parameters(param_groups: list[dict]) -> int:
+    """How many parameters the optimizer updates: a strategy's cost besides its time."""
+    return sum(p.numel() for group in param_groups for p in group["params"])
+
+
 def set_train_mode(model: nn.Module, bn: str) -> None:
     """Training mode, with BatchNorm under its policy (params BN_POLICIES).
 

@@ -93,6 +93,8 @@ def train_strategy(
             )
             applied = strategies.prepare(model, strategy, config, probe_dir)
             input_cfg = backbone.input_config(model, model_config.image_size)
+            groups = strategies.param_groups(model, strategy, config, lr)
+            applied["trainable_parameters"] = strategies.trainable_parameters(groups)
             result = train_model(
                 model,
                 train=train,
@@ -100,7 +102,7 @@ def train_strategy(
                 input_cfg=input_cfg,
                 config=config,
                 device=device,
-                param_groups=strategies.param_groups(model, strategy, config, lr),
+                param_groups=groups,
                 bn=own.bn,
                 desc=label if len(rates) == 1 else f"{label} lr {lr:g}",
                 clock=clock,

@@ -1,5 +1,8 @@
 """The backbone comparison's outputs: leaderboard, DVC metrics and plot table, PNG."""
 
+import csv
+import io as text_io
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -50,6 +53,7 @@ def record():
         for accuracy in (*comparison.PROBE_ACCURACIES, "full_accuracy")
     }
     out.update(comparison.judged(rows, correct, config=Verdict(confidence=0.95)))
+    out["intervals"] = comparison.probe_intervals(correct, config=Verdict(confidence=0.95))
     return out
 
 
@@ -79,16 +83,58 @@ def test_dvc_metrics_leave_out_what_the_machine_decides():
     assert "pretrained" not in metrics["big"]  # a flag, not a number to compare
 
 
-def test_plot_table_and_png(tmp_path):
-    assert comparison.table_csv(record()).splitlines() == [
-        "backbone,ms_per_image,probe_accuracy,knn_accuracy",
-        "big,2.5,0.85,0.83",
-        "small,2.0,0.8,0.81",
-        "rand,2.0,0.7,0.75",
-    ]
+def exact_interval(accuracy: float) -> list[float]:
+    """scipy's exact (Clopper-Pearson) 95% interval of `accuracy` on the N_TEST images."""
+    ci = stats.binomtest(round(accuracy * N_TEST), N_TEST).proportion_ci(0.95, method="exact")
+    return [ci.low, ci.high]
+
+
+def test_each_probe_accuracy_has_its_exact_interval_on_the_test_images():
+    out = record()
+    assert out["intervals"]["confidence"] == 0.95
+    for column in comparison.PROBE_ACCURACIES:
+        assert set(out["intervals"][column]) == {"big", "small", "rand"}
+        for key, (low, high) in out["intervals"][column].items():
+            accuracy = out["candidates"][key][column]
+            assert [low, high] == pytest.approx(exact_interval(accuracy), abs=1e-6)
+            assert low < accuracy < high
+    assert "full_accuracy" not in out["intervals"]  # the plots draw the probes only
+
+
+def test_plot_table_has_each_accuracy_with_its_interval():
+    rows = list(csv.DictReader(text_io.StringIO(comparison.table_csv(record()))))
+    assert [r["backbone"] for r in rows] == ["big", "small", "rand"]  # ranked
+    assert [r["ms_per_image"] for r in rows] == ["2.5", "2.0", "2.0"]
+    for r in rows:
+        for column in comparison.PROBE_ACCURACIES:
+            # the columns .dvc/plots/backbones.json reads for the y column's error bar
+            low, accuracy, high = (float(r[column + s]) for s in ("_low", "", "_high"))
+            assert low <= accuracy <= high
+            assert [low, high] == pytest.approx(exact_interval(accuracy), abs=1e-6)
+    assert rows[0]["probe_accuracy"] == "0.85" and rows[2]["knn_accuracy"] == "0.75"
+
+
+def test_png_spans_the_intervals_and_names_candidates_in_a_legend(tmp_path, monkeypatch):
+    drawn = []
+    save = comparison.report.save_figure
+    monkeypatch.setattr(
+        comparison.report, "save_figure", lambda fig, path: (drawn.append(fig), save(fig, path))
+    )
     path = tmp_path / "backbones.png"
-    comparison.plot_cost(record(), path)
+    out = record()
+    comparison.plot_cost(out, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (ax,) = drawn[0].axes
+    bounds = [
+        b for c in comparison.PROBE_ACCURACIES for i in out["intervals"][c].values() for b in i
+    ]
+    bottom, top = ax.get_ylim()
+    assert bottom <= min(bounds) and top >= max(bounds)  # not zoomed to the points alone
+    assert not ax.texts  # no labels beside the points to collide
+    legends = [ax.get_legend(), *[a for a in ax.artists if hasattr(a, "get_texts")]]
+    names = {t.get_text() for legend in legends for t in legend.get_texts()}
+    assert names == {"big", "small", "rand", "linear probe", "kNN"}
+    assert "95% interval" in ax.get_ylabel()
 
 
 def test_the_conclusion_names_the_pick_the_best_its_test_and_interval():
@@ -154,3 +200,6 @@ def test_fine_tuned_gaps_are_judged_on_the_saved_predictions(params, tmp_path):
     # the same accuracy, but 300 images apart each way: McNemar sees 300 against 300
     assert full["gain"] == 0 and full["verdict"] == "inconclusive"
     assert full["test"] == "McNemar exact, 10000 paired test images" and full["p"] == 1.0
+    # the plots' intervals come from the saved probe predictions, at verdict.confidence
+    assert out["intervals"]["confidence"] == config.verdict.confidence == 0.95
+    assert out["intervals"]["probe_accuracy"]["small"] == pytest.approx(exact_interval(0.9))

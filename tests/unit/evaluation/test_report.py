@@ -1,3 +1,6 @@
+import csv
+import io as text_io
+
 import numpy as np
 import pytest
 
@@ -18,9 +21,30 @@ def test_per_class_accuracy_is_recall():
     assert report.per_class_accuracy(labels, probs, ("a", "b")) == {"a": 0.5, "b": 1.0}
 
 
-def test_history_and_curve_tables_for_dvc_plots():
-    history = [{"epoch": 1, "train_loss": 1.25}, {"epoch": 2, "train_loss": 0.5}]
-    assert report.history_csv(history, "train_loss") == "epoch,train_loss\n1,1.250000\n2,0.500000\n"
+def test_training_tables_put_every_method_in_one_table_per_value():
+    """One CSV per value, every method's rows in it: DVC draws each as one chart with a line
+    per method on a shared axis, not a chart (and a scale) per method."""
+    histories = {
+        "full": [
+            {"epoch": 0, "train_loss": 2.5, "val_accuracy": 0.1},
+            {"epoch": 1, "train_loss": 1.25, "val_accuracy": 0.75},
+        ],
+        "scratch": [{"epoch": 0, "train_loss": 2.0, "val_accuracy": 0.2}],
+    }
+    tables = report.training_tables(histories)
+    assert list(tables) == [f"{column}.csv" for column in report.TRAINING_COLUMNS]
+    assert tables["train_loss.csv"].splitlines() == [
+        "epoch,method,train_loss",
+        "0,full,2.500000",
+        "1,full,1.250000",
+        "0,scratch,2.000000",
+    ]
+    rows = list(csv.DictReader(text_io.StringIO(tables["val_accuracy.csv"])))
+    assert {r["method"] for r in rows} == set(histories)
+    assert [float(r["val_accuracy"]) for r in rows if r["method"] == "full"] == [0.1, 0.75]
+
+
+def test_curve_tables_for_dvc_plots():
     train_labels = np.repeat([0, 1], [7, 4])
     assert report.shot_counts((1, 5, 10, None), train_labels) == [1, 5, 7, 7]
     cell = {"mean": 0.5, "std": 0.1}
