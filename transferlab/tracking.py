@@ -135,7 +135,8 @@ class StageRun:
         parts = self.clock.parts()
         if self.timing_path is not None:
             io.write_json(self.timing_path, parts)
-        self.log_metrics({f"time.{k}": v for k, v in parts.items() if v is not None})
+        numbers = {k: v for k, v in parts.items() if isinstance(v, int | float)}  # not `run`
+        self.log_metrics({f"time.{k}": v for k, v in numbers.items()})
 
     def log_to_parent(
         self,

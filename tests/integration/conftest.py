@@ -177,6 +177,17 @@ def make_workspace(root: Path, mlflow_db: Path, *changes: dict) -> Workspace:
     return ws
 
 
+# Fixtures that run a real `dvc repro`: every test that uses one, directly or through another
+# fixture, is marked slow here, so `make test-fast` never runs a pipeline by oversight.
+REPRO_FIXTURES = frozenset({"reproduced", "imagefolder_workspace"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if REPRO_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def run_main(monkeypatch) -> Callable[..., None]:
     """Call a stage module's main in this process, as `python -m <module> ARGS` would."""

@@ -40,8 +40,6 @@ def test_an_experiment_compares_in_120_columns_with_its_param_change_first(repro
     assert max(map(len, rows)) <= WIDTH and "knn.k" in rows[0], shown
     assert not any(key in rows[0] for key in TIMING_KEYS)
     assert "params.yaml" not in rows[0]  # params show as params, not as a file hash
-    metrics = ws.dvc("metrics", "show").stdout
-    assert max(map(len, metrics.splitlines())) <= WIDTH, metrics
     # The experiment ran kNN and what follows it; the rest kept the baseline run's timings,
     # which the timeline marks cached instead of passing them off as this run's.
     timeline = {t["stage"]: t for t in json.loads((ws.root / "reports/timeline.json").read_text())}
