@@ -71,6 +71,5 @@ data:
 # Only what the stages generate (paths.* in params.yaml) and caches: never data/raw/, where
 # users keep their images, nor anything else DVC tracks as an input.
 clean: install
-	$(BIN)/python -c 'import shutil; from transferlab.params import load_params, generated_outputs; \
-	[shutil.rmtree(p) if p.is_dir() else p.unlink() for p in generated_outputs(load_params().paths) if p.exists()]'
+	$(BIN)/python -m transferlab.clean
 	rm -rf dvc_plots .pytest_cache

@@ -10,7 +10,7 @@ from transferlab import io, tracking
 from transferlab.data.prepared import load_classes, load_prepared
 from transferlab.device import guards, host
 from transferlab.errors import cli
-from transferlab.evaluation import report, verdict
+from transferlab.evaluation import tables, verdict
 from transferlab.evaluation.curves_finetune import kshot_finetune, plot_columns, scratch_pairs
 from transferlab.evaluation.kshot import (
     CORRECT_FILE,
@@ -59,7 +59,7 @@ def main() -> None:
         summary = summarise(rows)
         out = paths.curves_finetune
         columns = plot_columns(summary, listed)
-        io.write_text(out / CSV_FILE, report.curve_csv(columns, params.curves.shots, train.labels))
+        io.write_text(out / CSV_FILE, tables.curve_csv(columns, params.curves.shots, train.labels))
         io.write_json(out / CORRECT_FILE, single_fit_correct(rows))
         # How much pretraining helps as labels shrink: paired by seed (same subset), per shot:
         # one fit a shot by McNemar's test on the test images, several by a t over seeds.

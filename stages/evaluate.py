@@ -6,7 +6,8 @@ from __future__ import annotations
 from transferlab import tracking
 from transferlab.errors import cli
 from transferlab.evaluation.metrics import evaluate, method_names
-from transferlab.evaluation.report import SUMMARY_KEYS, evidence, recommendation_text
+from transferlab.evaluation.report import SUMMARY_KEYS
+from transferlab.evaluation.words import evidence, recommendation_text
 from transferlab.params import load_params, to_dict
 
 

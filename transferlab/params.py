@@ -511,16 +511,3 @@ def finetune_settings(config: Finetune, strategies: Sequence[str]) -> dict[str, 
     own sections (not the others', nor the lists of which strategies the pipeline runs)."""
     own_sections = (*STRATEGIES, *FROM_PROBE, "strategies", "from_probe")
     return {k: v for k, v in to_dict(config).items() if k not in own_sections or k in strategies}
-
-
-def generated_outputs(paths: Paths) -> tuple[Path, ...]:
-    """Stage outputs under data/ that `make clean` may delete: each comes back with
-    `dvc checkout` or `dvc repro`. Inputs (data/raw/, data.path) are never among them."""
-    return (
-        paths.validated,
-        paths.prepared,
-        paths.features,
-        paths.random_features,
-        paths.selected,
-        paths.methods,
-    )

@@ -21,7 +21,8 @@ from pathlib import Path
 import yaml
 
 from transferlab.errors import UserError, cli
-from transferlab.evaluation.report import SUMMARY_KEYS, measured, recommendation_text
+from transferlab.evaluation.report import SUMMARY_KEYS
+from transferlab.evaluation.words import measured, recommendation_text
 from transferlab.params import PARAMS_FILE, flatten, load_params
 
 WIDTH = 120

@@ -150,6 +150,58 @@ def test_dvc_repro_accepts_every_stage_name_the_report_timeline_and_mlflow_show(
     assert done.returncode == 0, done.stderr
 
 
+# An edit in one job's module, and the stages `dvc status` must then list: those whose outputs
+# the edit can change, as the stages' import-derived deps say (prepare's outputs decide what
+# follows it, which reruns only if they change).
+PLANTED_EDITS = {
+    "report wording": (
+        "transferlab/evaluation/words.py",
+        '"noise, so inconclusive."',
+        '"noise: inconclusive."',
+        {"evaluate"},
+    ),
+    "a display name": (
+        "transferlab/evaluation/words.py",
+        '"full": "full fine-tuning"',
+        '"full": "fine-tuning every layer"',
+        {"evaluate"},
+    ),
+    "the Makefile's clean helper": (
+        "transferlab/clean.py",
+        "        paths.methods,\n    )",
+        "        paths.methods,  # every method's outputs\n    )",
+        set(),
+    ),
+    "split drawing": (
+        "transferlab/data/curate.py",
+        "rng = np.random.default_rng(seed)\n    held",
+        "rng = np.random.default_rng(seed + 1)\n    held",
+        {"prepare"},
+    ),
+    "a verdict rule": (
+        "transferlab/evaluation/verdict.py",
+        "POSITIVE if low > 0 else",
+        "POSITIVE if low >= 0 else",
+        {"rank", "curves_linear", "curves_knn", "curves_finetune", "evaluate"},
+    ),
+}
+
+
+def test_an_edit_reruns_only_the_stages_whose_outputs_it_can_change(reproduced_copy):
+    ws = reproduced_copy
+    assert not json.loads(ws.dvc("status", "--json").stdout)
+    for what, (name, old, new, expected) in PLANTED_EDITS.items():
+        path = ws.root / name
+        original = path.read_text()
+        assert original.count(old) == 1, (what, old)
+        path.write_text(original.replace(old, new))
+        try:
+            listed = set(json.loads(ws.dvc("status", "--json").stdout))
+        finally:
+            path.write_text(original)
+        assert listed == expected, what
+
+
 def test_second_repro_is_a_no_op(reproduced):
     done = reproduced.dvc("repro")
     assert "Running stage" not in done.stdout

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import yaml
 
-from transferlab.evaluation import comparison, report
+from transferlab.evaluation import comparison, tables
 from transferlab.params import Verdict
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -213,9 +213,9 @@ def test_training_plots_are_the_files_evaluate_writes_one_chart_per_value():
     must declare exactly those, one plot (so one shared axis) per value."""
     plots = load_params()["paths"]["plots"]
     training = {pid: p for pid, p in SHIPPED.items() if p.get("template") == "training"}
-    written = report.training_tables({"full": [{"epoch": 0, "train_loss": 1, "val_accuracy": 0}]})
+    written = tables.training_tables({"full": [{"epoch": 0, "train_loss": 1, "val_accuracy": 0}]})
     assert set(training) == {f"{plots}/{name}" for name in written}
-    for column in report.TRAINING_COLUMNS:
+    for column in tables.TRAINING_COLUMNS:
         assert training[f"{plots}/{column}.csv"]["y"] == column
 
 
@@ -374,12 +374,12 @@ def tiny_workspace(tmp_path_factory) -> Path:
         )
     write_curve(ws / paths["curves_finetune"] / "data_efficiency.csv", [])  # the default
     (ws / paths["plots"]).mkdir(parents=True, exist_ok=True)
-    for name, text in report.training_tables(HISTORIES).items():  # as evaluate writes them
+    for name, text in tables.training_tables(HISTORIES).items():  # as evaluate writes them
         (ws / paths["plots"] / name).write_text(text)
     folder = ws / paths["plots"] / "confusion"
     folder.mkdir(parents=True)
     (folder / "full.csv").write_text("actual,predicted\nBag,Bag\nBag,Coat\nCoat,Coat\n")
-    (ws / paths["plots"] / "backbones.csv").write_text(comparison.table_csv(backbones_record()))
+    (ws / paths["plots"] / "backbones.csv").write_text(tables.table_csv(backbones_record()))
     return ws
 
 
@@ -439,7 +439,7 @@ def training_and_backbone_plots(shown: dict, plots: str) -> tuple[dict, dict, di
     """The train-loss, val-accuracy and backbones charts in `dvc plots show --json`'s data,
     failing unless each training value has one chart for all methods, not one per method."""
     training = {}
-    for column in report.TRAINING_COLUMNS:
+    for column in tables.TRAINING_COLUMNS:
         charts = [p for pid, plot in shown.items() if column in pid for p in plot]
         assert len(charts) == 1, f"{column}: {len(charts)} charts, not one for all methods"
         training[column] = charts[0]["content"]

@@ -7,7 +7,7 @@ import time
 import torch
 
 from transferlab import timeline
-from transferlab.evaluation import report
+from transferlab.evaluation import figures, report
 
 
 def test_process_start_is_this_process_s_start():
@@ -79,7 +79,7 @@ def test_report_table_and_gantt_png(tmp_path):
     timings = {"extract": clock.parts(now=8.0)}
     rows = report.timing_lines(timings, {})
     assert rows[-1] == "| extract | 2.0 | 1.0 | 4.0 | 1.0 | 8.0 | 100 |"
-    report.plot_timeline(timings, {}, tmp_path / "timeline.png")
+    figures.plot_timeline(timings, {}, tmp_path / "timeline.png")
     assert (tmp_path / "timeline.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -117,7 +117,7 @@ def test_stages_another_run_measured_are_cached_and_stay_off_the_time_axis(tmp_p
     lines = report.timing_lines(ran, cached)
     assert "| scores@lite0 |" not in "\n".join(lines[:4])
     assert any(line.startswith("Cached") and "scores@lite0" in line for line in lines)
-    axis = report.plot_timeline(ran, cached, tmp_path / "timeline.png")
+    axis = figures.plot_timeline(ran, cached, tmp_path / "timeline.png")
     assert axis == (0.0, 30.0)  # this run's 30 seconds, not three days
     assert (tmp_path / "timeline.png").read_bytes()[:4] == b"\x89PNG"
 

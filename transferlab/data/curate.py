@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from transferlab.data import prepared as data
 from transferlab.errors import UserError
 from transferlab.params import Data
 
@@ -88,7 +87,7 @@ def assign_splits(
     else:
         drawable = index[given != "val"]
         _require_every_class(labels[drawable], classes, "to draw a test split from")
-        keep, held = data.stratified_split(
+        keep, held = stratified_split(
             labels[drawable],
             config.test_fraction,
             seed=config.seed,
@@ -97,15 +96,15 @@ def assign_splits(
         )
         test = drawable[held]
         rest = np.sort(np.concatenate([drawable[keep], index[given == "val"]]))
-    test = test[data.cap_per_class(labels[test], config.test_per_class, seed=config.seed)]
+    test = test[cap_per_class(labels[test], config.test_per_class, seed=config.seed)]
     given_val = pool.given_split[rest] == "val"
     pool_index = rest[~given_val]
     _require_every_class(labels[pool_index], classes, "for training")
-    capped = data.cap_per_class(labels[pool_index], config.train_per_class, seed=config.seed)
+    capped = cap_per_class(labels[pool_index], config.train_per_class, seed=config.seed)
     pool_index = pool_index[capped]
     if given_val.any():
         return {"train": pool_index, "val": rest[given_val], "test": test}
-    keep, held = data.stratified_split(
+    keep, held = stratified_split(
         labels[pool_index],
         config.val_fraction,
         seed=config.seed,
@@ -133,3 +132,47 @@ def enforce_duplicates(summary: dict, policy: str, report: object) -> None:
             f"under conflicting labels, {summary['leakage']} across splits); {report} lists "
             "them. Remove the copies, or set data.duplicates to drop or keep."
         )
+
+
+def cap_per_class(labels: np.ndarray, cap: int | None, *, seed: int) -> np.ndarray:
+    """Indices keeping at most `cap` randomly drawn items of each class, in sorted order."""
+    if cap is None:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    keep = [rng.permutation(np.flatnonzero(labels == c))[:cap] for c in np.unique(labels)]
+    return np.sort(np.concatenate(keep))
+
+
+def stratified_split(
+    labels: np.ndarray,
+    fraction: float,
+    *,
+    seed: int,
+    classes: tuple[str, ...] | None = None,
+    key: str = "the split fraction",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices into (keep, held_out) with `fraction` of every class held out."""
+    rng = np.random.default_rng(seed)
+    held: list[np.ndarray] = []
+    for c in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        n_held = int(round(fraction * len(members)))
+        if n_held == 0 or n_held == len(members):
+            name = repr(classes[int(c)]) if classes else str(int(c))
+            raise UserError(
+                f"class {name} has {len(members)} images, too few to hold out "
+                f"{fraction:.0%} of them (it needs at least {min_class_size(fraction)}); "
+                f"add images to it or change {key}."
+            )
+        held.append(members[:n_held])
+    held_out = np.sort(np.concatenate(held))
+    keep = np.setdiff1d(np.arange(len(labels)), held_out)
+    return keep, held_out
+
+
+def min_class_size(fraction: float) -> int:
+    """Fewest images a class needs so that holding out `fraction` leaves both sides non-empty."""
+    n = 2
+    while not 0 < round(fraction * n) < n:
+        n += 1
+    return n

@@ -109,7 +109,7 @@ def prepare(config: Data, paths: Paths, run: Recorder, *, workers: int | None = 
     parts = {s: prepared.load_prepared(paths.prepared, s) for s in splits}
     card = {
         "source": config.source,
-        **prepared.data_card(parts, classes),
+        **reports.data_card(parts, classes),
         **reports.card_extras(pool, classes, dropped, splits["train"]),
         "duplicates": duplicates["summary"],
     }

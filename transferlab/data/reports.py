@@ -8,6 +8,7 @@ import numpy as np
 
 from transferlab.data.curate import Pool
 from transferlab.data.decode import HASH_METHOD
+from transferlab.data.prepared import LabelledImages
 
 
 def rejects_report(
@@ -97,5 +98,22 @@ def card_extras(pool: Pool, classes: tuple[str, ...], dropped: np.ndarray, train
             "train_largest_over_smallest": round(
                 float(train_counts.max()) / max(1, int(train_counts.min())), 3
             ),
+        },
+    }
+
+
+def data_card(splits: dict[str, LabelledImages], classes: tuple[str, ...]) -> dict:
+    """Counts per class and split, plus the image shape, for reports/."""
+    return {
+        "classes": list(classes),
+        "image_shape": list(next(iter(splits.values())).images.shape[1:]),
+        "splits": {
+            split: {
+                "total": len(part),
+                "per_class": {
+                    name: int((part.labels == i).sum()) for i, name in enumerate(classes)
+                },
+            }
+            for split, part in splits.items()
         },
     }

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from transferlab import io, selection
 from transferlab.data.prepared import SPLITS, load_features, load_prepared
-from transferlab.evaluation import knn, kshot_select, linear, report, verdict
+from transferlab.evaluation import figures, knn, kshot_select, linear, tables, verdict
 from transferlab.evaluation.kshot import (
     CORRECT_FILE,
     CSV_FILE,
@@ -204,8 +204,8 @@ def write_curve(
         transferred=transferred,
     )
     shots = params.curves.shots
-    io.write_text(out / CSV_FILE, report.curve_csv(summary, shots, train_labels))
-    report.plot_curves(summary, shots, train_labels, out / FIGURE_FILE)
+    io.write_text(out / CSV_FILE, tables.curve_csv(summary, shots, train_labels))
+    figures.plot_curves(summary, shots, train_labels, out / FIGURE_FILE)
     io.write_json(out / CORRECT_FILE, single_fit_correct(rows))
     out = {"series": summary, "comparisons": comparisons}
     return {**out, "C_selection": LINEAR_SELECTION} if probe == "linear" else out

@@ -11,7 +11,17 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from transferlab import io, selection, timeline
 from transferlab.data.prepared import load_classes, load_prepared
-from transferlab.evaluation import comparison, kshot, recommend, report, verdict
+from transferlab.evaluation import (
+    calibration,
+    comparison,
+    figures,
+    kshot,
+    recommend,
+    report,
+    tables,
+    verdict,
+    words,
+)
 from transferlab.params import BASELINE, Params
 from transferlab.provenance import describe_run
 from transferlab.timeline import StageClock
@@ -98,7 +108,7 @@ def method_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
     return {
         "accuracy": round(float(accuracy_score(labels, predicted)), 6),
         "macro_f1": round(float(f1_score(labels, predicted, average="macro")), 6),
-        "ece": round(report.expected_calibration_error(labels, probs), 6),
+        "ece": round(calibration.expected_calibration_error(labels, probs), 6),
     }
 
 
@@ -197,29 +207,29 @@ def evaluate(
         predictions[method] = (labels, probs)
         metrics[method] = seed_metrics(labels, seed_probs)
         seed_correct[method] = [p.argmax(1) == labels for p in seed_probs]
-        per_class[method] = report.per_class_accuracy(labels, probs, classes)
+        per_class[method] = calibration.per_class_accuracy(labels, probs, classes)
         io.write_text(
             paths.plots / "confusion" / f"{method}.csv", confusion_rows(labels, probs, classes)
         )
         figure = paths.figures / f"confusion_{method}.png"
-        report.plot_confusion(labels, probs, classes, method, figure)
+        figures.plot_confusion(labels, probs, classes, method, figure)
         confusions.append(figure)
         if method in params.finetune.runs:
             records[method] = io.read_json(folder / io.RECORD_FILE)
             histories[method] = records[method]["history"]
-    for name, csv_text in report.training_tables(histories).items():  # every method in each
+    for name, csv_text in tables.training_tables(histories).items():  # every method in each
         io.write_text(paths.plots / name, csv_text)
     metrics["transfer"] = transfer_verdicts(
         seed_correct, probe_curves, params, transferred=model.pretrained
     )
     compared = comparison.with_finetuned(io.read_json(paths.ranking), params, labels)
     metrics["backbones"] = comparison.metrics(compared)
-    io.write_text(paths.plots / "backbones.csv", comparison.table_csv(compared))
-    comparison.plot_cost(compared, paths.figures / comparison.FIGURE_FILE)
-    report.plot_reliability(predictions, paths.figures / "reliability.png")
-    report.plot_training(histories, paths.figures / "training.png")
-    figures = [
-        paths.figures / comparison.FIGURE_FILE,
+    io.write_text(paths.plots / "backbones.csv", tables.table_csv(compared))
+    figures.plot_cost(compared, paths.figures / figures.FIGURE_FILE)
+    figures.plot_reliability(predictions, paths.figures / "reliability.png")
+    figures.plot_training(histories, paths.figures / "training.png")
+    pngs = [
+        paths.figures / figures.FIGURE_FILE,
         paths.figures / "timeline.png",
         paths.figures / kshot.FIGURE_FILE,
         paths.figures / "training.png",
@@ -227,14 +237,14 @@ def evaluate(
         *confusions,
     ]
     train_labels = load_prepared(paths.prepared, "train").labels
-    report.plot_curves(curve_series, params.curves.shots, train_labels, figures[2])
+    figures.plot_curves(curve_series, params.curves.shots, train_labels, pngs[2])
     clock.computed()  # what follows is this stage's writing
     timings = timeline.gather(paths.timings, timed_stages(params), evaluate=clock.parts())
     metrics["recommendation"] = recommendation(params, chosen, seed_correct, timings, records)
     run = timeline.pipeline_key()
     ran, cached = timeline.split(timings, run)
     io.write_json(paths.timeline, timeline.records(timings, run))
-    report.plot_timeline(ran, cached, paths.figures / "timeline.png")
+    figures.plot_timeline(ran, cached, paths.figures / "timeline.png")
     io.write_json(paths.metrics, metrics)
     io.write_json(paths.headline, headline(metrics, method_names(params)))
     io.write_json(paths.figures / "per_class.json", per_class)
@@ -243,17 +253,17 @@ def evaluate(
         per_class=per_class,
         curve_summary=curve_series,
         curve_verdicts=curve_verdicts,
-        figures=figures,
+        figures=pngs,
         root=paths.report.parent,
         provenance=provenance,
         finetune_seeds=params.finetune.seeds,
         training=records,
         timings=(ran, cached),
-        backbones=comparison.leaderboard(compared, params.finetune.runs),
-        backbone_conclusion=comparison.conclusion(compared),
+        backbones=report.leaderboard(compared, params.finetune.runs),
+        backbone_conclusion=words.conclusion(compared),
         studied=f"{chosen} ({model.name}, weights {model.weights})",
     )
     io.write_json(paths.provenance, provenance)
     io.write_text(paths.report, text)
     io.write_text(paths.report_html, report.to_html(text, paths.report.parent))
-    return metrics, figures, provenance, compared
+    return metrics, pngs, provenance, compared

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from transferlab.evaluation import comparison
+from transferlab.evaluation import comparison, figures, report, tables, words
 from transferlab.params import Verdict
 
 N_TEST = 10000
@@ -58,7 +58,7 @@ def record():
 
 
 def test_leaderboard_ranks_scores_accuracies_and_taus():
-    text = "\n".join(comparison.leaderboard(record(), ("full", "scratch")))
+    text = "\n".join(report.leaderboard(record(), ("full", "scratch")))
     table = [line for line in text.splitlines() if line.startswith("| ")]
     assert table[0].split(" | ")[-1] == "full acc. |"  # scratch was never trained: no column
     assert table[1].startswith("| 1 | big (m1) | bundled | 3.37 | 1280 | 2.50 | 0.4000 | 4.00 |")
@@ -102,7 +102,7 @@ def test_each_probe_accuracy_has_its_exact_interval_on_the_test_images():
 
 
 def test_plot_table_has_each_accuracy_with_its_interval():
-    rows = list(csv.DictReader(text_io.StringIO(comparison.table_csv(record()))))
+    rows = list(csv.DictReader(text_io.StringIO(tables.table_csv(record()))))
     assert [r["backbone"] for r in rows] == ["big", "small", "rand"]  # ranked
     assert [r["ms_per_image"] for r in rows] == ["2.5", "2.0", "2.0"]
     for r in rows:
@@ -116,13 +116,13 @@ def test_plot_table_has_each_accuracy_with_its_interval():
 
 def test_png_spans_the_intervals_and_names_candidates_in_a_legend(tmp_path, monkeypatch):
     drawn = []
-    save = comparison.report.save_figure
+    save = figures.save_figure
     monkeypatch.setattr(
-        comparison.report, "save_figure", lambda fig, path: (drawn.append(fig), save(fig, path))
+        figures, "save_figure", lambda fig, path: (drawn.append(fig), save(fig, path))
     )
     path = tmp_path / "backbones.png"
     out = record()
-    comparison.plot_cost(out, path)
+    figures.plot_cost(out, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (ax,) = drawn[0].axes
     bounds = [
@@ -141,7 +141,7 @@ def test_the_conclusion_names_the_pick_the_best_its_test_and_interval():
     gap = record()["gaps"]["probe_accuracy"]
     ci = stats.binomtest(500, 500, 0.5).proportion_ci(0.95, method="exact")
     assert (gap["low"], gap["high"]) == pytest.approx((0.05 * (2 * ci.low - 1), 0.05), abs=1e-6)
-    assert comparison.conclusion(record()) == (
+    assert words.conclusion(record()) == (
         "Backbones: logme ranked big > small > rand. By linear-probe test accuracy big is "
         f"best, +5.0 points [{100 * gap['low']:.1f}, 5.0] (95% interval; McNemar exact, 10000 "
         "paired test images, p<1e-10) against small: beyond the noise."
@@ -150,12 +150,12 @@ def test_the_conclusion_names_the_pick_the_best_its_test_and_interval():
     close["gaps"]["probe_accuracy"].update(
         verdict="inconclusive", gain=0.0024, low=-0.0005, high=0.0053, p=0.11
     )
-    assert comparison.conclusion(close).endswith(
+    assert words.conclusion(close).endswith(
         "+0.2 points [-0.1, 0.5] (95% interval; McNemar exact, 10000 paired test images, "
         "p=0.11) against small: within the noise, so not distinguishable."
     )
     alone = {**record(), "gaps": {"probe_accuracy": None}}
-    assert "no best to name" in comparison.conclusion(alone)
+    assert "no best to name" in words.conclusion(alone)
 
 
 def test_fine_tuned_gaps_are_judged_on_the_saved_predictions(params, tmp_path):

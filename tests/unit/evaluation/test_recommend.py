@@ -4,7 +4,7 @@ with what it gains over the cheaper choice and what it costs."""
 import numpy as np
 from scipy import stats
 
-from transferlab.evaluation import report
+from transferlab.evaluation import words
 from transferlab.evaluation.recommend import Method, recommend
 from transferlab.evaluation.verdict import accuracy_interval
 from transferlab.params import Verdict
@@ -35,7 +35,7 @@ def test_within_the_noise_the_cheaper_method_is_recommended_and_the_text_says_so
     assert rec["method"] == "probe" and rec["best"] == "full"
     assert rec["compared_with"] is None  # nothing is cheaper than the probe
     assert rec["best_vs_recommended"]["verdict"] == "inconclusive"
-    text = report.recommendation_text(rec)
+    text = words.recommendation_text(rec)
     assert text.startswith("Use the linear probe (probe): test accuracy 0.8000 [")
     assert "No method beats it beyond the noise, and it is the cheapest." in text
     assert "Full fine-tuning (full) scores higher but not beyond the noise: +0.6 points" in text
@@ -56,7 +56,7 @@ def test_a_gain_beyond_the_noise_is_bought_and_its_price_is_stated():
     # Among the cheaper ones the probe is best, but kNN is within its noise and cheaper.
     assert rec["compared_with"]["method"] == "knn"
     assert rec["compared_with"]["verdict"]["verdict"] == "positive"
-    text = report.recommendation_text(rec)
+    text = words.recommendation_text(rec)
     assert "Use full fine-tuning (full): test accuracy 0.9000" in text
     assert "3.37 M trainable parameters" in text
     assert "Against kNN, the cheaper choice (0.7950; 30 s, 0 trainable parameters, 6.2x" in text
@@ -78,4 +78,4 @@ def test_an_unmeasured_method_sorts_after_the_measured_ones():
     a, b = correct(800), correct(800, offset=5)
     rec = recommend([Method("full", [a], None, 10), Method("probe", [b], 31.0, 10)], CONFIG)
     assert rec["order"] == ["probe", "full"] and rec["method"] == "probe"
-    assert "time unmeasured" not in report.recommendation_text(rec)
+    assert "time unmeasured" not in words.recommendation_text(rec)

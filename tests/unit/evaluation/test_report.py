@@ -4,21 +4,21 @@ import io as text_io
 import numpy as np
 import pytest
 
-from transferlab.evaluation import report
+from transferlab.evaluation import calibration, figures, report, tables, words
 
 
 def test_ece_of_calibrated_and_overconfident_predictions():
     labels = np.array([0, 0, 0, 1])
     calibrated = np.tile([0.75, 0.25], (4, 1))  # 75% confident, 75% right
-    assert report.expected_calibration_error(labels, calibrated) == pytest.approx(0.0)
+    assert calibration.expected_calibration_error(labels, calibrated) == pytest.approx(0.0)
     over = np.tile([0.95, 0.05], (4, 1))
-    assert report.expected_calibration_error(labels, over) == pytest.approx(0.2)
+    assert calibration.expected_calibration_error(labels, over) == pytest.approx(0.2)
 
 
 def test_per_class_accuracy_is_recall():
     labels = np.array([0, 0, 1, 1])
     probs = np.eye(2)[[0, 1, 1, 1]]
-    assert report.per_class_accuracy(labels, probs, ("a", "b")) == {"a": 0.5, "b": 1.0}
+    assert calibration.per_class_accuracy(labels, probs, ("a", "b")) == {"a": 0.5, "b": 1.0}
 
 
 def test_training_tables_put_every_method_in_one_table_per_value():
@@ -31,24 +31,24 @@ def test_training_tables_put_every_method_in_one_table_per_value():
         ],
         "scratch": [{"epoch": 0, "train_loss": 2.0, "val_accuracy": 0.2}],
     }
-    tables = report.training_tables(histories)
-    assert list(tables) == [f"{column}.csv" for column in report.TRAINING_COLUMNS]
-    assert tables["train_loss.csv"].splitlines() == [
+    written = tables.training_tables(histories)
+    assert list(written) == [f"{column}.csv" for column in tables.TRAINING_COLUMNS]
+    assert written["train_loss.csv"].splitlines() == [
         "epoch,method,train_loss",
         "0,full,2.500000",
         "1,full,1.250000",
         "0,scratch,2.000000",
     ]
-    rows = list(csv.DictReader(text_io.StringIO(tables["val_accuracy.csv"])))
+    rows = list(csv.DictReader(text_io.StringIO(written["val_accuracy.csv"])))
     assert {r["method"] for r in rows} == set(histories)
     assert [float(r["val_accuracy"]) for r in rows if r["method"] == "full"] == [0.1, 0.75]
 
 
 def test_curve_tables_for_dvc_plots():
     train_labels = np.repeat([0, 1], [7, 4])
-    assert report.shot_counts((1, 5, 10, None), train_labels) == [1, 5, 7, 7]
+    assert tables.shot_counts((1, 5, 10, None), train_labels) == [1, 5, 7, 7]
     cell = {"mean": 0.5, "std": 0.1}
-    text = report.curve_csv(
+    text = tables.curve_csv(
         {"a": {"1": cell, "all": {"mean": 0.9, "std": 0.0}}}, (1, None), train_labels
     )
     assert text.splitlines() == ["shots,a,a_std", "1,0.500000,0.100000", "7,0.900000,0.000000"]
@@ -71,7 +71,7 @@ def test_report_orders_shot_counts_by_number(tmp_path):
 def test_curve_figure_is_a_png(tmp_path):
     cell = {"mean": 0.5, "std": 0.1}
     path = tmp_path / "curve.png"
-    report.plot_curves(
+    figures.plot_curves(
         {"pretrained_linear": {"1": cell, "all": cell}}, (1, None), np.array([0, 0, 1]), path
     )
     assert path.read_bytes()[:4] == b"\x89PNG"
@@ -127,7 +127,7 @@ def test_conclusions_name_who_beats_whom_the_test_and_the_interval():
         "images, p=0.13), within the noise, so inconclusive."
     )
     assert weights.endswith("p=1e-09); no pretrained weights: a gain is not transfer.")
-    assert report.p_text(0.0) == "<1e-10" and report.p_text(0.0312) == "0.031"
+    assert words.p_text(0.0) == "<1e-10" and words.p_text(0.0312) == "0.031"
 
 
 def render(tmp_path, finetune_seeds=1):
@@ -156,9 +156,9 @@ def test_verdict_tables_give_each_test_interval_and_p_and_say_what_noise_it_meas
         in text
     )
     assert "two-sided at 95%" in text
-    assert report.ONE_SEED_NOTE in text and "test-set sampling noise only" in text
+    assert words.ONE_SEED_NOTE in text and "test-set sampling noise only" in text
     assert "seed to seed is unmeasured" in text and "finetune.seeds: 2 or more" in text
-    assert report.PROBE_NOTE in text
+    assert words.PROBE_NOTE in text
     shots = [
         line.split(" | ")[1]
         for line in text.splitlines()
@@ -166,7 +166,7 @@ def test_verdict_tables_give_each_test_interval_and_p_and_say_what_noise_it_meas
     ]
     assert shots == ["2", "10", "all"]  # by number, not as JSON sorted them
     several = render(tmp_path, finetune_seeds=3)
-    assert report.SEEDS_NOTE.format(seeds=3) in several and report.ONE_SEED_NOTE not in several
+    assert words.SEEDS_NOTE.format(seeds=3) in several and words.ONE_SEED_NOTE not in several
     assert "test-set sampling noise, shared by both arms, is not in it" in several
 
 
