@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io as text_io
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -163,101 +164,130 @@ def transfer_verdicts(
     return out
 
 
-def evaluate(
-    params: Params, *, git: dict[str, str], clock: StageClock
-) -> tuple[dict, list[Path], dict, dict]:
-    """Score every method's test predictions, judge transfer, gather the stages' timings, and
-    write the DVC plot tables, the figures, per-class accuracies, the timeline, the provenance
-    record and the report. Returns the metrics, the figures, the provenance and the backbone
-    comparison (`git`: the
-    code's commit and dirty flag; `clock`: this stage's, whose parts join the timeline)."""
-    paths = params.paths
-    chosen = selection.read_selection(paths).chosen  # the candidate studied in depth
-    model = params.model(chosen)
-    provenance = describe_run(
-        params,
-        git=git,
-        data_card=io.read_json(paths.data_card),
-        extract_report=io.read_json(io.backbone_file(paths.extract_report, chosen)),
-    )
-    classes = load_classes(paths.prepared)
-    labels = load_prepared(paths.prepared, "test").labels
-    probe_curves = {"series": {}, "comparisons": {}}  # the linear and kNN curves together
-    for probe in kshot.CURVE_PROBES:
-        curve = kshot.read_summary(paths.curves / probe / kshot.SUMMARY_FILE)
-        probe_curves["series"].update(curve["series"])
-        probe_curves["comparisons"].update(curve["comparisons"])
-    # Fine-tuned k-shot curves (curves.finetune) join the probe series in the table and PNG,
-    # and their per-shot verdicts against scratch join the probes'.
-    finetuned = kshot.read_summary(paths.curves_finetune / kshot.SUMMARY_FILE)
-    curve_series = {**probe_curves["series"], **finetuned["series"]}
-    curve_verdicts = {**probe_curves["comparisons"], **finetuned["comparisons"]}
-    metrics: dict[str, dict] = {}
-    per_class: dict[str, dict[str, float]] = {}
-    predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    histories: dict[str, list[dict]] = {}
-    records: dict[str, dict] = {}  # each fine-tuned method's training record
-    confusions = []
-    seed_correct: dict[str, list[np.ndarray]] = {}
+@dataclass
+class Scored:
+    """Every method's test scores on the studied candidate, and what the report draws."""
+
+    metrics: dict[str, dict] = field(default_factory=dict)
+    per_class: dict[str, dict[str, float]] = field(default_factory=dict)
+    predictions: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    seed_correct: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    records: dict[str, dict] = field(default_factory=dict)  # each fine-tuned method's record
+
+    @property
+    def histories(self) -> dict[str, list[dict]]:
+        return {method: record["history"] for method, record in self.records.items()}
+
+
+def score_methods(params: Params, chosen: str, labels: np.ndarray, classes) -> Scored:
+    """Read each method's test predictions (every seed) and training record, and score them."""
+    scored = Scored()
     for method in method_names(params):
-        folder = io.method_dir(paths.methods, method, chosen)
+        folder = io.method_dir(params.paths.methods, method, chosen)
         seeds = params.finetune.seeds if method in params.finetune.runs else 1
         seed_probs = [io.load_array(folder / io.predictions_file(i)) for i in range(seeds)]
         probs = seed_probs[0]  # the first seed's: confusion, per-class, reliability
-        predictions[method] = (labels, probs)
-        metrics[method] = seed_metrics(labels, seed_probs)
-        seed_correct[method] = [p.argmax(1) == labels for p in seed_probs]
-        per_class[method] = calibration.per_class_accuracy(labels, probs, classes)
-        io.write_text(
-            paths.plots / "confusion" / f"{method}.csv", confusion_rows(labels, probs, classes)
-        )
-        figure = paths.figures / f"confusion_{method}.png"
-        figures.plot_confusion(labels, probs, classes, method, figure)
-        confusions.append(figure)
+        scored.predictions[method] = (labels, probs)
+        scored.metrics[method] = seed_metrics(labels, seed_probs)
+        scored.seed_correct[method] = [p.argmax(1) == labels for p in seed_probs]
+        scored.per_class[method] = calibration.per_class_accuracy(labels, probs, classes)
         if method in params.finetune.runs:
-            records[method] = io.read_json(folder / io.RECORD_FILE)
-            histories[method] = records[method]["history"]
-    for name, csv_text in tables.training_tables(histories).items():  # every method in each
+            scored.records[method] = io.read_json(folder / io.RECORD_FILE)
+    return scored
+
+
+def read_curves(paths) -> tuple[dict, dict, dict]:
+    """(the probe curves' series and comparisons, every curve's series, every curve's
+    verdicts): fine-tuned k-shot curves (curves.finetune) join the probe series in the table
+    and PNG, and their per-shot verdicts against scratch join the probes'."""
+    probes = {"series": {}, "comparisons": {}}
+    for probe in kshot.CURVE_PROBES:
+        curve = kshot.read_summary(paths.curves / probe / kshot.SUMMARY_FILE)
+        probes["series"].update(curve["series"])
+        probes["comparisons"].update(curve["comparisons"])
+    finetuned = kshot.read_summary(paths.curves_finetune / kshot.SUMMARY_FILE)
+    series = {**probes["series"], **finetuned["series"]}
+    return probes, series, {**probes["comparisons"], **finetuned["comparisons"]}
+
+
+def draw(params: Params, scored: Scored, compared: dict, curve_series: dict, classes) -> list[Path]:
+    """The DVC plot tables and the PNGs but the timeline's; returns the report's figures."""
+    paths = params.paths
+    confusions = []
+    for method, (labels, probs) in scored.predictions.items():
+        rows = confusion_rows(labels, probs, classes)
+        io.write_text(paths.plots / "confusion" / f"{method}.csv", rows)
+        confusions.append(paths.figures / f"confusion_{method}.png")
+        figures.plot_confusion(labels, probs, classes, method, confusions[-1])
+    for name, csv_text in tables.training_tables(scored.histories).items():
         io.write_text(paths.plots / name, csv_text)
-    metrics["transfer"] = transfer_verdicts(
-        seed_correct, probe_curves, params, transferred=model.pretrained
-    )
-    compared = comparison.with_finetuned(io.read_json(paths.ranking), params, labels)
-    metrics["backbones"] = comparison.metrics(compared)
     io.write_text(paths.plots / "backbones.csv", tables.table_csv(compared))
     figures.plot_cost(compared, paths.figures / figures.FIGURE_FILE)
-    figures.plot_reliability(predictions, paths.figures / "reliability.png")
-    figures.plot_training(histories, paths.figures / "training.png")
-    pngs = [
+    figures.plot_reliability(scored.predictions, paths.figures / "reliability.png")
+    figures.plot_training(scored.histories, paths.figures / "training.png")
+    train_labels = load_prepared(paths.prepared, "train").labels
+    curves_png = paths.figures / kshot.FIGURE_FILE
+    figures.plot_curves(curve_series, params.curves.shots, train_labels, curves_png)
+    return [
         paths.figures / figures.FIGURE_FILE,
         paths.figures / "timeline.png",
-        paths.figures / kshot.FIGURE_FILE,
+        curves_png,
         paths.figures / "training.png",
         paths.figures / "reliability.png",
         *confusions,
     ]
-    train_labels = load_prepared(paths.prepared, "train").labels
-    figures.plot_curves(curve_series, params.curves.shots, train_labels, pngs[2])
+
+
+def evaluate(
+    params: Params, *, git: dict[str, str], clock: StageClock
+) -> tuple[dict, list[Path], dict, dict]:
+    """Score every method's test predictions, judge transfer, recommend, gather the stages'
+    timings, and write the DVC plot tables, the figures, per-class accuracies, the timeline,
+    the provenance record and the report. Returns the metrics, the figures, the provenance
+    and the backbone comparison (`git`: the code's commit and dirty flag; `clock`: this
+    stage's, whose parts join the timeline)."""
+    paths = params.paths
+    chosen = selection.read_selection(paths).chosen  # the candidate studied in depth
+    model = params.model(chosen)
+    classes = load_classes(paths.prepared)
+    labels = load_prepared(paths.prepared, "test").labels
+    probe_curves, curve_series, curve_verdicts = read_curves(paths)
+    scored = score_methods(params, chosen, labels, classes)
+    metrics = scored.metrics
+    metrics["transfer"] = transfer_verdicts(
+        scored.seed_correct, probe_curves, params, transferred=model.pretrained
+    )
+    compared = comparison.with_finetuned(io.read_json(paths.ranking), params, labels)
+    metrics["backbones"] = comparison.metrics(compared)
+    pngs = draw(params, scored, compared, curve_series, classes)
     clock.computed()  # what follows is this stage's writing
     timings = timeline.gather(paths.timings, timed_stages(params), evaluate=clock.parts())
-    metrics["recommendation"] = recommendation(params, chosen, seed_correct, timings, records)
+    metrics["recommendation"] = recommendation(
+        params, chosen, scored.seed_correct, timings, scored.records
+    )
     run = timeline.pipeline_key()
     ran, cached = timeline.split(timings, run)
     io.write_json(paths.timeline, timeline.records(timings, run))
     figures.plot_timeline(ran, cached, paths.figures / "timeline.png")
     io.write_json(paths.metrics, metrics)
     io.write_json(paths.headline, headline(metrics, method_names(params)))
-    io.write_json(paths.figures / "per_class.json", per_class)
+    io.write_json(paths.figures / "per_class.json", scored.per_class)
+    provenance = describe_run(
+        params,
+        git=git,
+        data_card=io.read_json(paths.data_card),
+        extract_report=io.read_json(io.backbone_file(paths.extract_report, chosen)),
+    )
     text = report.render(
         metrics=metrics,
-        per_class=per_class,
+        per_class=scored.per_class,
         curve_summary=curve_series,
         curve_verdicts=curve_verdicts,
         figures=pngs,
         root=paths.report.parent,
         provenance=provenance,
         finetune_seeds=params.finetune.seeds,
-        training=records,
+        training=scored.records,
         timings=(ran, cached),
         backbones=report.leaderboard(compared, params.finetune.runs),
         backbone_conclusion=words.conclusion(compared),

@@ -57,27 +57,13 @@ def render(
     lines += [f"- {sentence}" for sentence in conclusions(metrics.get("transfer", {}))]
     lines += ["", *(backbones or [])]
     lines += ["## Test metrics", ""] if backbones else ["", "## Test metrics", ""]
-    lines += ["| method | accuracy | macro-F1 | ECE |", "|---|---|---|---|"]
-    for m in methods:
-        v = metrics[m]
-        accuracy = f"{v['accuracy']:.4f}"
-        if "accuracy_sd" in v:
-            accuracy += f" ± {v['accuracy_sd']:.4f} ({v['seeds']} seeds)"
-        lines.append(f"| {m} | {accuracy} | {v['macro_f1']:.4f} | {v['ece']:.4f} |")
+    lines += metric_lines({m: metrics[m] for m in methods})
     lines += verdict_lines(metrics.get("transfer", {}), curve_verdicts, finetune_seeds)
     if training:
         lines += ["", "## How each method was fine-tuned", "", *training_lines(training)]
-    shots = list(in_curve_order(next(iter(curve_summary.values()), {})))
     lines += ["", "## Data efficiency (test accuracy, mean ± seed std)", ""]
-    lines += ["| series | " + " | ".join(shots) + " |", "|---" * (len(shots) + 1) + "|"]
-    for series, cells in curve_summary.items():
-        row = [f"{cells[s]['mean']:.3f} ± {cells[s]['std']:.3f}" for s in shots]
-        lines.append(f"| {series} | " + " | ".join(row) + " |")
-    classes = list(next(iter(per_class.values()), {}))
-    lines += ["", "## Per-class accuracy", "", "| class | " + " | ".join(per_class) + " |"]
-    lines.append("|---" * (len(per_class) + 1) + "|")
-    for c in classes:
-        lines.append(f"| {c} | " + " | ".join(f"{per_class[m][c]:.3f}" for m in per_class) + " |")
+    lines += curve_lines(curve_summary)
+    lines += ["", "## Per-class accuracy", "", *per_class_lines(per_class)]
     lines += ["", "## Figures", ""]
     for figure in figures:
         lines.append(f"![{figure.stem}]({Path(os.path.relpath(figure, root)).as_posix()})")
@@ -86,6 +72,36 @@ def render(
     if provenance:
         lines += ["", "## Provenance", ""] + provenance_lines(provenance)
     return "\n".join(lines) + "\n"
+
+
+def metric_lines(methods: dict[str, dict]) -> list[str]:
+    """Each method's test accuracy (with its seed spread), macro-F1 and ECE."""
+    lines = ["| method | accuracy | macro-F1 | ECE |", "|---|---|---|---|"]
+    for m, v in methods.items():
+        accuracy = f"{v['accuracy']:.4f}"
+        if "accuracy_sd" in v:
+            accuracy += f" ± {v['accuracy_sd']:.4f} ({v['seeds']} seeds)"
+        lines.append(f"| {m} | {accuracy} | {v['macro_f1']:.4f} | {v['ece']:.4f} |")
+    return lines
+
+
+def curve_lines(curve_summary: dict) -> list[str]:
+    """Each curve series' mean ± seed std test accuracy per shot count."""
+    shots = list(in_curve_order(next(iter(curve_summary.values()), {})))
+    lines = ["| series | " + " | ".join(shots) + " |", "|---" * (len(shots) + 1) + "|"]
+    for series, cells in curve_summary.items():
+        row = [f"{cells[s]['mean']:.3f} ± {cells[s]['std']:.3f}" for s in shots]
+        lines.append(f"| {series} | " + " | ".join(row) + " |")
+    return lines
+
+
+def per_class_lines(per_class: dict[str, dict[str, float]]) -> list[str]:
+    """Each class's recall, one column per method."""
+    classes = list(next(iter(per_class.values()), {}))
+    lines = ["| class | " + " | ".join(per_class) + " |", "|---" * (len(per_class) + 1) + "|"]
+    for c in classes:
+        lines.append(f"| {c} | " + " | ".join(f"{per_class[m][c]:.3f}" for m in per_class) + " |")
+    return lines
 
 
 def training_lines(records: dict[str, dict]) -> list[str]:
@@ -235,7 +251,12 @@ def _number(value: float | None, digits: int = 4) -> str:
 
 def leaderboard(record: dict, strategies: tuple[str, ...]) -> list[str]:
     """Markdown lines: the ranked table, the best candidate and its gap, Kendall's tau."""
-    rows, by = record["candidates"], record["by"]
+    return [*ranked_table(record, strategies), "", *gap_lines(record), "", *tau_lines(record)]
+
+
+def ranked_table(record: dict, strategies: tuple[str, ...]) -> list[str]:
+    """The section's head and one row per candidate, in ranked order."""
+    rows = record["candidates"]
     tuned = [s for s in strategies if any(f"{s}_accuracy" in row for row in rows.values())]
     head = [
         "rank",
@@ -253,8 +274,8 @@ def leaderboard(record: dict, strategies: tuple[str, ...]) -> list[str]:
     lines = [
         "## Backbones",
         "",
-        f"Ranked by **{by}** before fine-tuning (random-init candidates last, never best); "
-        f"fine-tuned: {', '.join(record['selected'])}. Accuracies are on the test split; "
+        f"Ranked by **{record['by']}** before fine-tuning (random-init candidates last, never "
+        f"best); fine-tuned: {', '.join(record['selected'])}. Accuracies are on the test split; "
         "ms / image is the extraction cost measured on this run's device.",
         "",
         "| " + " | ".join(head) + " |",
@@ -276,7 +297,12 @@ def leaderboard(record: dict, strategies: tuple[str, ...]) -> list[str]:
             *[_number(row.get(f"{s}_accuracy")) for s in tuned],
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
+    return lines
+
+
+def gap_lines(record: dict) -> list[str]:
+    """The best candidate by each accuracy, and whether its gap is beyond the noise."""
+    lines = []
     for accuracy, gap in record["gaps"].items():
         if gap is None:
             continue
@@ -288,14 +314,19 @@ def leaderboard(record: dict, strategies: tuple[str, ...]) -> list[str]:
         )
     if not any(record["gaps"].values()):
         lines.append("- Fewer than two pretrained candidates: no best to name.")
-    lines += ["", "Kendall's tau between each score and the measured accuracies:", ""]
+    return lines
+
+
+def tau_lines(record: dict) -> list[str]:
+    """Kendall's tau between each score and each measured accuracy, and what it can say."""
+    lines = ["Kendall's tau between each score and the measured accuracies:", ""]
     accuracies = list(next(iter(record["agreement"].values())))
     lines.append("| score | " + " | ".join(a.replace("_", " ") for a in accuracies) + " |")
     lines.append("|" + "---|" * (len(accuracies) + 1))
     for score, taus in record["agreement"].items():
         cells = [_number(taus[a], 2) for a in accuracies]
         lines.append(f"| {score} | " + " | ".join(cells) + " |")
-    n = len(rows)
+    n = len(record["candidates"])
     lines += [
         "",
         f"Over {n} candidates tau takes only {n * (n - 1) // 2 + 1} values; it says whether the "
