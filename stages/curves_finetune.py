@@ -20,15 +20,14 @@ from transferlab.evaluation.kshot import (
     summarise,
     without_correct,
 )
-from transferlab.params import finetune_settings, load_params, to_dict
+from transferlab.params import Model, Params, finetune_settings, load_params, to_dict
 from transferlab.selection import chosen_model
 
 
 @cli
 def main() -> None:
     params = load_params()
-    listed, paths = params.curves.finetune, params.paths
-    train = load_prepared(paths.prepared, "train")  # subsets are copied out of the map
+    listed = params.curves.finetune
     model = chosen_model(params)
     logged = {
         "curves": {"shots": params.curves.shots, "seeds": params.curves.seeds, "finetune": listed},
@@ -36,51 +35,61 @@ def main() -> None:
         "backbone": to_dict(model),
         "finetune": finetune_settings(params.finetune, listed),
     }
-    rows: list[dict] = []
     start = time.perf_counter()
     with tracking.stage_run("curves_finetune", params, logged) as run:
         run.clock.ready()
-        if listed:  # the default: no list, no loading or training, empty outputs
-            device = host.resolve_device(params.finetune.device)
-            with guards.deterministic(device):
-                rows = kshot_finetune(
-                    listed,
-                    train=train,
-                    val=load_prepared(paths.prepared, "val"),
-                    test=load_prepared(paths.prepared, "test"),
-                    shots=params.curves.shots,
-                    seeds=params.curves.seeds,
-                    model_config=model,
-                    config=params.finetune,
-                    num_classes=len(load_classes(paths.prepared)),
-                    device=device,
-                    clock=run.clock,
-                )
-        summary = summarise(rows)
-        out = paths.curves_finetune
-        columns = plot_columns(summary, listed)
-        io.write_text(out / CSV_FILE, tables.curve_csv(columns, params.curves.shots, train.labels))
-        io.write_json(out / CORRECT_FILE, single_fit_correct(rows))
-        # How much pretraining helps as labels shrink: paired by seed (same subset), per shot:
-        # one fit a shot by McNemar's test on the test images, several by a t over seeds.
-        comparisons = verdict.curve_comparisons(
-            rows,
-            scratch_pairs(listed),
-            config=params.verdict,
-            transferred=model.pretrained,
-        )
-        means = {
-            f"{series}.{shot}": cell["mean"]
-            for series, cells in summary.items()
-            for shot, cell in cells.items()
-        }
+        rows = train_rows(params, model, run.clock) if listed else []  # default: no training
+        record, means = write_curve(params, rows, model)
+        seconds = time.perf_counter() - start
         run.publish(
-            record={"series": summary, "comparisons": comparisons, "rows": without_correct(rows)},
-            record_path=out / SUMMARY_FILE,
-            metrics={**means, "seconds": time.perf_counter() - start, "fits": len(rows)},
+            record=record,
+            record_path=params.paths.curves_finetune / SUMMARY_FILE,
+            metrics={**means, "seconds": seconds, "fits": len(rows)},
         )
-    seconds = time.perf_counter() - start
     print(f"curves_finetune: {len(rows)} fits of {list(listed)} in {seconds:.1f} s")
+
+
+def train_rows(params: Params, model: Model, clock) -> list[dict]:
+    """One row per (strategy, shot, seed): each fit's test accuracy and correctness."""
+    paths = params.paths
+    device = host.resolve_device(params.finetune.device)
+    with guards.deterministic(device):
+        return kshot_finetune(
+            params.curves.finetune,
+            train=load_prepared(paths.prepared, "train"),  # subsets are copied out of the map
+            val=load_prepared(paths.prepared, "val"),
+            test=load_prepared(paths.prepared, "test"),
+            shots=params.curves.shots,
+            seeds=params.curves.seeds,
+            model_config=model,
+            config=params.finetune,
+            num_classes=len(load_classes(paths.prepared)),
+            device=device,
+            clock=clock,
+        )
+
+
+def write_curve(params: Params, rows: list[dict], model: Model) -> tuple[dict, dict]:
+    """Write the curve's CSV and per-image correctness; return its summary record (series,
+    verdicts against scratch, rows) and each cell's mean, for MLflow."""
+    listed, out = params.curves.finetune, params.paths.curves_finetune
+    summary = summarise(rows)
+    train_labels = load_prepared(params.paths.prepared, "train").labels
+    columns = plot_columns(summary, listed)
+    io.write_text(out / CSV_FILE, tables.curve_csv(columns, params.curves.shots, train_labels))
+    io.write_json(out / CORRECT_FILE, single_fit_correct(rows))
+    # How much pretraining helps as labels shrink: paired by seed (same subset), per shot:
+    # one fit a shot by McNemar's test on the test images, several by a t over seeds.
+    comparisons = verdict.curve_comparisons(
+        rows, scratch_pairs(listed), config=params.verdict, transferred=model.pretrained
+    )
+    means = {
+        f"{series}.{shot}": cell["mean"]
+        for series, cells in summary.items()
+        for shot, cell in cells.items()
+    }
+    record = {"series": summary, "comparisons": comparisons, "rows": without_correct(rows)}
+    return record, means
 
 
 if __name__ == "__main__":

@@ -8,55 +8,58 @@ from transferlab.errors import cli
 from transferlab.evaluation.metrics import evaluate, method_names
 from transferlab.evaluation.report import SUMMARY_KEYS
 from transferlab.evaluation.words import evidence, recommendation_text
-from transferlab.params import load_params, to_dict
+from transferlab.params import Params, load_params, to_dict
 
 
 @cli
 def main() -> None:
     params = load_params()
-    paths = params.paths
     with tracking.stage_run("evaluate", params, {"methods": method_names(params)}) as run:
         run.clock.ready()
         run.timing_path = None  # its parts go into the timeline it writes
         metrics, figures, provenance, compared = evaluate(
             params, git=tracking.git_state(), clock=run.clock
         )
-        verdicts = metrics["transfer"]
-        scores = {m: v for m, v in metrics.items() if m not in SUMMARY_KEYS}
-        gains = {f"{n}.gain": v["gain"] for n, v in verdicts.items()}
-        tags = {f"verdict.{n}": v["verdict"] for n, v in verdicts.items()}
-        tags["recommended"] = metrics["recommendation"]["method"]
-        reports = [
-            *[(path, "report") for path in (paths.metrics, paths.headline, paths.provenance)],
-            *[(path, "report") for path in (paths.report, paths.report_html)],
-            *[(figure, "report/figures") for figure in figures],  # report.md's links
-        ]
-        run.log_metrics(gains)
-        run.set_tags(tags)
-        run.publish(metrics=scores, artifacts=reports)
-        # The parent is the run a user opens: the answer is its description, the report and
-        # figures its artifacts, as on this stage's run.
-        run.log_to_parent(
-            params=to_dict(params),
-            metrics={**scores, **gains},
-            tags={**tags, "provenance": provenance},
-            description=recommendation_text(metrics["recommendation"]),
-            artifacts=reports,
-        )
-        for key, numbers in metrics["backbones"].items():  # one run per candidate backbone
-            candidate = compared["candidates"][key]
-            run.log_sibling(
-                f"backbone@{key}",
-                params={"model": candidate["model"], "weights": candidate["weights"]},
-                metrics=numbers,
-            )
+        log(run, params, metrics, figures, provenance, compared)
     for method in method_names(params):
         values = metrics[method]
         print(f"{method:>10}: accuracy {values['accuracy']:.4f}  ECE {values['ece']:.4f}")
-    for name, v in verdicts.items():
+    for name, v in metrics["transfer"].items():
         print(f"{name:>24}: {v['verdict']} ({evidence(v)})")
     print(f"backbones by {compared['by']}: {' > '.join(compared['order'])}")
     print(recommendation_text(metrics["recommendation"]))
+
+
+def log(run, params: Params, metrics: dict, figures, provenance: dict, compared: dict) -> None:
+    """This stage's run, the parent (the run a user opens: the answer is its description,
+    the report and figures its artifacts, as here) and one run per candidate backbone."""
+    paths, verdicts = params.paths, metrics["transfer"]
+    scores = {m: v for m, v in metrics.items() if m not in SUMMARY_KEYS}
+    gains = {f"{n}.gain": v["gain"] for n, v in verdicts.items()}
+    tags = {f"verdict.{n}": v["verdict"] for n, v in verdicts.items()}
+    tags["recommended"] = metrics["recommendation"]["method"]
+    reports = [
+        *[(path, "report") for path in (paths.metrics, paths.headline, paths.provenance)],
+        *[(path, "report") for path in (paths.report, paths.report_html)],
+        *[(figure, "report/figures") for figure in figures],  # report.md's links
+    ]
+    run.log_metrics(gains)
+    run.set_tags(tags)
+    run.publish(metrics=scores, artifacts=reports)
+    run.log_to_parent(
+        params=to_dict(params),
+        metrics={**scores, **gains},
+        tags={**tags, "provenance": provenance},
+        description=recommendation_text(metrics["recommendation"]),
+        artifacts=reports,
+    )
+    for key, numbers in metrics["backbones"].items():
+        candidate = compared["candidates"][key]
+        run.log_sibling(
+            f"backbone@{key}",
+            params={"model": candidate["model"], "weights": candidate["weights"]},
+            metrics=numbers,
+        )
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ from transferlab.device import distributed, guards, host
 from transferlab.errors import UserError, cli
 from transferlab.models import backbone
 from transferlab.models.extract import embed_splits, frozen_backbone
-from transferlab.params import load_params, to_dict
+from transferlab.params import Model, load_params, to_dict
 from transferlab.selection import chosen_model
+from transferlab.timeline import StageClock
 
 REFERENCE = "--reference"
 
@@ -52,21 +53,7 @@ def main() -> None:
             if not distributed.is_main():
                 return
             run.clock.computed()  # the steady rate: past the first batch, before writing
-            report = {
-                "backbone": key,
-                "model": model_spec.name,
-                "weights": model_spec.weights,
-                "parameters": done.parameters,
-                "feature_dim": done.feature_dim,
-                "input_size": config.size,
-                "device": str(device),
-                "processes": distributed.world_size(),
-                "images": done.images,
-                "seconds": round(done.seconds, 3),
-                "images_per_s": round(done.images / done.seconds, 1),
-                "steady_images_per_s": run.clock.parts()["steady_items_per_s"],
-                "peak_rss_mb": round(host.peak_rss_mb(), 1),
-            }
+            report = extraction_report(key, model_spec, done, config.size, device, run.clock)
             # Each candidate's report joins the comparison; the reference's is its timing only.
             run.publish(
                 record=None if reference else report,
@@ -74,6 +61,25 @@ def main() -> None:
                 metrics={"extract_images_per_s": report["images_per_s"]},
             )
     print(f"extracted {done.images} images at {report['images_per_s']} img/s on {device}")
+
+
+def extraction_report(key: str, spec: Model, done, size, device, clock: StageClock) -> dict:
+    """What the comparison reads of an extraction: size, width, input, speed and memory."""
+    return {
+        "backbone": key,
+        "model": spec.name,
+        "weights": spec.weights,
+        "parameters": done.parameters,
+        "feature_dim": done.feature_dim,
+        "input_size": size,
+        "device": str(device),
+        "processes": distributed.world_size(),
+        "images": done.images,
+        "seconds": round(done.seconds, 3),
+        "images_per_s": round(done.images / done.seconds, 1),
+        "steady_images_per_s": clock.parts()["steady_items_per_s"],
+        "peak_rss_mb": round(host.peak_rss_mb(), 1),
+    }
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from transferlab.data.prepared import load_classes, load_prepared
 from transferlab.device import distributed, guards, host
 from transferlab.errors import UserError, cli
 from transferlab.models.training import checkpoint, train_strategy, training_record
-from transferlab.params import finetune_settings, load_params, to_dict
+from transferlab.params import Model, Params, finetune_settings, load_params, to_dict
 
 
 @cli
@@ -26,70 +26,79 @@ def main() -> None:
             f"strategy {strategy!r} is not in finetune.strategies or finetune.from_probe "
             f"{list(params.finetune.runs)}."
         )
-    paths, config = params.paths, params.finetune
-    classes, models = load_classes(paths.prepared), selection.selected_models(params)
+    config, models = params.finetune, selection.selected_models(params)
     logged = {
         "backbones": {key: to_dict(model) for key, model in models.items()},
         "finetune": finetune_settings(config, [strategy]),
     }
-    lines = []
     with (
         distributed.process_group(host.resolve_device(config.device)) as device,
         guards.deterministic(device),
         tracking.stage_run(config.stage(strategy), params, logged) as run,
     ):
-        for key, model in models.items():
-            out, runs, rates = io.method_dir(paths.methods, strategy, key), [], None
-            for index, seed in enumerate(range(config.seed, config.seed + config.seeds)):
-                # The first seed chooses among the learning rates; the others train at its.
-                trained = train_strategy(
-                    strategy,
-                    model_config=model,
-                    config=dataclasses.replace(config, seed=seed),
-                    train=load_prepared(paths.prepared, "train", mmap=False),
-                    val=load_prepared(paths.prepared, "val"),
-                    num_classes=len(classes),
-                    device=device,
-                    probe_dir=selection.head_dir(paths, key),
-                    test=load_prepared(paths.prepared, "test"),
-                    predict_batch_size=params.extract.batch_size,
-                    clock=run.clock,
-                    rates=rates,
-                )
-                rates = (trained.applied["lr"],)
-                if distributed.is_main():  # rank 0 holds the same weights and writes everything
-                    io.save_array(out / io.predictions_file(index), trained.test_probs)
-                    if index == 0:
-                        saved = checkpoint(
-                            trained, strategy=strategy, backbone_name=model.name, classes=classes
-                        )
-                        io.save_checkpoint(out / io.CHECKPOINT_FILE, saved)
-                        for row in trained.result.history:
-                            epoch = {f"{key}.{k}": v for k, v in row.items() if k != "epoch"}
-                            run.log_metrics(epoch, step=int(row["epoch"]))
-                runs.append((seed, trained))
-            if not distributed.is_main():
-                continue
-            result = runs[0][1].result
-            io.write_json(out / io.RECORD_FILE, training_record(strategy, runs))
-            run.log_metrics(
-                {
-                    f"{key}.best_val_accuracy": result.best_val_accuracy,
-                    f"{key}.train_images_per_s": result.images_per_s,
-                }
-            )
-            run.log_artifact(out / io.RECORD_FILE, key)
-            run.log_artifact(out / io.CHECKPOINT_FILE, f"{key}/model")
-            lines.append(
-                f"{strategy} on {key}: best val accuracy {result.best_val_accuracy:.4f} "
-                f"(epoch {result.best_epoch}, seed {config.seed}), "
-                f"{result.images_per_s:.0f} train img/s"
-                + (f"; {config.seeds} seeds" if config.seeds > 1 else "")
-            )
+        lines = [
+            train_candidate(params, strategy, key, model, device, run)
+            for key, model in models.items()
+        ]
         if distributed.is_main():
             run.publish()
-    if lines:
-        print("\n".join(lines))
+            print("\n".join(lines))
+
+
+def train_candidate(params: Params, strategy: str, key: str, model: Model, device, run) -> str:
+    """Train `strategy` on candidate `key` for each seed; rank 0 writes the first seed's
+    checkpoint, every seed's test predictions and the record, and logs them to `run`."""
+    paths, config = params.paths, params.finetune
+    out, runs, rates = io.method_dir(paths.methods, strategy, key), [], None
+    for index, seed in enumerate(range(config.seed, config.seed + config.seeds)):
+        # The first seed chooses among the learning rates; the others train at its.
+        trained = train_strategy(
+            strategy,
+            model_config=model,
+            config=dataclasses.replace(config, seed=seed),
+            train=load_prepared(paths.prepared, "train", mmap=False),
+            val=load_prepared(paths.prepared, "val"),
+            num_classes=len(load_classes(paths.prepared)),
+            device=device,
+            probe_dir=selection.head_dir(paths, key),
+            test=load_prepared(paths.prepared, "test"),
+            predict_batch_size=params.extract.batch_size,
+            clock=run.clock,
+            rates=rates,
+        )
+        rates = (trained.applied["lr"],)
+        if distributed.is_main():  # rank 0 holds the same weights and writes everything
+            publish_seed(trained, index, out, strategy, key, model, paths, run)
+        runs.append((seed, trained))
+    result = runs[0][1].result
+    if distributed.is_main():
+        io.write_json(out / io.RECORD_FILE, training_record(strategy, runs))
+        run.log_metrics(
+            {
+                f"{key}.best_val_accuracy": result.best_val_accuracy,
+                f"{key}.train_images_per_s": result.images_per_s,
+            }
+        )
+        run.log_artifact(out / io.RECORD_FILE, key)
+        run.log_artifact(out / io.CHECKPOINT_FILE, f"{key}/model")
+    return (
+        f"{strategy} on {key}: best val accuracy {result.best_val_accuracy:.4f} "
+        f"(epoch {result.best_epoch}, seed {config.seed}), {result.images_per_s:.0f} train img/s"
+        + (f"; {config.seeds} seeds" if config.seeds > 1 else "")
+    )
+
+
+def publish_seed(trained, index, out, strategy: str, key: str, model: Model, paths, run) -> None:
+    """One seed's test predictions; for the first, its checkpoint and per-epoch metrics."""
+    io.save_array(out / io.predictions_file(index), trained.test_probs)
+    if index:
+        return
+    classes = load_classes(paths.prepared)
+    saved = checkpoint(trained, strategy=strategy, backbone_name=model.name, classes=classes)
+    io.save_checkpoint(out / io.CHECKPOINT_FILE, saved)
+    for row in trained.result.history:
+        epoch = {f"{key}.{k}": v for k, v in row.items() if k != "epoch"}
+        run.log_metrics(epoch, step=int(row["epoch"]))
 
 
 if __name__ == "__main__":

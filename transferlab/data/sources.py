@@ -88,6 +88,20 @@ def list_imagefolder(root: Path) -> Listing:
     )
 
 
+def manifest_rows(manifest: Path) -> list[tuple[int, dict]]:
+    """(line number, row) of every data row, under a header naming path and label."""
+    with manifest.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        columns = [c.strip() for c in reader.fieldnames or []]
+        if not {"path", "label"} <= set(columns):
+            raise UserError(
+                f"{manifest}: the header must name the columns path,label (and optionally "
+                f"split); found {','.join(columns) or 'nothing'}."
+            )
+        reader.fieldnames = columns
+        return list(enumerate(reader, start=2))
+
+
 def read_manifest(root: Path, manifest_name: str) -> Listing:
     """Read <root>/<manifest_name>; every path must exist and resolve inside root."""
     if not root.is_dir():
@@ -102,16 +116,7 @@ def read_manifest(root: Path, manifest_name: str) -> Listing:
             f"manifest {root / manifest_name} not found; set data.manifest to the CSV's "
             f"path inside data.path ({root})."
         )
-    with manifest.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        columns = [c.strip() for c in reader.fieldnames or []]
-        if not {"path", "label"} <= set(columns):
-            raise UserError(
-                f"{manifest}: the header must name the columns path,label (and optionally "
-                f"split); found {','.join(columns) or 'nothing'}."
-            )
-        reader.fieldnames = columns
-        rows = [(line, row) for line, row in enumerate(reader, start=2)]
+    rows = manifest_rows(manifest)
     entries: list[tuple[str, Path, str, str]] = []
     missing: list[str] = []
     for line, row in rows:

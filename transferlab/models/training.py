@@ -71,54 +71,36 @@ def train_strategy(
     clock: StageClock | None = None,
     rates: tuple[float, ...] | None = None,
 ) -> Trained:
-    """Build `strategy`'s model, apply the strategy, train it at each peak learning rate in
-    `rates` (default: the strategy's `lr` list) and keep the best on val.
-
-    timm's weight init and dropout draw from torch's global RNG: it is seeded with
-    `config.seed` in a scope, so a fit reproduces whatever ran before it, and every rate
-    starts from the same weights. `probe_dir` is where lpft finds the probe's head. With
-    `test`, the kept model's class probabilities on it are kept too (on rank 0: the other
-    ranks hold the same weights), predicted in batches of `predict_batch_size` (default: the
-    training batch size).
+    """Train `strategy` at each peak learning rate in `rates` (default: the strategy's `lr`
+    list), every rate from the same seeded weights (train_at), and keep the best on val.
+    `probe_dir` is where lpft finds the probe's head. With `test`, the kept model's class
+    probabilities on it are kept too (on rank 0: the other ranks hold the same weights),
+    predicted in batches of `predict_batch_size` (default: the training batch size).
     """
-    own = getattr(config, strategy)
-    rates = tuple(rates or own.lr)
-    tried: list[Trained] = []
+    rates = tuple(rates or getattr(config, strategy).lr)
+    kept, search = None, []
     for lr in rates:
         label = desc or strategy
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(config.seed)
-            model = strategies.build_model(
-                strategy, model_config.name, model_config.weights, num_classes
-            )
-            applied = strategies.prepare(model, strategy, config, probe_dir)
-            input_cfg = backbone.input_config(model, model_config.image_size)
-            groups = strategies.param_groups(model, strategy, config, lr)
-            applied["trainable_parameters"] = strategies.trainable_parameters(groups)
-            result = train_model(
-                model,
-                train=train,
-                val=val,
-                input_cfg=input_cfg,
-                config=config,
-                device=device,
-                param_groups=groups,
-                bn=own.bn,
-                desc=label if len(rates) == 1 else f"{label} lr {lr:g}",
-                clock=clock,
-            )
-        tried.append(Trained(model, input_cfg, result, {**applied, "bn": own.bn, "lr": lr}))
-    # The first of equals: a list's order is the user's preference.
-    kept = tried[max(range(len(tried)), key=lambda i: (tried[i].result.best_val_accuracy, -i))]
+        trained = train_at(
+            strategy,
+            lr,
+            model_config=model_config,
+            config=config,
+            data=(train, val),
+            num_classes=num_classes,
+            device=device,
+            probe_dir=probe_dir,
+            desc=label if len(rates) == 1 else f"{label} lr {lr:g}",
+            clock=clock,
+        )
+        result = trained.result
+        search.append({"lr": lr, **lr_result(result)})
+        # The first of equals: a list's order is the user's preference. The others are
+        # dropped at once, so one model beside the kept one is ever held.
+        if kept is None or result.best_val_accuracy > kept.result.best_val_accuracy:
+            kept = trained
     if len(rates) > 1:
-        kept.applied["lr_search"] = [
-            {
-                "lr": t.applied["lr"],
-                "best_val_accuracy": t.result.best_val_accuracy,
-                "best_epoch": t.result.best_epoch,
-            }
-            for t in tried
-        ]
+        kept.applied["lr_search"] = search
     kept.model.load_state_dict(kept.result.state_dict)
     if test is not None and distributed.is_main():
         kept.test_probs = predict_proba(
@@ -129,6 +111,52 @@ def train_strategy(
             device=device,
         )
     return kept
+
+
+def lr_result(result: TrainResult) -> dict:
+    """What the record keeps of each learning rate tried."""
+    return {"best_val_accuracy": result.best_val_accuracy, "best_epoch": result.best_epoch}
+
+
+def train_at(
+    strategy: str,
+    lr: float,
+    *,
+    model_config: Model,
+    config: Finetune,
+    data: tuple[LabelledImages, LabelledImages],
+    num_classes: int,
+    device: torch.device,
+    probe_dir: Path | None,
+    desc: str,
+    clock: StageClock | None,
+) -> Trained:
+    """One fit of `strategy` at peak learning rate `lr`, from weights seeded by config.seed
+    (in a scope, so it reproduces whatever ran before it): build, apply the strategy, train
+    on data's (train, val) under the strategy's BatchNorm policy."""
+    own = getattr(config, strategy)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(config.seed)
+        model = strategies.build_model(
+            strategy, model_config.name, model_config.weights, num_classes
+        )
+        applied = strategies.prepare(model, strategy, config, probe_dir)
+        input_cfg = backbone.input_config(model, model_config.image_size)
+        groups = strategies.param_groups(model, strategy, config, lr)
+        applied["trainable_parameters"] = strategies.trainable_parameters(groups)
+        result = train_model(
+            model,
+            train=data[0],
+            val=data[1],
+            input_cfg=input_cfg,
+            config=config,
+            device=device,
+            param_groups=groups,
+            bn=own.bn,
+            desc=desc,
+            clock=clock,
+        )
+    return Trained(model, input_cfg, result, {**applied, "bn": own.bn, "lr": lr})
 
 
 def augment(
