@@ -7,7 +7,7 @@ from transferlab import tracking
 from transferlab.errors import cli
 from transferlab.evaluation.metrics import evaluate, method_names
 from transferlab.evaluation.report import SUMMARY_KEYS
-from transferlab.evaluation.words import evidence, recommendation_text
+from transferlab.evaluation.words import evidence
 from transferlab.params import Params, load_params, to_dict
 
 
@@ -17,20 +17,20 @@ def main() -> None:
     with tracking.stage_run("evaluate", params, {"methods": method_names(params)}) as run:
         run.clock.ready()
         run.timing_path = None  # its parts go into the timeline it writes
-        metrics, figures, provenance, compared = evaluate(
+        metrics, figures, provenance, compared, answer = evaluate(
             params, git=tracking.git_state(), clock=run.clock
         )
-        log(run, params, metrics, figures, provenance, compared)
+        log(run, params, metrics, figures, provenance, compared, answer)
     for method in method_names(params):
         values = metrics[method]
         print(f"{method:>10}: accuracy {values['accuracy']:.4f}  ECE {values['ece']:.4f}")
     for name, v in metrics["transfer"].items():
         print(f"{name:>24}: {v['verdict']} ({evidence(v)})")
     print(f"backbones by {compared['by']}: {' > '.join(compared['order'])}")
-    print(recommendation_text(metrics["recommendation"]))
+    print(answer)
 
 
-def log(run, params: Params, metrics: dict, figures, provenance: dict, compared: dict) -> None:
+def log(run, params: Params, metrics, figures, provenance, compared, answer: str) -> None:
     """This stage's run, the parent (the run a user opens: the answer is its description,
     the report and figures its artifacts, as here) and one run per candidate backbone."""
     paths, verdicts = params.paths, metrics["transfer"]
@@ -50,7 +50,7 @@ def log(run, params: Params, metrics: dict, figures, provenance: dict, compared:
         params=to_dict(params),
         metrics={**scores, **gains},
         tags={**tags, "provenance": provenance},
-        description=recommendation_text(metrics["recommendation"]),
+        description=answer,
         artifacts=reports,
     )
     for key, numbers in metrics["backbones"].items():

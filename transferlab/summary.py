@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from transferlab.errors import UserError, cli
-from transferlab.evaluation.report import SUMMARY_KEYS
+from transferlab.evaluation.report import RECOMMENDATION_HEAD, SUMMARY_KEYS
 from transferlab.evaluation.words import measured, recommendation_text
 from transferlab.params import PARAMS_FILE, flatten, load_params
 
@@ -30,11 +30,15 @@ QUALITY = (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("ece", "ECE"))
 PARTS = ("ready_s", "first_step_s", "steady_s", "write_s")
 
 
-def read_reports(rev: str | None, metrics: Path, timeline: Path) -> dict[str, dict]:
-    """metrics.json, timeline.json and params.yaml of the workspace (rev None) or of a
-    revision or experiment; {} for a file that revision does not have."""
+def read_reports(
+    rev: str | None, metrics: Path, timeline: Path, report: Path | None = None
+) -> dict[str, dict]:
+    """metrics.json, timeline.json, params.yaml and the report's answer (with its measured
+    times) of the workspace (rev None) or of a revision or experiment; {} for a file that
+    revision does not have."""
     found = {}
-    for name, path in (("metrics", metrics), ("timeline", timeline), ("params", PARAMS_FILE)):
+    files = [("metrics", metrics), ("timeline", timeline), ("params", PARAMS_FILE)]
+    for name, path in files + ([("report", report)] if report else []):
         try:
             found[name] = _parse(name, _read(rev, Path(path)))
         except FileNotFoundError:
@@ -60,6 +64,9 @@ def _read(rev: str | None, path: Path) -> str:
 def _parse(name: str, text: str) -> dict:
     if name == "params":
         return flatten(yaml.safe_load(text) or {})
+    if name == "report":  # the paragraph under "## Recommendation", as evaluate wrote it
+        _, found, rest = text.partition(f"{RECOMMENDATION_HEAD}\n\n")
+        return {"answer": rest.split("\n", 1)[0]} if found else {}
     found = json.loads(text)
     if name == "timeline":  # a list in start order: one record per stage
         return {t["stage"]: t for t in found}
@@ -155,7 +162,8 @@ def render(current: dict, baseline: dict, name: str, baseline_name: str | None) 
     against = f", change against {baseline_name} in brackets" if baseline_name else ""
     lines = [f"{name}{against}", ""]
     if "recommendation" in metrics:
-        text = recommendation_text(metrics["recommendation"])
+        text = current.get("report", {}).get("answer")
+        text = text or recommendation_text(metrics["recommendation"])  # without the times
         lines += [*textwrap.wrap(text, WIDTH), ""]
     if baseline_name:
         params = param_lines(current.get("params", {}), baseline.get("params", {}))
@@ -180,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--baseline", default="HEAD", help="what to compare with (default: HEAD)")
     args = parser.parse_args(argv)
     paths = load_params(PARAMS_FILE).paths
-    current = read_reports(args.rev, paths.metrics, paths.timeline)
+    current = read_reports(args.rev, paths.metrics, paths.timeline, paths.report)
     baseline = {}
     if args.baseline and args.baseline != args.rev:
         try:

@@ -90,3 +90,17 @@ def test_workspace_reports_are_read_without_dvc_and_missing_ones_are_named(tmp_p
     empty = summary.read_reports(None, tmp_path / "none.json", tmp_path / "none.json")
     with pytest.raises(UserError, match="no reports/metrics.json yet"):
         summary.render(empty, {}, "workspace", None)
+
+
+def test_the_answer_comes_from_the_report_with_its_measured_times(tmp_path):
+    (tmp_path / "metrics.json").write_text(json.dumps(METRICS))
+    (tmp_path / "timeline.json").write_text("[]")
+    answer = "Use full fine-tuning (full): test accuracy 0.8500 [...], 201 s, 3.38 M trainable"
+    (tmp_path / "report.md").write_text(f"# Transfer report\n\n## Recommendation\n\n{answer}\n\n")
+    found = summary.read_reports(
+        None, tmp_path / "metrics.json", tmp_path / "timeline.json", tmp_path / "report.md"
+    )
+    assert found["report"] == {"answer": answer}
+    rec = {"method": "probe"}  # would render otherwise: the report's paragraph wins
+    text = summary.render({**found, "metrics": {**METRICS, "recommendation": rec}}, {}, "a", None)
+    assert text.splitlines()[2] == answer

@@ -58,35 +58,39 @@ def method_stages(params: Params, method: str, chosen: str) -> list[str]:
     return [extract, f"probe@{chosen}", own] if method in params.finetune.from_probe else [own]
 
 
-def trainable_parameters(method: str, folder: Path, record: dict | None) -> int | None:
+def trainable_parameters(method: str, folder: Path, record: dict | None) -> int:
     """What a method's training updates: the probe's head, nothing for kNN, and for a
     fine-tuned method what its training record counted."""
     if method == "probe":
         return int(sum(a.size for a in io.load_arrays(folder / io.HEAD_FILE).values()))
     if method == "knn":
         return 0
-    return (record or {}).get("trainable_parameters")
+    return record["trainable_parameters"]
 
 
 def recommendation(
-    params: Params,
-    chosen: str,
-    seed_correct: dict[str, list[np.ndarray]],
-    timings: dict[str, dict],
-    records: dict[str, dict],
+    params: Params, chosen: str, seed_correct: dict[str, list[np.ndarray]], records: dict
 ) -> dict:
-    """recommend.recommend over every method of the studied candidate, each costed by its
-    stages' wall time (as measured, by this run or the one DVC cached it from)."""
+    """recommend.recommend over every method of the studied candidate, each costed by the
+    parameters its training updates (deterministic: the recommendation reproduces)."""
     methods = []
     for name, correct in seed_correct.items():
-        stages = method_stages(params, name, chosen)
-        seconds = None
-        if all(stage in timings for stage in stages):
-            seconds = round(sum(timings[stage]["total_s"] for stage in stages), 1)
         folder = io.method_dir(params.paths.methods, name, chosen)
         trainable = trainable_parameters(name, folder, records.get(name))
-        methods.append(recommend.Method(name, correct, seconds, trainable))
+        methods.append(recommend.Method(name, correct, trainable))
     return recommend.recommend(methods, params.verdict)
+
+
+def method_seconds(params: Params, chosen: str, timings: dict[str, dict]) -> dict[str, float]:
+    """Each method's stages' wall time as measured (by this run or the one DVC cached them
+    from), where every one of its stages has a timing: the report states it, never decides
+    by it (it varies between runs)."""
+    out = {}
+    for method in method_names(params):
+        stages = method_stages(params, method, chosen)
+        if all(stage in timings for stage in stages):
+            out[method] = round(sum(timings[stage]["total_s"] for stage in stages), 1)
+    return out
 
 
 def headline(metrics: dict, methods: list[str]) -> dict:
@@ -240,12 +244,12 @@ def draw(params: Params, scored: Scored, compared: dict, curve_series: dict, cla
 
 def evaluate(
     params: Params, *, git: dict[str, str], clock: StageClock
-) -> tuple[dict, list[Path], dict, dict]:
+) -> tuple[dict, list[Path], dict, dict, str]:
     """Score every method's test predictions, judge transfer, recommend, gather the stages'
     timings, and write the DVC plot tables, the figures, per-class accuracies, the timeline,
-    the provenance record and the report. Returns the metrics, the figures, the provenance
-    and the backbone comparison (`git`: the code's commit and dirty flag; `clock`: this
-    stage's, whose parts join the timeline)."""
+    the provenance record and the report. Returns the metrics, the figures, the provenance,
+    the backbone comparison and the recommendation in words (`git`: the code's commit and
+    dirty flag; `clock`: this stage's, whose parts join the timeline)."""
     paths = params.paths
     chosen = selection.read_selection(paths).chosen  # the candidate studied in depth
     model = params.model(chosen)
@@ -262,9 +266,8 @@ def evaluate(
     pngs = draw(params, scored, compared, curve_series, classes)
     clock.computed()  # what follows is this stage's writing
     timings = timeline.gather(paths.timings, timed_stages(params), evaluate=clock.parts())
-    metrics["recommendation"] = recommendation(
-        params, chosen, scored.seed_correct, timings, scored.records
-    )
+    metrics["recommendation"] = recommendation(params, chosen, scored.seed_correct, scored.records)
+    seconds = method_seconds(params, chosen, timings)
     run = timeline.pipeline_key()
     ran, cached = timeline.split(timings, run)
     io.write_json(paths.timeline, timeline.records(timings, run))
@@ -289,6 +292,7 @@ def evaluate(
         finetune_seeds=params.finetune.seeds,
         training=scored.records,
         timings=(ran, cached),
+        seconds=seconds,
         backbones=report.leaderboard(compared, params.finetune.runs),
         backbone_conclusion=words.conclusion(compared),
         studied=f"{chosen} ({model.name}, weights {model.weights})",
@@ -296,4 +300,5 @@ def evaluate(
     io.write_json(paths.provenance, provenance)
     io.write_text(paths.report, text)
     io.write_text(paths.report_html, report.to_html(text, paths.report.parent))
-    return metrics, pngs, provenance, compared
+    answer = words.recommendation_text(metrics["recommendation"], seconds)
+    return metrics, pngs, provenance, compared, answer

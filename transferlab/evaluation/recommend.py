@@ -2,7 +2,10 @@
 
 Every method of the studied backbone is scored on the same test images, so any two can be
 judged with the verdict rule (transferlab/evaluation/verdict.py). Methods are ordered by
-cost: the wall time of the stages that produce them, then their trainable parameters.
+cost: the parameters their training updates (kNN none, the probe its head, fine-tuning the
+network), equals in the pipeline's order (LP-FT, which needs the probe first, last). Wall
+time is no part of the order: it varies from run to run and machine to machine, and the
+recommendation must not (the report states each method's measured time beside it).
 
 - best: the most accurate method (the cheaper of equals);
 - recommended: the cheapest method that `best` does not beat beyond the noise, so a method
@@ -13,7 +16,7 @@ cost: the wall time of the stages that produce them, then their trainable parame
   recommendation's gain over it is what the extra cost buys. None when nothing is cheaper:
   then no method beats the recommended one beyond the noise.
 
-Pure functions; the words are transferlab/evaluation/report.py's.
+Pure functions; the words are transferlab/evaluation/words.py's.
 """
 
 from __future__ import annotations
@@ -29,20 +32,15 @@ from transferlab.params import Verdict
 
 @dataclass(frozen=True)
 class Method:
-    """One method's per-test-image correctness (one array per fit) and its cost."""
+    """One method's per-test-image correctness (one array per fit) and what it trains."""
 
     name: str
     correct: Sequence[np.ndarray]
-    seconds: float | None  # wall time of the stages producing it; None: not measured
-    trainable: int | None  # parameters its training updates (kNN: 0)
+    trainable: int  # parameters its training updates (kNN: 0)
 
     @property
     def accuracy(self) -> float:
         return float(np.mean([np.mean(c) for c in self.correct]))
-
-    def cost(self) -> tuple:
-        """The sort key: measured before unmeasured, then seconds, then parameters."""
-        return (self.seconds is None, self.seconds or 0.0, self.trainable or 0)
 
 
 def cheapest_not_worse(methods: Sequence[Method], config: Verdict) -> tuple[Method, Method]:
@@ -66,11 +64,12 @@ def beats(method: Method, other: Method, config: Verdict) -> dict:
 
 def recommend(methods: Sequence[Method], config: Verdict) -> dict:
     """The recommendation record (see the module's docstring): the method with its accuracy
-    interval and cost, the most accurate method and its verdict against the recommended one,
-    and the cheaper method compared with and the recommended one's verdict against it."""
+    interval and trainable parameters, the most accurate method and its verdict against the
+    recommended one, and the cheaper method compared with and the recommended one's verdict
+    against it. No wall time: the record reproduces to the last digit."""
     if not methods:
         raise ValueError("no method to recommend")
-    ordered = sorted(methods, key=Method.cost)
+    ordered = sorted(methods, key=lambda m: m.trainable)  # stable: equals keep their order
     chosen, best = cheapest_not_worse(ordered, config)
     accuracy, low, high = verdict.accuracy_interval(chosen.correct, confidence=config.confidence)
     fits, images = len(chosen.correct), len(chosen.correct[0])
@@ -81,7 +80,6 @@ def recommend(methods: Sequence[Method], config: Verdict) -> dict:
         "high": round(high, 6),
         "confidence": config.confidence,
         "interval": f"t over {fits} seeds" if fits > 1 else f"exact binomial, {images} test images",
-        "seconds": chosen.seconds,
         "trainable_parameters": chosen.trainable,
         "order": [m.name for m in ordered],
         "best": best.name,
@@ -94,7 +92,6 @@ def recommend(methods: Sequence[Method], config: Verdict) -> dict:
         out["compared_with"] = {
             "method": other.name,
             "accuracy": round(other.accuracy, 6),
-            "seconds": other.seconds,
             "trainable_parameters": other.trainable,
             "verdict": beats(chosen, other, config),
         }

@@ -22,6 +22,7 @@ from transferlab.evaluation.words import (
 )
 
 SUMMARY_KEYS = ("transfer", "backbones", "recommendation")  # metrics.json's non-methods
+RECOMMENDATION_HEAD = "## Recommendation"  # the report's first section: the answer
 
 
 def render(
@@ -39,15 +40,18 @@ def render(
     studied: str | None = None,
     backbone_conclusion: str | None = None,
     training: dict[str, dict] | None = None,
+    seconds: dict[str, float] | None = None,
 ) -> str:
     """The markdown report; figures are linked relative to the report's folder.
     `backbones`: the comparison's markdown lines, `backbone_conclusion` its sentence;
     `studied`: the candidate the sections after it describe; `training`: each fine-tuned
-    method's training record; `timings`: the stages this run ran, and those DVC cached."""
+    method's training record; `timings`: the stages this run ran, and those DVC cached;
+    `seconds`: each method's measured time, stated beside the recommendation."""
     methods = [m for m in metrics if m not in SUMMARY_KEYS]
     lines = ["# Transfer report", ""]
     if "recommendation" in metrics:
-        lines += ["## Recommendation", "", recommendation_text(metrics["recommendation"])]
+        answer = recommendation_text(metrics["recommendation"], seconds)
+        lines += [RECOMMENDATION_HEAD, "", answer]
         lines += ["", RECOMMENDATION_RULE, ""]
     lines += ["## Conclusion", ""]
     if backbone_conclusion:

@@ -53,10 +53,11 @@ STRATEGY_NAMES = {
 
 
 RECOMMENDATION_RULE = (
-    "The rule: the cheapest method (by its stages' wall time, then trainable parameters) "
-    "that the most accurate one does not beat beyond the noise; the cheaper choice it is "
-    "compared with is picked by the same rule among the methods cheaper than it. Times are "
-    "each method's stages as measured, cached ones included."
+    "The rule: the cheapest method (by the parameters its training updates; equals in the "
+    "pipeline's order, LP-FT last) that the most accurate one does not beat beyond the noise; "
+    "the cheaper choice it is compared with is picked by the same rule among the methods "
+    "cheaper than it. Times are each method's stages' wall time as measured, cached ones "
+    "included; they vary between runs, so they inform but do not decide."
 )
 
 
@@ -87,18 +88,21 @@ def amount(parameters: int | None) -> str:
     return str(parameters)
 
 
-def cost(seconds: float | None, parameters: int | None) -> str:
-    time = "time unmeasured" if seconds is None else f"{seconds:.0f} s"
-    return f"{time}, {amount(parameters)} trainable parameters"
+def cost(method: str, parameters: int | None, seconds: dict[str, float]) -> str:
+    """'201 s, 3.38 M trainable parameters': a method's measured time (where known) and size."""
+    size = f"{amount(parameters)} trainable parameters"
+    return f"{seconds[method]:.0f} s, {size}" if seconds.get(method) else size
 
 
-def recommendation_text(rec: dict) -> str:
+def recommendation_text(rec: dict, seconds: dict[str, float] | None = None) -> str:
     """The answer first, in one paragraph: which method to use, its accuracy and interval,
-    what it gains over the cheaper choice and at what cost; or that nothing beats it."""
+    what it gains over the cheaper choice and at what cost; or that nothing beats it.
+    `seconds`: each method's stages' wall time as measured, where known."""
+    seconds = seconds or {}
     head = (
         f"Use {method_name(rec['method'])}: test accuracy {rec['accuracy']:.4f} "
         f"[{rec['low']:.4f}, {rec['high']:.4f}] ({100 * rec['confidence']:g}% interval; "
-        f"{rec['interval']}), {cost(rec['seconds'], rec['trainable_parameters'])}."
+        f"{rec['interval']}), {cost(rec['method'], rec['trainable_parameters'], seconds)}."
     )
     other = rec["compared_with"]
     if other is None:
@@ -106,12 +110,13 @@ def recommendation_text(rec: dict) -> str:
         tail += "." if rec["best_vs_recommended"] is None else ", and it is the cheapest."
     else:
         ratio = ""
-        if rec["seconds"] and other["seconds"]:
-            ratio = f", {rec['seconds'] / other['seconds']:.1f}x its time"
+        if seconds.get(rec["method"]) and seconds.get(other["method"]):
+            ratio = f", {seconds[rec['method']] / seconds[other['method']]:.1f}x its time"
         tail = (
             f" Against {method_name(other['method'])}, the cheaper choice "
-            f"({other['accuracy']:.4f}; {cost(other['seconds'], other['trainable_parameters'])}"
-            f"{ratio}): {evidence(other['verdict'])}, {other['verdict']['verdict']}."
+            f"({other['accuracy']:.4f}; "
+            f"{cost(other['method'], other['trainable_parameters'], seconds)}{ratio}): "
+            f"{evidence(other['verdict'])}, {other['verdict']['verdict']}."
         )
     best = rec["best_vs_recommended"]
     if best is not None:
