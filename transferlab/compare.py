@@ -16,8 +16,8 @@ import json
 
 from transferlab.errors import UserError, cli
 from transferlab.params import PARAMS_FILE, load_params
+from transferlab.summary import WIDTH, clip
 
-WIDTH = 120
 CELL = 16  # widest value shown in a param column
 RECOMMENDED, ACCURACY = "recommended", "accuracy."  # reports/headline.json's keys
 
@@ -74,7 +74,7 @@ def table(found: list[dict], sections: set[str]) -> list[str]:
         lines.append("(no param differs between these rows)")
     for key in hidden:
         values = ", ".join(f"{row['name']}: {_cell(row.get(key))}" for row in found)
-        lines.append(_clip(f"also differs: {key} ({values})"))
+        lines.append(clip(f"also differs: {key} ({values})"))
     return lines
 
 
@@ -91,10 +91,6 @@ def _number(value) -> str:
 
 def _width(header: str, cells: list[str]) -> int:
     return max(len(header), *(len(c) for c in cells))
-
-
-def _clip(line: str) -> str:
-    return line if len(line) <= WIDTH else line[: WIDTH - 3] + "..."
 
 
 @cli

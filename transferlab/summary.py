@@ -85,7 +85,7 @@ def param_lines(params: dict, base: dict) -> list[str]:
     lines = []
     for key in changed:
         before, after = (json.dumps(p[key]) if key in p else "(absent)" for p in (base, params))
-        lines.append(_clip(f"  {key}: {before} -> {after}"))
+        lines.append(clip(f"  {key}: {before} -> {after}"))
     return lines or ["  (none)"]
 
 
@@ -137,7 +137,7 @@ def stage_lines(timeline: dict, base: dict) -> list[str]:
     lines = [f"{'stage':<26} {'seconds':<16} ready / first step / steady / write (s)"]
     for stage, t in timeline.items():
         if t.get("cached"):
-            lines.append(_clip(f"{stage:<26} cached, measured earlier: {measured(t)}"))
+            lines.append(clip(f"{stage:<26} cached, measured earlier: {measured(t)}"))
             continue
         old = base.get(stage, {})
         ran_both = t.get("cached") is False and old.get("cached") is False  # older: unknown
@@ -149,7 +149,8 @@ def stage_lines(timeline: dict, base: dict) -> list[str]:
     return lines
 
 
-def _clip(line: str) -> str:
+def clip(line: str) -> str:
+    """The line, cut to WIDTH characters with a visible ellipsis."""
     return line if len(line) <= WIDTH else line[: WIDTH - 3] + "..."
 
 
