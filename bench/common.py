@@ -14,11 +14,12 @@ from pathlib import Path
 import timm
 import torch
 
+import stages.prepare
 from transferlab.data import prepared
-from transferlab.data.prepare import prepare
 from transferlab.data.prepared import LabelledImages
 from transferlab.device.host import usable_cpus
 from transferlab.params import Model, Params
+from transferlab.tracking import StageRun
 
 
 def benched_model(params: Params) -> Model:
@@ -27,32 +28,19 @@ def benched_model(params: Params) -> Model:
     return params.model(next(iter(params.backbones)))
 
 
-class NoTracking:
-    """The prepare stage's recorder, minus MLflow: the bench runs without it."""
-
-    def log_artifact(self, path: object, artifact_path: str | None = None) -> None:
-        pass
-
-    def log_metrics(self, metrics: dict, step: int = 0) -> None:
-        pass
-
-
 @contextlib.contextmanager
-def prepared_workdir(params: Params) -> Iterator[Params]:
-    """params whose paths point into a temporary folder holding the prepare stage's output
-    for params.data (the source, with every -S applied: never a stale data/prepared)."""
+def workdir(params: Params) -> Iterator[Params]:
+    """params whose every generated path (paths.*) lies in a temporary folder, where the
+    prepare stage has prepared params.data (the source, with every -S applied: never a
+    stale data/prepared). The stages run there as dvc runs them, untracked."""
     with tempfile.TemporaryDirectory(prefix="bench-") as work:
-        root = Path(work)
-        paths = dataclasses.replace(
-            params.paths,
-            prepared=root / "prepared",
-            features=root / "features",
-            data_card=root / "data_card.json",
-            rejects=root / "rejects.json",
-            duplicates=root / "duplicates.json",
-        )
-        prepare(params.data, paths, NoTracking())
-        yield dataclasses.replace(params, paths=paths)
+        moved = {
+            field.name: Path(work) / field.name / getattr(params.paths, field.name).name
+            for field in dataclasses.fields(params.paths)
+        }
+        params = dataclasses.replace(params, paths=dataclasses.replace(params.paths, **moved))
+        stages.prepare.run(params, StageRun())
+        yield params
 
 
 def load_splits(directory: Path) -> dict[str, LabelledImages]:
@@ -62,7 +50,7 @@ def load_splits(directory: Path) -> dict[str, LabelledImages]:
 
 def prepare_splits(params: Params) -> dict[str, LabelledImages]:
     """The prepare stage's splits for params.data, in memory."""
-    with prepared_workdir(params) as work:
+    with workdir(params) as work:
         return load_splits(work.paths.prepared)
 
 

@@ -1,41 +1,62 @@
 """python -m bench pipeline: the pipeline's compute core, timed, without dvc or mlflow.
 
-prepare -> extract -> probe -> fine-tune each of finetune.strategies and finetune.from_probe
-(lpft starts from this run's probe head), each scored on test, through the library functions
-the stages run (prepare, embed_splits, fit_probe, train_strategy, method_metrics), in one
-process. The JSON is rewritten after every step, so a run cut off by a time limit still
-reports what it finished.
+The stages' own `run` functions, in dvc.yaml's order, in one process and untracked, on the
+benched candidate alone: prepare -> extract -> probe, kNN and scores -> rank -> fine-tune
+each of finetune.strategies and finetune.from_probe (lpft starts from this run's probe head).
+Each method is scored on test as evaluate scores it. The JSON is rewritten after every
+stage, so a run cut off by a time limit still reports what it finished.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
-import tempfile
+import dataclasses
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
 
-from bench.common import benched_model, environment, load_splits, prepared_workdir
+import stages.extract
+import stages.finetune
+import stages.knn
+import stages.probe
+import stages.rank
+import stages.scores
+from bench.common import benched_model, environment, workdir
 from transferlab import io
-from transferlab.data.prepared import load_features
-from transferlab.device import guards
+from transferlab.data.prepared import load_prepared
 from transferlab.device.host import resolve_device
 from transferlab.evaluation.metrics import method_metrics
-from transferlab.evaluation.probe import C_grid, fit_probe, resolve_backend
-from transferlab.models import backbone
-from transferlab.models.extract import embed_splits, frozen_backbone
-from transferlab.models.training import train_strategy
 from transferlab.params import Params, to_dict
+from transferlab.tracking import StageRun
+
+
+def alone(params: Params) -> Params:
+    """params with the benched candidate as the only one, so rank chooses it."""
+    key = next(iter(params.backbones))
+    select = dataclasses.replace(params.select, top_k=1, backbones=())
+    return dataclasses.replace(params, backbones={key: params.backbones[key]}, select=select)
+
+
+def steps(params: Params) -> Iterator[tuple[str, Callable[[], object]]]:
+    """(name, the stage's run) in dvc.yaml's order, for the one candidate."""
+    key = next(iter(params.backbones))
+    for name, stage in (("extract", stages.extract), ("probe", stages.probe)):
+        yield name, lambda stage=stage: stage.run(params, StageRun(), key)
+    yield "knn", lambda: stages.knn.run(params, StageRun(), key)
+    yield "scores", lambda: stages.scores.run(params, StageRun(), key)
+    yield "rank", lambda: stages.rank.run(params, StageRun())
+    for strategy in params.finetune.runs:
+        yield strategy, lambda s=strategy: stages.finetune.run(params, StageRun(), s)
 
 
 def run_pipeline(params: Params, out: Path) -> dict:
-    """Every step in order; returns (and keeps rewriting at `out`) the record."""
+    """Every stage in order; returns (and keeps rewriting at `out`) the record."""
     start = time.perf_counter()
-    device = resolve_device(params.extract.device)
+    params = alone(params)
     record: dict = {
-        "device": environment(device),
+        "device": environment(resolve_device(params.extract.device)),
         "backbone": to_dict(benched_model(params)),
         "finetune": to_dict(params.finetune),
         "probe_config": to_dict(params.probe),
@@ -45,96 +66,39 @@ def run_pipeline(params: Params, out: Path) -> dict:
         record.setdefault("elapsed_s", {})[step] = round(time.perf_counter() - start, 1)
         io.write_json(out, record)
 
-    with prepared_workdir(params) as work:
-        paths = work.paths
-        splits = load_splits(paths.prepared)
-        record["images"] = {split: len(part) for split, part in splits.items()}
+    with workdir(params) as params:
+        card = io.read_json(params.paths.data_card)
+        record["images"] = {split: card["splits"][split]["total"] for split in card["splits"]}
         save("prepare")
-
-        spec = benched_model(params)
-        model = frozen_backbone(spec.name, spec.weights, seed=spec.seed, device=device)
-        cfg = backbone.input_config(model, spec.image_size)
-        with guards.deterministic(device):
-            done = embed_splits(
-                model,
-                cfg,
-                source=paths.prepared,
-                out=paths.features,
-                batch_size=params.extract.batch_size,
-                device=device,
-            )
-        record["input_size"] = cfg.size
-        record["extract"] = {
-            "seconds": done.seconds,
-            "images_per_s": done.images / done.seconds,
-            "batch_size": params.extract.batch_size,
-            "feature_dim": done.feature_dim,
-            "device": str(device),
-        }
-        save("extract")
-        del model
-        features = {s: load_features(paths.features, s) for s in splits}
-
-    probe_device = resolve_device(params.probe.device)
-    tick = time.perf_counter()
-    backend = resolve_backend(params.probe.backend, probe_device)
-    fit = fit_probe(
-        train_features=features["train"][0],
-        train_labels=features["train"][1],
-        val_features=features["val"][0],
-        val_labels=features["val"][1],
-        grid=C_grid(params.probe),
-        max_iter=params.probe.max_iter,
-        backend=backend,
-        device=probe_device,
-    )
-    test_x, test_y = features["test"]
-    record["probe"] = {
-        **method_metrics(test_y, fit.predict_proba(test_x)),
-        "C": fit.C,
-        "backend": backend,
-        "device": str(probe_device),
-        "seconds": time.perf_counter() - tick,
-    }
-    save("probe")
-    del features
-    probe_dir = Path(tempfile.mkdtemp(prefix="bench-probe-"))
-    io.save_arrays(probe_dir / io.HEAD_FILE, **fit.head_arrays())
-
-    train_device = resolve_device(params.finetune.device)
-    num_classes = int(splits["train"].labels.max()) + 1
-    for strategy in params.finetune.runs:
-        tick = time.perf_counter()
-        with guards.deterministic(train_device):
-            trained = train_strategy(
-                strategy,
-                model_config=benched_model(params),
-                config=params.finetune,
-                train=splits["train"],
-                val=splits["val"],
-                num_classes=num_classes,
-                device=train_device,
-                test=splits["test"],
-                predict_batch_size=params.extract.batch_size,
-                probe_dir=probe_dir,
-            )
-        result = trained.result
-        record[strategy] = {
-            **method_metrics(splits["test"].labels, trained.test_probs),
-            "best_epoch": result.best_epoch,
-            "val_accuracy": result.best_val_accuracy,
-            "train_images_per_s": result.images_per_s,
-            "history": result.history,
-            **trained.applied,
-            "device": str(train_device),
-            "seconds": time.perf_counter() - tick,
-        }
-        del trained
-        if train_device.type == "cuda":
-            torch.cuda.empty_cache()
-        save(strategy)
-    shutil.rmtree(probe_dir)
+        for name, stage in steps(params):
+            tick = time.perf_counter()
+            stage()
+            record.update(outcome(params, name, time.perf_counter() - tick))
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            save(name)
     return record
+
+
+def outcome(params: Params, name: str, seconds: float) -> dict:
+    """What a stage's outputs say, read back from them: the extraction's report, or a
+    method's record with its test scores (as evaluate scores them)."""
+    key, paths = next(iter(params.backbones)), params.paths
+    if name == "extract":
+        report = io.read_json(io.backbone_file(paths.extract_report, key))
+        shown = {k: report[k] for k in ("images_per_s", "feature_dim", "device", "seconds")}
+        shown["batch_size"] = params.extract.batch_size
+        return {"input_size": report["input_size"], "extract": shown}
+    if name in ("scores", "rank"):
+        return {name: {"seconds": seconds}}
+    folder = io.method_dir(paths.methods, name, key)
+    tuned = name in params.finetune.runs
+    probs = io.load_array(folder / (io.predictions_file(0) if tuned else io.PREDICTIONS_FILE))
+    labels = load_prepared(paths.prepared, "test").labels
+    row = {**method_metrics(labels, probs), **io.read_json(folder / io.RECORD_FILE)}
+    if tuned:
+        row["device"] = str(resolve_device(params.finetune.device))
+    return {name: {**row, "seconds": seconds}}
 
 
 def summary(record: dict) -> str:
@@ -146,6 +110,7 @@ def summary(record: dict) -> str:
         f"extract  {extract['images_per_s']:>9.0f} img/s  batch {extract['batch_size']}",
         f"probe    test acc {probe['accuracy']:.4f}  C={probe['C']:.3g}  "
         f"({probe['backend']}, {probe['seconds']:.1f} s)",
+        f"knn      test acc {record['knn']['accuracy']:.4f}  ({record['knn']['seconds']:.1f} s)",
     ]
     for strategy in (*record["finetune"]["strategies"], *record["finetune"]["from_probe"]):
         row = record[strategy]

@@ -9,13 +9,15 @@ torch is imported (transferlab/device/cpu.py).
 import importlib.util
 import sys
 
-for _name in ("transferlab", "torch", "timm", "mlflow", "yaml"):
+for _name in ("transferlab", "torch", "timm", "yaml"):
     if importlib.util.find_spec(_name) is None:
         sys.exit(
             f"error: {sys.executable} cannot import {_name}: the project is not installed for "
             "this Python. Activate its environment (`source .venv/bin/activate`, made by "
             "`make install`) or run the pipeline with `make run`."
         )
+# Not mlflow: the bench runs these stages where it is not installed, and tracking imports it
+# only to open a run (a stage without it says so in one warning and runs untracked).
 
 from transferlab.device.cpu import apply_cpu_pins  # noqa: E402  (after the check above)
 

@@ -11,8 +11,9 @@ from transferlab import tracking
 from transferlab.errors import UserError, cli
 from transferlab.evaluation.curves import PROBES, curve_inputs, probe_rows, scorer, write_curve
 from transferlab.evaluation.kshot import FIGURE_FILE, SUMMARY_FILE
-from transferlab.params import load_params, to_dict
+from transferlab.params import Params, load_params, to_dict
 from transferlab.selection import chosen_model
+from transferlab.tracking import StageRun
 
 
 @cli
@@ -20,33 +21,39 @@ def main() -> None:
     if len(sys.argv) != 2 or sys.argv[1] not in PROBES:
         raise UserError(f"usage: python -m stages.curves {{{'|'.join(PROBES)}}}")
     probe, params = sys.argv[1], load_params()
+    sections = ("curves", "probe" if probe == "linear" else "knn", "verdict")
+    logged = {section: to_dict(getattr(params, section)) for section in sections}
+    logged["backbone"] = to_dict(chosen_model(params))
+    with tracking.stage_run(f"curves_{probe}", params, logged) as recorder:
+        line = run(params, recorder, probe)
+    print(line)
+
+
+def run(params: Params, recorder: StageRun, probe: str) -> str:
+    """The stage for `probe` (linear or knn): its curve's outputs; returns its summary."""
     model = chosen_model(params)
     features, labels = curve_inputs(params.paths, params.curves.pixel_size)
     score = scorer(probe, features, labels, params)
-    sections = ("curves", "probe" if probe == "linear" else "knn", "verdict")
-    logged = {section: to_dict(getattr(params, section)) for section in sections}
-    logged["backbone"] = to_dict(model)
     out = params.paths.curves / probe
-    with tracking.stage_run(f"curves_{probe}", params, logged) as run:
-        run.clock.ready()
-        rows, fits = probe_rows(
-            labels, probe=probe, score=score, shots=params.curves.shots, seeds=params.curves.seeds
-        )
-        summary = write_curve(
-            out,
-            rows,
-            probe=probe,
-            params=params,
-            train_labels=labels["train"],
-            transferred=model.pretrained,
-        )
-        run.publish(
-            record=summary,
-            record_path=out / SUMMARY_FILE,
-            metrics={"fits": fits},
-            artifacts=[out / FIGURE_FILE],
-        )
-    print(f"curves_{probe}: {fits} distinct fits")
+    recorder.clock.ready()
+    rows, fits = probe_rows(
+        labels, probe=probe, score=score, shots=params.curves.shots, seeds=params.curves.seeds
+    )
+    summary = write_curve(
+        out,
+        rows,
+        probe=probe,
+        params=params,
+        train_labels=labels["train"],
+        transferred=model.pretrained,
+    )
+    recorder.publish(
+        record=summary,
+        record_path=out / SUMMARY_FILE,
+        metrics={"fits": fits},
+        artifacts=[out / FIGURE_FILE],
+    )
+    return f"curves_{probe}: {fits} distinct fits"
 
 
 if __name__ == "__main__":

@@ -22,31 +22,39 @@ from transferlab.evaluation.kshot import (
 )
 from transferlab.params import Model, Params, finetune_settings, load_params, to_dict
 from transferlab.selection import chosen_model
+from transferlab.tracking import StageRun
 
 
 @cli
 def main() -> None:
     params = load_params()
     listed = params.curves.finetune
-    model = chosen_model(params)
     logged = {
         "curves": {"shots": params.curves.shots, "seeds": params.curves.seeds, "finetune": listed},
         "verdict": to_dict(params.verdict),
-        "backbone": to_dict(model),
+        "backbone": to_dict(chosen_model(params)),
         "finetune": finetune_settings(params.finetune, listed),
     }
+    with tracking.stage_run("curves_finetune", params, logged) as recorder:
+        line = run(params, recorder)
+    print(line)
+
+
+def run(params: Params, recorder: StageRun) -> str:
+    """The stage: a k-shot fine-tuning curve per strategy in curves.finetune (nothing
+    trained when it is empty); returns its summary."""
+    listed, model = params.curves.finetune, chosen_model(params)
     start = time.perf_counter()
-    with tracking.stage_run("curves_finetune", params, logged) as run:
-        run.clock.ready()
-        rows = train_rows(params, model, run.clock) if listed else []  # default: no training
-        record, means = write_curve(params, rows, model)
-        seconds = time.perf_counter() - start
-        run.publish(
-            record=record,
-            record_path=params.paths.curves_finetune / SUMMARY_FILE,
-            metrics={**means, "seconds": seconds, "fits": len(rows)},
-        )
-    print(f"curves_finetune: {len(rows)} fits of {list(listed)} in {seconds:.1f} s")
+    recorder.clock.ready()
+    rows = train_rows(params, model, recorder.clock) if listed else []  # default: no training
+    record, means = write_curve(params, rows, model)
+    seconds = time.perf_counter() - start
+    recorder.publish(
+        record=record,
+        record_path=params.paths.curves_finetune / SUMMARY_FILE,
+        metrics={**means, "seconds": seconds, "fits": len(rows)},
+    )
+    return f"curves_finetune: {len(rows)} fits of {list(listed)} in {seconds:.1f} s"
 
 
 def train_rows(params: Params, model: Model, clock) -> list[dict]:

@@ -9,25 +9,36 @@ from transferlab.evaluation.metrics import evaluate, method_names
 from transferlab.evaluation.report import SUMMARY_KEYS
 from transferlab.evaluation.words import evidence
 from transferlab.params import Params, load_params, to_dict
+from transferlab.tracking import StageRun
 
 
 @cli
 def main() -> None:
     params = load_params()
-    with tracking.stage_run("evaluate", params, {"methods": method_names(params)}) as run:
-        run.clock.ready()
-        run.timing_path = None  # its parts go into the timeline it writes
-        metrics, figures, provenance, compared, answer = evaluate(
-            params, git=tracking.git_state(), clock=run.clock
-        )
-        log(run, params, metrics, figures, provenance, compared, answer)
-    for method in method_names(params):
-        values = metrics[method]
-        print(f"{method:>10}: accuracy {values['accuracy']:.4f}  ECE {values['ece']:.4f}")
-    for name, v in metrics["transfer"].items():
-        print(f"{name:>24}: {v['verdict']} ({evidence(v)})")
-    print(f"backbones by {compared['by']}: {' > '.join(compared['order'])}")
-    print(answer)
+    with tracking.stage_run("evaluate", params, {"methods": method_names(params)}) as recorder:
+        line = run(params, recorder)
+    print(line)
+
+
+def run(params: Params, recorder: StageRun) -> str:
+    """The stage: metrics, verdicts, figures, the report and the MLflow parent's answer;
+    returns what it prints (each method's accuracy, the verdicts, the recommendation)."""
+    recorder.clock.ready()
+    recorder.timing_path = None  # its parts go into the timeline it writes
+    metrics, figures, provenance, compared, answer = evaluate(
+        params, git=tracking.git_state(), clock=recorder.clock
+    )
+    log(recorder, params, metrics, figures, provenance, compared, answer)
+    lines = [
+        f"{method:>10}: accuracy {metrics[method]['accuracy']:.4f}  "
+        f"ECE {metrics[method]['ece']:.4f}"
+        for method in method_names(params)
+    ]
+    lines += [
+        f"{name:>24}: {v['verdict']} ({evidence(v)})" for name, v in metrics["transfer"].items()
+    ]
+    lines.append(f"backbones by {compared['by']}: {' > '.join(compared['order'])}")
+    return "\n".join([*lines, answer])
 
 
 def log(run, params: Params, metrics, figures, provenance, compared, answer: str) -> None:

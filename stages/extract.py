@@ -8,15 +8,17 @@ architecture, randomly initialised: the reference that isolates what its weights
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from transferlab import io, tracking
 from transferlab.device import distributed, guards, host
 from transferlab.errors import UserError, cli
 from transferlab.models import backbone
 from transferlab.models.extract import embed_splits, frozen_backbone
-from transferlab.params import Model, load_params, to_dict
+from transferlab.params import Model, Params, load_params, to_dict
 from transferlab.selection import chosen_model
 from transferlab.timeline import StageClock
+from transferlab.tracking import StageRun
 
 REFERENCE = "--reference"
 
@@ -27,20 +29,31 @@ def main() -> None:
     if len(sys.argv) != 2:
         raise UserError(f"usage: python -m stages.extract <backbone> | {REFERENCE}")
     key = sys.argv[1]
-    reference = key == REFERENCE
-    if reference:
-        model_spec = chosen_model(params, weights="none")
-        out, stage = params.paths.random_features, "extract_random"
-    else:
-        model_spec = params.model(key)
-        out, stage = params.paths.features / key, f"extract@{key}"
+    model_spec, _, stage = target(params, key)
     logged = {"backbone": to_dict(model_spec), "extract": to_dict(params.extract)}
+    with tracking.stage_run(stage, params, logged) as recorder:
+        line = run(params, recorder, key)
+    if line:  # rank 0's; under torchrun the other ranks say nothing
+        print(line)
+
+
+def target(params: Params, key: str) -> tuple[Model, Path, str]:
+    """(the model, its features' folder, the stage's name) for a candidate or REFERENCE."""
+    if key == REFERENCE:
+        return chosen_model(params, weights="none"), params.paths.random_features, "extract_random"
+    return params.model(key), params.paths.features / key, f"extract@{key}"
+
+
+def run(params: Params, recorder: StageRun, key: str) -> str | None:
+    """The stage for candidate `key` (or REFERENCE): every split's features and the
+    extraction report; returns its summary on rank 0, None on the others."""
+    model_spec, out, _ = target(params, key)
     with distributed.process_group(host.resolve_device(params.extract.device)) as device:
         model = frozen_backbone(
             model_spec.name, model_spec.weights, seed=model_spec.seed, device=device
         )
         config = backbone.input_config(model, model_spec.image_size)
-        with guards.deterministic(device), tracking.stage_run(stage, params, logged) as run:
+        with guards.deterministic(device):
             done = embed_splits(
                 model,
                 config,
@@ -48,19 +61,19 @@ def main() -> None:
                 out=out,
                 batch_size=params.extract.batch_size,
                 device=device,
-                clock=run.clock,
+                clock=recorder.clock,
             )
-            if not distributed.is_main():
-                return
-            run.clock.computed()  # the steady rate: past the first batch, before writing
-            report = extraction_report(key, model_spec, done, config.size, device, run.clock)
-            # Each candidate's report joins the comparison; the reference's is its timing only.
-            run.publish(
-                record=None if reference else report,
-                record_path=io.backbone_file(params.paths.extract_report, key),
-                metrics={"extract_images_per_s": report["images_per_s"]},
-            )
-    print(f"extracted {done.images} images at {report['images_per_s']} img/s on {device}")
+        if not distributed.is_main():
+            return None
+        recorder.clock.computed()  # the steady rate: past the first batch, before writing
+        report = extraction_report(key, model_spec, done, config.size, device, recorder.clock)
+        # Each candidate's report joins the comparison; the reference's is its timing only.
+        recorder.publish(
+            record=None if key == REFERENCE else report,
+            record_path=io.backbone_file(params.paths.extract_report, key),
+            metrics={"extract_images_per_s": report["images_per_s"]},
+        )
+    return f"extracted {done.images} images at {report['images_per_s']} img/s on {device}"
 
 
 def extraction_report(key: str, spec: Model, done, size, device, clock: StageClock) -> dict:

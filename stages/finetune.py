@@ -14,6 +14,7 @@ from transferlab.device import distributed, guards, host
 from transferlab.errors import UserError, cli
 from transferlab.models.training import checkpoint, train_strategy, training_record
 from transferlab.params import Model, Params, finetune_settings, load_params, to_dict
+from transferlab.tracking import StageRun
 
 
 @cli
@@ -26,28 +27,38 @@ def main() -> None:
             f"strategy {strategy!r} is not in finetune.strategies or finetune.from_probe "
             f"{list(params.finetune.runs)}."
         )
-    config, models = params.finetune, selection.selected_models(params)
+    models = selection.selected_models(params)
     logged = {
         "backbones": {key: to_dict(model) for key, model in models.items()},
-        "finetune": finetune_settings(config, [strategy]),
+        "finetune": finetune_settings(params.finetune, [strategy]),
     }
+    with tracking.stage_run(params.finetune.stage(strategy), params, logged) as recorder:
+        line = run(params, recorder, strategy)
+    if line:  # rank 0's; under torchrun the other ranks say nothing
+        print(line)
+
+
+def run(params: Params, recorder: StageRun, strategy: str) -> str | None:
+    """The stage for `strategy`: every chosen candidate trained and published; returns the
+    summary on rank 0, None on the others."""
+    models = selection.selected_models(params)
     with (
-        distributed.process_group(host.resolve_device(config.device)) as device,
+        distributed.process_group(host.resolve_device(params.finetune.device)) as device,
         guards.deterministic(device),
-        tracking.stage_run(config.stage(strategy), params, logged) as run,
     ):
         lines = [
-            train_candidate(params, strategy, key, model, device, run)
+            train_candidate(params, strategy, key, model, device, recorder)
             for key, model in models.items()
         ]
-        if distributed.is_main():
-            run.publish()
-            print("\n".join(lines))
+    if not distributed.is_main():
+        return None
+    recorder.publish()
+    return "\n".join(lines)
 
 
-def train_candidate(params: Params, strategy: str, key: str, model: Model, device, run) -> str:
+def train_candidate(params: Params, strategy: str, key: str, model: Model, device, recorder) -> str:
     """Train `strategy` on candidate `key` for each seed; rank 0 writes the first seed's
-    checkpoint, every seed's test predictions and the record, and logs them to `run`."""
+    checkpoint, every seed's test predictions and the record, and logs them to `recorder`."""
     paths, config = params.paths, params.finetune
     out, runs, rates = io.method_dir(paths.methods, strategy, key), [], None
     for index, seed in enumerate(range(config.seed, config.seed + config.seeds)):
@@ -63,24 +74,24 @@ def train_candidate(params: Params, strategy: str, key: str, model: Model, devic
             probe_dir=selection.head_dir(paths, key),
             test=load_prepared(paths.prepared, "test"),
             predict_batch_size=params.extract.batch_size,
-            clock=run.clock,
+            clock=recorder.clock,
             rates=rates,
         )
         rates = (trained.applied["lr"],)
         if distributed.is_main():  # rank 0 holds the same weights and writes everything
-            publish_seed(trained, index, out, strategy, key, model, paths, run)
+            publish_seed(trained, index, out, strategy, key, model, paths, recorder)
         runs.append((seed, trained))
     result = runs[0][1].result
     if distributed.is_main():
         io.write_json(out / io.RECORD_FILE, training_record(strategy, runs))
-        run.log_metrics(
+        recorder.log_metrics(
             {
                 f"{key}.best_val_accuracy": result.best_val_accuracy,
                 f"{key}.train_images_per_s": result.images_per_s,
             }
         )
-        run.log_artifact(out / io.RECORD_FILE, key)
-        run.log_artifact(out / io.CHECKPOINT_FILE, f"{key}/model")
+        recorder.log_artifact(out / io.RECORD_FILE, key)
+        recorder.log_artifact(out / io.CHECKPOINT_FILE, f"{key}/model")
     return (
         f"{strategy} on {key}: best val accuracy {result.best_val_accuracy:.4f} "
         f"(epoch {result.best_epoch}, seed {config.seed}), {result.images_per_s:.0f} train img/s"
@@ -88,7 +99,9 @@ def train_candidate(params: Params, strategy: str, key: str, model: Model, devic
     )
 
 
-def publish_seed(trained, index, out, strategy: str, key: str, model: Model, paths, run) -> None:
+def publish_seed(
+    trained, index, out, strategy: str, key: str, model: Model, paths, recorder
+) -> None:
     """One seed's test predictions; for the first, its checkpoint and per-epoch metrics."""
     io.save_array(out / io.predictions_file(index), trained.test_probs)
     if index:
@@ -98,7 +111,7 @@ def publish_seed(trained, index, out, strategy: str, key: str, model: Model, pat
     io.save_checkpoint(out / io.CHECKPOINT_FILE, saved)
     for row in trained.result.history:
         epoch = {f"{key}.{k}": v for k, v in row.items() if k != "epoch"}
-        run.log_metrics(epoch, step=int(row["epoch"]))
+        recorder.log_metrics(epoch, step=int(row["epoch"]))
 
 
 if __name__ == "__main__":

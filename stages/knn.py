@@ -14,6 +14,7 @@ from transferlab.errors import UserError, cli
 from transferlab.evaluation.knn import METHOD, grid, knn_predict_proba, select_k_T
 from transferlab.params import Params, load_params, to_dict
 from transferlab.timeline import StageClock
+from transferlab.tracking import StageRun
 
 
 @cli
@@ -23,13 +24,19 @@ def main() -> None:
         raise UserError("usage: python -m stages.knn <backbone>")
     key = sys.argv[1]
     params.model(key)  # a known candidate
-    with tracking.stage_run(f"{METHOD}@{key}", params, {"knn": to_dict(params.knn)}) as run:
-        probs, record = fit(params, key, run.clock)
-        out = io.method_dir(params.paths.methods, METHOD, key)
-        io.save_array(out / io.PREDICTIONS_FILE, probs)
-        metrics = {"k": record["k"], "T": record["T"], "val_accuracy": record["val_accuracy"]}
-        run.publish(record=record, record_path=out / io.RECORD_FILE, metrics=metrics)
-    print(
+    with tracking.stage_run(f"{METHOD}@{key}", params, {"knn": to_dict(params.knn)}) as recorder:
+        line = run(params, recorder, key)
+    print(line)
+
+
+def run(params: Params, recorder: StageRun, key: str) -> str:
+    """The stage on candidate `key`: kNN's test predictions and record; returns its summary."""
+    probs, record = fit(params, key, recorder.clock)
+    out = io.method_dir(params.paths.methods, METHOD, key)
+    io.save_array(out / io.PREDICTIONS_FILE, probs)
+    metrics = {"k": record["k"], "T": record["T"], "val_accuracy": record["val_accuracy"]}
+    recorder.publish(record=record, record_path=out / io.RECORD_FILE, metrics=metrics)
+    return (
         f"knn on {key}: k={record['k']}, T={record['T']:g}, "
         f"val accuracy {record['val_accuracy']:.4f} ({record['seconds']:.1f} s)"
     )

@@ -5,18 +5,25 @@ from __future__ import annotations
 from transferlab import tracking
 from transferlab.data.prepare import prepare
 from transferlab.errors import cli
-from transferlab.params import load_params, to_dict
+from transferlab.params import Params, load_params, to_dict
+from transferlab.tracking import StageRun
 
 
 @cli
 def main() -> None:
     params = load_params()
-    with tracking.stage_run("prepare", params, {"data": to_dict(params.data)}) as run:
-        run.clock.ready()
-        card = prepare(params.data, params.paths, run)
-        run.publish()
+    with tracking.stage_run("prepare", params, {"data": to_dict(params.data)}) as recorder:
+        line = run(params, recorder)
+    print(line)
+
+
+def run(params: Params, recorder: StageRun) -> str:
+    """The stage: params.data prepared under params.paths; returns its one-line summary."""
+    recorder.clock.ready()
+    card = prepare(params.data, params.paths, recorder)
+    recorder.publish()
     splits = ", ".join(f"{s}: {card['splits'][s]['total']}" for s in card["splits"])
-    print(
+    return (
         f"{splits}; rejected: {card['rejected']['total']}, duplicate groups: "
         f"{card['duplicates']['groups']} (see the reports under reports/)"
     )

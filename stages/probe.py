@@ -13,6 +13,7 @@ from transferlab.errors import UserError, cli
 from transferlab.evaluation.probe import METHOD, C_grid, fit_probe, resolve_backend
 from transferlab.params import Params, load_params, to_dict
 from transferlab.timeline import StageClock
+from transferlab.tracking import StageRun
 
 
 @cli
@@ -22,12 +23,19 @@ def main() -> None:
         raise UserError("usage: python -m stages.probe <backbone>")
     key = sys.argv[1]
     params.model(key)  # a known candidate
-    with tracking.stage_run(f"{METHOD}@{key}", params, {"probe": to_dict(params.probe)}) as run:
-        record = fit_and_write(params, key, run.clock)
-        metrics = {k: record[k] for k in ("C", "val_accuracy", "fit_seconds")}
-        out = io.method_dir(params.paths.methods, METHOD, key)
-        run.publish(record=record, record_path=out / io.RECORD_FILE, metrics=metrics)
-    print(
+    logged = {"probe": to_dict(params.probe)}
+    with tracking.stage_run(f"{METHOD}@{key}", params, logged) as recorder:
+        line = run(params, recorder, key)
+    print(line)
+
+
+def run(params: Params, recorder: StageRun, key: str) -> str:
+    """The stage on candidate `key`: its probe's outputs and record; returns its summary."""
+    record = fit_and_write(params, key, recorder.clock)
+    metrics = {k: record[k] for k in ("C", "val_accuracy", "fit_seconds")}
+    out = io.method_dir(params.paths.methods, METHOD, key)
+    recorder.publish(record=record, record_path=out / io.RECORD_FILE, metrics=metrics)
+    return (
         f"probe on {key} ({record['backend']}, {record['device']}): C={record['C']:.3g}, "
         f"val accuracy {record['val_accuracy']:.4f} ({record['fit_seconds']:.1f} s)"
     )

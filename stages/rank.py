@@ -8,22 +8,29 @@ from transferlab import tracking
 from transferlab.data.prepared import load_prepared
 from transferlab.errors import cli
 from transferlab.evaluation.comparison import rank_candidates
-from transferlab.params import load_params, to_dict
+from transferlab.params import Params, load_params, to_dict
 from transferlab.selection import Selection, write_selection
+from transferlab.tracking import StageRun
 
 
 @cli
 def main() -> None:
     params = load_params()
-    paths = params.paths
     logged = {"select": to_dict(params.select), "verdict": to_dict(params.verdict)}
-    with tracking.stage_run("rank", params, logged) as run:
-        run.clock.ready()
-        record = rank_candidates(params, load_prepared(paths.prepared, "test").labels)
-        chosen = tuple(record["selected"])
-        write_selection(paths, Selection(chosen, {k: params.backbones[k] for k in chosen}))
-        run.publish(record=record, record_path=paths.ranking)
-    print(f"ranked by {params.select.by}: {' > '.join(record['order'])}; fine-tuning {chosen}")
+    with tracking.stage_run("rank", params, logged) as recorder:
+        line = run(params, recorder)
+    print(line)
+
+
+def run(params: Params, recorder: StageRun) -> str:
+    """The stage: the ranking and the selection under params.paths; returns its summary."""
+    paths = params.paths
+    recorder.clock.ready()
+    record = rank_candidates(params, load_prepared(paths.prepared, "test").labels)
+    chosen = tuple(record["selected"])
+    write_selection(paths, Selection(chosen, {k: params.backbones[k] for k in chosen}))
+    recorder.publish(record=record, record_path=paths.ranking)
+    return f"ranked by {params.select.by}: {' > '.join(record['order'])}; fine-tuning {chosen}"
 
 
 if __name__ == "__main__":

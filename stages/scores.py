@@ -11,7 +11,8 @@ from transferlab import io, tracking
 from transferlab.data.prepared import load_features
 from transferlab.errors import UserError, cli
 from transferlab.evaluation.transferability import SCORES
-from transferlab.params import load_params
+from transferlab.params import Params, load_params
+from transferlab.tracking import StageRun
 
 
 @cli
@@ -21,25 +22,31 @@ def main() -> None:
         raise UserError("usage: python -m stages.scores <backbone>")
     key = sys.argv[1]
     params.model(key)  # a known candidate
+    with tracking.stage_run(f"scores@{key}", params, {"scores": list(SCORES)}) as recorder:
+        line = run(params, recorder, key)
+    print(line)
+
+
+def run(params: Params, recorder: StageRun, key: str) -> str:
+    """The stage on candidate `key`: its scores' record; returns its summary."""
     features, labels = load_features(params.paths.features / key, "train")
-    with tracking.stage_run(f"scores@{key}", params, {"scores": list(SCORES)}) as run:
-        run.clock.ready()
-        record, seconds = {"backbone": key, "images": len(labels)}, {}
-        for name, score in SCORES.items():
-            start = time.perf_counter()
-            try:
-                record[name] = round(score(features, labels), 6)
-            except ValueError as err:  # e.g. features all zero: a broken checkpoint
-                raise UserError(f"{name} of backbone {key!r}: {err}") from None
-            seconds[name] = round(time.perf_counter() - start, 3)
-        record["seconds"] = seconds
-        run.publish(
-            record=record,
-            record_path=io.backbone_file(params.paths.scores, key),
-            metrics={name: record[name] for name in SCORES},
-        )
+    recorder.clock.ready()
+    record, seconds = {"backbone": key, "images": len(labels)}, {}
+    for name, score in SCORES.items():
+        start = time.perf_counter()
+        try:
+            record[name] = round(score(features, labels), 6)
+        except ValueError as err:  # e.g. features all zero: a broken checkpoint
+            raise UserError(f"{name} of backbone {key!r}: {err}") from None
+        seconds[name] = round(time.perf_counter() - start, 3)
+    record["seconds"] = seconds
+    recorder.publish(
+        record=record,
+        record_path=io.backbone_file(params.paths.scores, key),
+        metrics={name: record[name] for name in SCORES},
+    )
     shown = ", ".join(f"{name} {record[name]:.4f} ({seconds[name]:.1f} s)" for name in SCORES)
-    print(f"scores of {key}: {shown}")
+    return f"scores of {key}: {shown}"
 
 
 if __name__ == "__main__":

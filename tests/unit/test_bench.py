@@ -2,6 +2,9 @@
 overrides, print usage without running anything, and run end to end on CPU at toy size
 with dvc and mlflow unimportable, exactly as on the bare GPU box."""
 
+import ast
+import importlib
+import inspect
 import json
 import os
 import subprocess
@@ -156,13 +159,13 @@ def test_gpu_script_runs_speed_and_pipeline_without_dvc_or_mlflow(tmp_path):
     pipeline = json.loads((tmp_path / "out" / "pipeline.json").read_text())
     assert pipeline["input_size"] == 32
     assert pipeline["images"] == {"train": 110, "val": 10, "test": 120}  # prepared as prepare does
-    for method in ("probe", "full", "scratch", "lpft"):
+    for method in ("probe", "knn", "full", "scratch", "lpft"):
         assert 0 <= pipeline[method]["accuracy"] <= 1
         assert {"macro_f1", "ece"} <= set(pipeline[method])  # method_metrics, as evaluate scores
     # finetune.from_probe too: LP-FT starts from this run's own probe head, BatchNorm frozen
     assert pipeline["lpft"]["head"] == "probe" and pipeline["lpft"]["bn"] == "frozen"
     assert pipeline["lpft"]["history"][0]["epoch"] == 0
-    expected = {"prepare", "extract", "probe", "full", "scratch", "lpft"}
+    expected = {"prepare", "extract", "probe", "knn", "scores", "rank", "full", "scratch", "lpft"}
     assert set(pipeline["elapsed_s"]) == expected
     # Both measured the same configuration: the full-data file's, then ours.
     assert speed["extract"]["batch_size"] == pipeline["extract"]["batch_size"] == 24
@@ -184,3 +187,27 @@ def test_variation_reports_identical_cpu_runs(tmp_path, capsys):
     assert report["finetune_predictions_differing"] == 0
     assert report["images"]["test"] == 120 and report["input_size"] == 32
     assert json.loads(out.read_text()) == json.loads(capsys.readouterr().out)
+
+
+def test_every_stage_exposes_the_run_that_its_main_and_the_bench_call():
+
+    for path in sorted((REPO / "stages").glob("*.py")):
+        if path.stem in ("__init__", "validate"):  # validate records nothing: no recorder
+            continue
+        module = importlib.import_module(f"stages.{path.stem}")
+        assert list(inspect.signature(module.run).parameters)[:2] == ["params", "recorder"]
+        assert "run(params, recorder" in inspect.getsource(module.main), path.stem
+
+
+def test_the_bench_pipeline_is_the_stages_in_dvc_order_with_no_wiring_of_its_own():
+    from bench import pipeline
+
+    params = pipeline.alone(load_params(REPO / "params.yaml"))
+    assert list(params.backbones) == ["lite0"] and params.select.top_k == 1
+    names = [name for name, _ in pipeline.steps(params)]
+    assert names == ["extract", "probe", "knn", "scores", "rank", *params.finetune.runs]
+    tree = ast.parse((REPO / "bench" / "pipeline.py").read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    # the stages' computations come through their run functions, never called directly
+    assert not {m for m in imported if m and m.startswith(("transferlab.models", "bench.measure"))}
+    assert "transferlab.evaluation.probe" not in imported
