@@ -1,5 +1,6 @@
 """Run by test_cpu_reproducibility.py in a fresh process: a short fine-tune and a probe fit,
-then one sha256 over the trained weights, the test probabilities and the probe's head.
+then the ISA and thread count it computed with, and one sha256 over the trained weights,
+the test probabilities and the probe's head (the last line).
 
 PROBE_SKIP_PINS=1 runs it without the pins; SIMULATED_CORES=N plays a machine with N cores
 (its default thread count, unless OMP_NUM_THREADS sets one)."""
@@ -57,4 +58,6 @@ for tensor in trained.result.state_dict.values():
     digest.update(tensor.numpy().tobytes())
 for array in (trained.test_probs, fit.head.coef_, fit.head.intercept_):
     digest.update(np.ascontiguousarray(array).tobytes())
+# What the process computed with: the vector ISA torch dispatched to and its threads.
+print(torch.backends.cpu.get_cpu_capability(), torch.get_num_threads())
 print(digest.hexdigest())

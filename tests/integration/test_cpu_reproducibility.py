@@ -1,7 +1,13 @@
-"""Results are bit-identical across x86-64 machines with AVX2 and 2+ cores: a short fine-tune
-and a probe fit, run as a stage process runs them (the `stages` package applies the CPU pins
-before torch is imported), on this machine, on a simulated AVX2-only machine, and on a
-simulated machine with more cores."""
+"""Results are bit-identical across x86-64 machines with AVX2 and 2+ cores, because a stage
+process computes with the CPU pins in force: a short fine-tune and a probe fit, run as a
+stage process runs them (the `stages` package applies the pins before torch computes).
+
+The limit of what one machine shows: it cannot compute as another CPU does. Capping this
+machine's ISA gives the same bits as the pins by construction, so the test below checks what
+can fail here, that the pins are in force (torch dispatches to AVX2, not this machine's
+AVX-512, and runs 2 threads on a machine claiming 4), and the controls show that each pin
+changes the bits. No AVX2-only CPU was available to run on: that a real one gives the same
+bits is the claim these checks support, not one they prove."""
 
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.slow
 
 
-def fingerprint(extra_env: dict[str, str], drop: tuple[str, ...] = ()) -> str:
+def fingerprint(extra_env: dict[str, str], drop: tuple[str, ...] = (), line: int = -1) -> str:
     env = {k: v for k, v in os.environ.items() if k not in drop}
     for name in (
         "ATEN_CPU_CAPABILITY",
@@ -36,7 +42,12 @@ def fingerprint(extra_env: dict[str, str], drop: tuple[str, ...] = ()) -> str:
         timeout=600,
     )
     assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1]
+    return done.stdout.strip().splitlines()[line]
+
+
+def computed_with(extra_env: dict[str, str]) -> str:
+    """The probe's ISA and thread count, as `fingerprint` runs it."""
+    return fingerprint(extra_env, line=-2)
 
 
 def has_avx512() -> bool:
@@ -46,11 +57,9 @@ def has_avx512() -> bool:
         return False
 
 
-def test_pinned_results_match_on_an_avx2_machine_and_with_more_cores():
-    here = fingerprint({})
-    avx2_machine = fingerprint({"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"})
-    more_cores = fingerprint({"SIMULATED_CORES": "4"})
-    assert here == avx2_machine == more_cores
+def test_a_stage_process_computes_with_the_pins_whatever_the_machine_offers():
+    assert computed_with({}) == "AVX2 2"
+    assert computed_with({"SIMULATED_CORES": "4"}) == "AVX2 2"  # not 4 threads
 
 
 def test_without_the_pins_the_thread_count_changes_the_bits():

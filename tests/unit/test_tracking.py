@@ -5,7 +5,7 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
+import types
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -98,14 +98,17 @@ def warnings_logged(caplog) -> list[str]:
     ]
 
 
+def no_client(*args):
+    pytest.fail("an MLflow client was opened on a store the quick check found down")
+
+
 def test_dead_server_warns_once_and_runs_untracked(monkeypatch, caplog, tmp_path):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{closed_port()}")
-    start = time.perf_counter()
+    monkeypatch.setattr(tracking, "_open_run", no_client)  # MLflow's retries never start
     with stage_run("probe", {"probe": {"C_num": 3}}) as run:
         run.log_metrics({"val_accuracy": 0.5})
         run.log_artifact(tmp_path)
         (tmp_path / "out.json").write_text("{}")  # the stage's own work goes on
-    assert time.perf_counter() - start < 5
     assert not run.active
     warnings = warnings_logged(caplog)
     assert len(warnings) == 1 and "unreachable" in warnings[0]
@@ -121,16 +124,15 @@ def test_dead_server_with_tracking_required_is_a_user_error(monkeypatch):
         pytest.fail("the stage body must not run")
 
 
-def test_locked_sqlite_store_warns_quickly(mlflow_store, caplog):
+def test_locked_sqlite_store_warns_before_any_mlflow_call(mlflow_store, caplog, monkeypatch):
     with stage_run("prepare", {}):  # creates the store
         pass
     holder = sqlite3.connect(mlflow_store.removeprefix("sqlite:///"))
     holder.execute("BEGIN EXCLUSIVE")  # another process mid-write, never finishing
+    monkeypatch.setattr(tracking, "_open_run", no_client)  # the quick check decides
     try:
-        start = time.perf_counter()
         with stage_run("extract", {}) as run:
             run.log_metrics({"extract_images_per_s": 1.0})
-        assert time.perf_counter() - start < 2 * tracking.CHECK_TIMEOUT_S + 2
     finally:
         holder.rollback()
         holder.close()
@@ -210,15 +212,18 @@ def test_the_store_lock_gives_up_on_a_writer_that_never_lets_go(tmp_path):
     import fcntl
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    ticks = iter(range(10_000))  # a clock that moves 0.1 s each time it is read
+    clock = types.SimpleNamespace(monotonic=lambda: next(ticks) / 10, sleep=lambda s: None)
     with open(tmp_path / "mlflow.db.lock", "a") as holder:
         fcntl.flock(holder, fcntl.LOCK_EX)  # another process, stuck mid-write
-        start = time.perf_counter()
         with (
             pytest.raises(tracking.TrackingUnavailable, match="held by another process"),
-            tracking.store_lock(uri, timeout=0.3),
+            pytest.MonkeyPatch.context() as patch,
         ):
-            pytest.fail("the lock was taken while held")
-        assert time.perf_counter() - start < 5
+            patch.setattr(tracking, "time", clock)
+            with tracking.store_lock(uri, timeout=0.3):
+                pytest.fail("the lock was taken while held")
+        assert next(ticks) <= 6  # gave up once 0.3 s had passed, not LOCK_TIMEOUT_S
         fcntl.flock(holder, fcntl.LOCK_UN)
     with tracking.store_lock(uri, timeout=0.3):
         pass  # free again

@@ -71,19 +71,49 @@ class OomAbove(nn.Module):
         return self.inner(x)
 
 
-def test_accumulated_gradients_equal_one_full_batch():
-    model = linear_model()
-    x, y = torch.randn(10, 3, 32, 32), torch.randint(0, 3, (10,))
+def bn_model() -> nn.Module:
+    """A convolution, BatchNorm and a head: every backbone here has BatchNorm."""
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.LazyLinear(3)
+    )
+
+
+def accumulated(model: nn.Module, micro: int, *, train_bn: bool) -> tuple[torch.Tensor, dict]:
+    """(loss, gradients) of one batch of 10 split into micro-batches of `micro` rows."""
+    x, y = (
+        torch.randn(10, 3, 8, 8, generator=torch.Generator().manual_seed(1)),
+        torch.arange(10) % 3,
+    )
+    model.train(train_bn)
+    model.zero_grad()
 
     def batch_loss(rows: slice) -> torch.Tensor:
         return nn.functional.cross_entropy(model(x[rows]), y[rows])
 
-    full = guards.accumulate_gradients(batch_loss, 10, 10)
-    full_grad = model[1].weight.grad.clone()
-    model.zero_grad()
-    parts = guards.accumulate_gradients(batch_loss, 10, 3)  # 3 + 3 + 3 + 1 rows
-    torch.testing.assert_close(parts, full)
-    torch.testing.assert_close(model[1].weight.grad, full_grad)
+    loss = guards.accumulate_gradients(batch_loss, 10, micro)
+    return loss, {name: p.grad.clone() for name, p in model.named_parameters()}
+
+
+def test_accumulated_gradients_equal_one_full_batch_with_frozen_batchnorm():
+    model = bn_model()
+    model(torch.zeros(2, 3, 8, 8))  # materialise the lazy head
+    full_loss, full = accumulated(model, 10, train_bn=False)
+    loss, parts = accumulated(model, 3, train_bn=False)  # 3 + 3 + 3 + 1 rows
+    torch.testing.assert_close(loss, full_loss)
+    for name, grad in full.items():
+        torch.testing.assert_close(parts[name], grad, msg=name)
+
+
+def test_with_batchnorm_in_train_mode_micro_batches_normalise_on_their_own():
+    # What docs/design.md states: with train-mode BatchNorm each micro-batch is normalised
+    # with its own statistics, so accumulation sees every image but is not one full batch.
+    model = bn_model()
+    model(torch.zeros(2, 3, 8, 8))
+    full_loss, full = accumulated(model, 10, train_bn=True)
+    loss, parts = accumulated(model, 3, train_bn=True)
+    assert not torch.allclose(loss, full_loss)
+    assert not torch.allclose(parts["1.weight"], full["1.weight"])
 
 
 def train(model: nn.Module, params, **changes) -> training.TrainResult:
