@@ -20,7 +20,7 @@ from transferlab.evaluation.kshot import (
     summarise,
     without_correct,
 )
-from transferlab.params import Model, Params, finetune_settings, load_params, to_dict
+from transferlab.params import Model, Params, load_params, to_dict
 from transferlab.selection import chosen_model
 from transferlab.tracking import StageRun
 
@@ -33,7 +33,7 @@ def main() -> None:
         "curves": {"shots": params.curves.shots, "seeds": params.curves.seeds, "finetune": listed},
         "verdict": to_dict(params.verdict),
         "backbone": to_dict(chosen_model(params)),
-        "finetune": finetune_settings(params.finetune, listed),
+        "finetune": tracking.finetune_settings(params.finetune, listed),
     }
     with tracking.stage_run("curves_finetune", params, logged) as recorder:
         line = run(params, recorder)

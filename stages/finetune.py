@@ -13,7 +13,7 @@ from transferlab.data.prepared import load_classes, load_prepared
 from transferlab.device import distributed, guards, host
 from transferlab.errors import UserError, cli
 from transferlab.models.training import checkpoint, train_strategy, training_record
-from transferlab.params import Model, Params, finetune_settings, load_params, to_dict
+from transferlab.params import Model, Params, load_params, to_dict
 from transferlab.tracking import StageRun
 
 
@@ -30,7 +30,7 @@ def main() -> None:
     models = selection.selected_models(params)
     logged = {
         "backbones": {key: to_dict(model) for key, model in models.items()},
-        "finetune": finetune_settings(params.finetune, [strategy]),
+        "finetune": tracking.finetune_settings(params.finetune, [strategy]),
     }
     with tracking.stage_run(params.finetune.stage(strategy), params, logged) as recorder:
         line = run(params, recorder, strategy)

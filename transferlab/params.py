@@ -427,18 +427,6 @@ def to_dict(params: Any) -> dict[str, Any]:
     return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(params).items()}
 
 
-def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} -> {"a.b": 1}, the form MLflow and DVC show."""
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
 def _build(cls: type, raw: Any, prefix: str) -> Any:
     where = prefix.rstrip(".") or "params.yaml"
     if not isinstance(raw, dict):
@@ -504,10 +492,3 @@ def _check_range(
         bounds = f"{'[' if inclusive else '('}{low}, {'inf' if high is None else high}"
         bounds += "]" if inclusive and high is not None else ")"
         raise UserError(f"{key}: got {value!r}; allowed range {bounds}.")
-
-
-def finetune_settings(config: Finetune, strategies: Sequence[str]) -> dict[str, Any]:
-    """What a fine-tuning run of `strategies` reads: the shared settings and those strategies'
-    own sections (not the others', nor the lists of which strategies the pipeline runs)."""
-    own_sections = (*STRATEGIES, *FROM_PROBE, "strategies", "from_probe")
-    return {k: v for k, v in to_dict(config).items() if k not in own_sections or k in strategies}

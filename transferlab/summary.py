@@ -23,7 +23,8 @@ import yaml
 from transferlab.errors import UserError, cli
 from transferlab.evaluation.report import RECOMMENDATION_HEAD, SUMMARY_KEYS
 from transferlab.evaluation.words import measured, recommendation_text
-from transferlab.params import PARAMS_FILE, flatten, load_params
+from transferlab.params import PARAMS_FILE, load_params
+from transferlab.tracking import flatten
 
 WIDTH = 120
 QUALITY = (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("ece", "ECE"))

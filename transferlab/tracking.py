@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from transferlab import io
 from transferlab.errors import UserError
-from transferlab.params import Params, flatten
+from transferlab.params import FROM_PROBE, STRATEGIES, Finetune, Params, to_dict
 from transferlab.timeline import StageClock, pipeline_key
 
 if TYPE_CHECKING:
@@ -455,3 +455,22 @@ def _default_root() -> Path:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}, the form MLflow and DVC show."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def finetune_settings(config: Finetune, strategies: Sequence[str]) -> dict[str, Any]:
+    """What a fine-tuning run of `strategies` reads: the shared settings and those strategies'
+    own sections (not the others', nor the lists of which strategies the pipeline runs)."""
+    own_sections = (*STRATEGIES, *FROM_PROBE, "strategies", "from_probe")
+    return {k: v for k, v in to_dict(config).items() if k not in own_sections or k in strategies}

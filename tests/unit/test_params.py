@@ -9,10 +9,10 @@ from transferlab.params import (
     FROM_PROBE,
     STRATEGIES,
     apply_overrides,
-    flatten,
     load_params,
     parse_params,
 )
+from transferlab.tracking import flatten
 
 
 def raw() -> dict:
