@@ -10,7 +10,7 @@ import sys
 from transferlab import tracking
 from transferlab.errors import UserError, cli
 from transferlab.evaluation.curves import PROBES, curve_inputs, probe_rows, scorer, write_curve
-from transferlab.evaluation.kshot import FIGURE_FILE, SUMMARY_FILE
+from transferlab.evaluation.kshot import SUMMARY_FILE
 from transferlab.params import Params, load_params, to_dict
 from transferlab.selection import chosen_model
 from transferlab.tracking import StageRun
@@ -21,7 +21,7 @@ def main() -> None:
     if len(sys.argv) != 2 or sys.argv[1] not in PROBES:
         raise UserError(f"usage: python -m stages.curves {{{'|'.join(PROBES)}}}")
     probe, params = sys.argv[1], load_params()
-    sections = ("curves", "probe" if probe == "linear" else "knn", "verdict")
+    sections = ("curves", "probe" if probe == "linear" else "knn")
     logged = {section: to_dict(getattr(params, section)) for section in sections}
     logged["backbone"] = to_dict(chosen_model(params))
     with tracking.stage_run(f"curves_{probe}", params, logged) as recorder:
@@ -31,7 +31,6 @@ def main() -> None:
 
 def run(params: Params, recorder: StageRun, probe: str) -> str:
     """The stage for `probe` (linear or knn): its curve's outputs; returns its summary."""
-    model = chosen_model(params)
     features, labels = curve_inputs(params.paths, params.curves.pixel_size)
     score = scorer(probe, features, labels, params)
     out = params.paths.curves / probe
@@ -40,19 +39,9 @@ def run(params: Params, recorder: StageRun, probe: str) -> str:
         labels, probe=probe, score=score, shots=params.curves.shots, seeds=params.curves.seeds
     )
     summary = write_curve(
-        out,
-        rows,
-        probe=probe,
-        params=params,
-        train_labels=labels["train"],
-        transferred=model.pretrained,
+        out, rows, probe=probe, shots=params.curves.shots, train_labels=labels["train"]
     )
-    recorder.publish(
-        record=summary,
-        record_path=out / SUMMARY_FILE,
-        metrics={"fits": fits},
-        artifacts=[out / FIGURE_FILE],
-    )
+    recorder.publish(record=summary, record_path=out / SUMMARY_FILE, metrics={"fits": fits})
     return f"curves_{probe}: {fits} distinct fits"
 
 

@@ -10,13 +10,14 @@ from transferlab import io, tracking
 from transferlab.data.prepared import load_classes, load_prepared
 from transferlab.device import guards, host
 from transferlab.errors import cli
-from transferlab.evaluation import tables, verdict
-from transferlab.evaluation.curves_finetune import kshot_finetune, plot_columns, scratch_pairs
+from transferlab.evaluation.curves_finetune import kshot_finetune
 from transferlab.evaluation.kshot import (
     CORRECT_FILE,
     CSV_FILE,
     SUMMARY_FILE,
-    single_fit_correct,
+    correct_record,
+    curve_csv,
+    series_name,
     summarise,
     without_correct,
 )
@@ -31,7 +32,6 @@ def main() -> None:
     listed = params.curves.finetune
     logged = {
         "curves": {"shots": params.curves.shots, "seeds": params.curves.seeds, "finetune": listed},
-        "verdict": to_dict(params.verdict),
         "backbone": to_dict(chosen_model(params)),
         "finetune": tracking.finetune_settings(params.finetune, listed),
     }
@@ -47,7 +47,7 @@ def run(params: Params, recorder: StageRun) -> str:
     start = time.perf_counter()
     recorder.clock.ready()
     rows = train_rows(params, model, recorder.clock) if listed else []  # default: no training
-    record, means = write_curve(params, rows, model)
+    record, means = write_curve(params, rows)
     seconds = time.perf_counter() - start
     recorder.publish(
         record=record,
@@ -77,27 +77,22 @@ def train_rows(params: Params, model: Model, clock) -> list[dict]:
         )
 
 
-def write_curve(params: Params, rows: list[dict], model: Model) -> tuple[dict, dict]:
-    """Write the curve's CSV and per-image correctness; return its summary record (series,
-    verdicts against scratch, rows) and each cell's mean, for MLflow."""
+def write_curve(params: Params, rows: list[dict]) -> tuple[dict, dict]:
+    """Write the curve's table (its DVC plot, one column per listed strategy) and every
+    fit's correctness; return its summary record (series and rows, which evaluate judges)
+    and each cell's mean, for MLflow."""
     listed, out = params.curves.finetune, params.paths.curves_finetune
     summary = summarise(rows)
     train_labels = load_prepared(params.paths.prepared, "train").labels
-    columns = plot_columns(summary, listed)
-    io.write_text(out / CSV_FILE, tables.curve_csv(columns, params.curves.shots, train_labels))
-    io.write_json(out / CORRECT_FILE, single_fit_correct(rows))
-    # How much pretraining helps as labels shrink: paired by seed (same subset), per shot:
-    # one fit a shot by McNemar's test on the test images, several by a t over seeds.
-    comparisons = verdict.curve_comparisons(
-        rows, scratch_pairs(listed), config=params.verdict, transferred=model.pretrained
-    )
+    columns = {strategy: summary[series_name(strategy)] for strategy in listed}
+    io.write_text(out / CSV_FILE, curve_csv(columns, params.curves.shots, train_labels))
+    io.write_json(out / CORRECT_FILE, correct_record(rows))
     means = {
         f"{series}.{shot}": cell["mean"]
         for series, cells in summary.items()
         for shot, cell in cells.items()
     }
-    record = {"series": summary, "comparisons": comparisons, "rows": without_correct(rows)}
-    return record, means
+    return {"series": summary, "rows": without_correct(rows)}, means
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ from mlflow.tracking import MlflowClient
 from stages import curves_finetune
 from tests.conftest import stage_workdir, tiny_backbone
 from transferlab import io, tracking
-from transferlab.evaluation.kshot import CSV_FILE, SUMMARY_FILE
+from transferlab.evaluation import verdict
+from transferlab.evaluation.kshot import CSV_FILE, SUMMARY_FILE, read_rows
 from transferlab.models import strategies
+from transferlab.params import load_params
 
 
 def _stage_dir(root, **curves) -> dict:
@@ -45,7 +47,7 @@ def test_empty_list_writes_empty_valid_outputs_and_builds_no_model(
     run_main(curves_finetune)
     table, summary = _outputs(tmp_path, params)
     assert [row["shots"] for row in table] == ["1", "2", "4"]  # x values, no series columns
-    assert summary == {"series": {}, "comparisons": {}, "rows": []}
+    assert summary == {"series": {}, "rows": []}
     client = MlflowClient(mlflow_store)
     experiment = client.get_experiment_by_name(tracking.EXPERIMENT_NAME)
     runs = client.search_runs([experiment.experiment_id], "tags.stage = 'curves_finetune'")
@@ -74,9 +76,18 @@ def test_listed_strategies_give_a_plot_column_and_a_series_each(mlflow_store, tm
     assert [float(row["full"]) for row in table] == pytest.approx(
         [summary["series"]["finetune_full"][shot]["mean"] for shot in ("1", "all")], abs=1e-6
     )
-    # scratch listed: the others are judged against it at every shot, on gains paired by seed
-    assert list(summary["comparisons"]) == ["finetune_full_vs_scratch"]
-    comparison = summary["comparisons"]["finetune_full_vs_scratch"]
+    # scratch listed: evaluate judges the others against it at every shot, on gains paired by
+    # seed, from the rows and correctness the stage wrote
+    out = tmp_path / params["paths"]["curves_finetune"]
+    pairs = verdict.scratch_pairs(("full", "scratch"))
+    comparisons = verdict.curve_comparisons(
+        read_rows(out),
+        pairs,
+        config=load_params(tmp_path / "params.yaml").verdict,
+        transferred=True,
+    )
+    assert list(comparisons) == ["finetune_full_vs_scratch"]
+    comparison = comparisons["finetune_full_vs_scratch"]
     assert set(comparison) == {"1", "all"}
     accuracy = {(r["series"], r["shot"], r["seed"]): r["accuracy"] for r in rows}
     for shot, judged in comparison.items():

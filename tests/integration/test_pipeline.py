@@ -20,6 +20,8 @@ from sklearn.metrics import f1_score
 from tests.conftest import TINY_MODEL, dvc_stages
 from tests.integration.conftest import Workspace
 from transferlab import io, tracking
+from transferlab.evaluation import kshot, verdict
+from transferlab.params import load_params
 
 pytestmark = pytest.mark.slow
 
@@ -97,10 +99,16 @@ def test_metrics_are_those_of_each_methods_test_predictions(reproduced):
         "knn_vs_random_init",
         "knn_vs_raw_pixels",
     }
-    # A probe's verdict is its data-efficiency curve's verdict at the largest shot count.
+    # A probe's verdict is its data-efficiency curve's at the largest shot count, judged by
+    # evaluate on the rows and correctness its curve stage wrote.
     curve_verdicts = {}
-    for summary in (root / "reports" / "curves").rglob("summary.json"):
-        curve_verdicts.update(json.loads(summary.read_text())["comparisons"])
+    for probe in kshot.CURVE_PROBES:
+        rows = kshot.read_rows(root / "reports" / "curves" / probe)
+        pairs = verdict.probe_pairs((probe,))
+        config = load_params(root / "params.yaml").verdict
+        curve_verdicts.update(
+            verdict.curve_comparisons(rows, pairs, config=config, transferred=True)
+        )
     for name in ("linear_vs_random_init", "knn_vs_raw_pixels"):
         assert metrics["transfer"][name]["gain"] == curve_verdicts[name]["all"]["gain"]
     card = json.loads((root / "reports" / "data_card.json").read_text())
@@ -182,7 +190,7 @@ PLANTED_EDITS = {
         "transferlab/evaluation/verdict.py",
         "POSITIVE if low > 0 else",
         "POSITIVE if low >= 0 else",
-        {"rank", "curves_linear", "curves_knn", "curves_finetune", "evaluate"},
+        {"rank", "evaluate"},  # the curve stages measure; evaluate judges their rows
     ),
 }
 

@@ -18,16 +18,17 @@ from tqdm import tqdm
 
 from transferlab import io, selection
 from transferlab.data.prepared import SPLITS, load_features, load_prepared
-from transferlab.evaluation import figures, knn, kshot_select, linear, tables, verdict
+from transferlab.evaluation import knn, kshot_select, linear
 from transferlab.evaluation.kshot import (
     CORRECT_FILE,
     CSV_FILE,
     CURVE_PROBES,
-    FIGURE_FILE,
+    correct_record,
+    curve_csv,
     kshot_subsets,
     shot_label,
-    single_fit_correct,
     summarise,
+    without_correct,
 )
 from transferlab.evaluation.probe import C_grid
 from transferlab.params import Params, Paths
@@ -189,23 +190,13 @@ def write_curve(
     rows: list[dict],
     *,
     probe: str,
-    params: Params,
+    shots: tuple[int | None, ...],
     train_labels: np.ndarray,
-    transferred: bool,
 ) -> dict:
-    """The curve's table (its DVC plot), PNG and the correctness McNemar's test judged;
-    returns its summary and per-shot verdicts (`transferred`: the features came from
-    pretrained weights)."""
+    """The curve's table (its DVC plot) and every fit's correctness; returns its summary
+    (series and rows). evaluate judges and draws them (kshot.read_rows)."""
     summary = summarise(rows)
-    comparisons = verdict.curve_comparisons(
-        rows,
-        verdict.probe_pairs((probe,)),
-        config=params.verdict,
-        transferred=transferred,
-    )
-    shots = params.curves.shots
-    io.write_text(out / CSV_FILE, tables.curve_csv(summary, shots, train_labels))
-    figures.plot_curves(summary, shots, train_labels, out / FIGURE_FILE)
-    io.write_json(out / CORRECT_FILE, single_fit_correct(rows))
-    out = {"series": summary, "comparisons": comparisons}
+    io.write_text(out / CSV_FILE, curve_csv(summary, shots, train_labels))
+    io.write_json(out / CORRECT_FILE, correct_record(rows))
+    out = {"series": summary, "rows": without_correct(rows)}
     return {**out, "C_selection": LINEAR_SELECTION} if probe == "linear" else out

@@ -9,15 +9,10 @@ import time
 import torch
 
 from transferlab.data.prepared import LabelledImages
-from transferlab.evaluation.kshot import kshot_subsets, shot_label
+from transferlab.evaluation.kshot import kshot_subsets, series_name, shot_label
 from transferlab.models.training import train_strategy
-from transferlab.params import BASELINE, Finetune, Model
+from transferlab.params import Finetune, Model
 from transferlab.timeline import StageClock
-
-
-def series_name(strategy: str) -> str:
-    """The curve's name beside the probe series (e.g. finetune_full)."""
-    return f"finetune_{strategy}"
 
 
 def fit_subset(
@@ -106,19 +101,3 @@ def kshot_finetune(
                     }
                 )
     return rows
-
-
-def scratch_pairs(strategies_to_fit: tuple[str, ...]) -> dict[str, tuple[str, str]]:
-    """Each listed strategy against scratch on the same subsets, when scratch is listed."""
-    if BASELINE not in strategies_to_fit:
-        return {}
-    return {
-        f"{series_name(s)}_vs_{BASELINE}": (series_name(s), series_name(BASELINE))
-        for s in strategies_to_fit
-        if s != BASELINE
-    }
-
-
-def plot_columns(summary: dict, strategies_to_fit: tuple[str, ...]) -> dict:
-    """The summary keyed by bare strategy name, the CSV columns dvc.yaml's plot names."""
-    return {s: summary[series_name(s)] for s in strategies_to_fit}

@@ -10,8 +10,8 @@ import numpy as np
 
 from transferlab import io
 from transferlab.evaluation.calibration import expected_calibration_error, reliability
-from transferlab.evaluation.kshot import curve_shots, shot_label
-from transferlab.evaluation.tables import interval_columns, shot_counts
+from transferlab.evaluation.kshot import curve_shots, shot_counts, shot_label
+from transferlab.evaluation.tables import interval_columns
 
 
 def figure():

@@ -1,4 +1,7 @@
-"""k-shot subsets and the per-seed curve summaries that every data-efficiency curve shares.
+"""k-shot subsets and what every data-efficiency curve stage writes: per-fit rows, their
+per-seed summary, the DVC plot's table and each fit's per-test-image correctness. The curve
+stages measure; evaluate reads the rows back (read_rows) to judge and draw them, so a verdict
+rule or a figure never refits a curve.
 
 Shot-indexed results (a series' cells, a comparison's verdicts) have one order, the curve
 order: shot counts ascending, 'all' last. JSON stores them with sorted keys ("10" < "5"),
@@ -7,6 +10,8 @@ so whatever reads a summary back restores that order with `in_curve_order` (read
 
 from __future__ import annotations
 
+import csv
+import io as text_io
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TypeVar
@@ -15,12 +20,12 @@ import numpy as np
 
 from transferlab import io
 
-# Each curve stage's outputs, in its own folder: the DVC plot's table, the summary, the PNG,
-# and the per-test-image correctness of the fits judged by McNemar's test (single-fit shots).
+# Each curve stage's outputs, in its own folder: the DVC plot's table, the summary (series
+# and rows) and every row's per-test-image correctness. FIGURE_FILE: evaluate's drawing.
 CSV_FILE = "data_efficiency.csv"
 SUMMARY_FILE = "summary.json"
-FIGURE_FILE = "data_efficiency.png"
 CORRECT_FILE = "test_correct.json"
+FIGURE_FILE = "data_efficiency.png"
 ALL = "all"  # the label of the shot count null: the whole train split
 CURVE_PROBES = ("linear", "knn")  # one probe-curve stage each, in <paths.curves>/<probe>/
 
@@ -54,6 +59,11 @@ def summarise(rows: list[dict]) -> dict[str, dict[str, dict]]:
     return out
 
 
+def series_name(strategy: str) -> str:
+    """The curve's name beside the probe series (e.g. finetune_full)."""
+    return f"finetune_{strategy}"
+
+
 def shot_label(shot: int | None) -> str:
     return ALL if shot is None else str(shot)
 
@@ -82,14 +92,43 @@ def headline(by_shot: Mapping[str, Cell]) -> Cell:
 
 
 def read_summary(path: Path | str) -> dict:
-    """A curve stage's summary as it was written: every series' cells and every comparison's
-    verdicts keyed by shot in curve order (the JSON holds them sorted as strings)."""
+    """A curve stage's summary as it was written, every series' cells keyed by shot in curve
+    order (the JSON holds them sorted as strings)."""
     summary = io.read_json(path)
-    for section in ("series", "comparisons"):
-        summary[section] = {
-            name: in_curve_order(by_shot) for name, by_shot in summary[section].items()
-        }
+    summary["series"] = {name: in_curve_order(cells) for name, cells in summary["series"].items()}
     return summary
+
+
+def read_rows(folder: Path) -> list[dict]:
+    """A curve stage's rows as it measured them, each with its per-test-image `correct`."""
+    rows = io.read_json(folder / SUMMARY_FILE)["rows"]
+    stored = io.read_json(folder / CORRECT_FILE)
+    n_test = stored["n_test"]
+    packed = stored["correct"]
+    return [
+        {**row, "correct": unpack_correct(text, n_test)}
+        for row, text in zip(rows, packed, strict=True)
+    ]
+
+
+def shot_counts(shots: tuple[int | None, ...], train_labels: np.ndarray) -> list[int]:
+    """Images per class each shot stands for; 'all' is the largest class's count."""
+    largest = int(np.bincount(train_labels).max())
+    return [largest if s is None else min(s, largest) for s in shots]
+
+
+def curve_csv(summary: dict, shots: tuple[int | None, ...], train_labels: np.ndarray) -> str:
+    """The DVC plot's table: one row per shot count, shots, then mean and std accuracy per
+    series."""
+    buffer = text_io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["shots", *[f"{s}{suffix}" for s in summary for suffix in ("", "_std")]])
+    shots = curve_shots(shots)
+    labels = [shot_label(s) for s in shots]
+    for label, count in zip(labels, shot_counts(shots, train_labels), strict=True):
+        cells = [summary[s][label] for s in summary]
+        writer.writerow([count, *[f"{c[k]:.6f}" for c in cells for k in ("mean", "std")]])
+    return buffer.getvalue()
 
 
 def fit_key(row: dict) -> tuple[str, int | None]:
@@ -109,20 +148,10 @@ def unpack_correct(text: str, n: int) -> np.ndarray:
     return bits.astype(bool)
 
 
-def single_fit_correct(rows: list[dict]) -> dict:
-    """The correctness file's record: {n_test, correct: {series: {shot: packed}}} for every
-    series and shot whose seeds are one fit (those McNemar's test judges)."""
-    fits: dict[tuple[str, str], dict] = {}
-    for row in rows:
-        fits.setdefault((row["series"], row["shot"]), {}).setdefault(fit_key(row), row)
-    correct: dict[str, dict[str, str]] = {}
-    n_test = 0
-    for (series, shot), by_fit in fits.items():
-        if len(by_fit) == 1:
-            (row,) = by_fit.values()
-            n_test = len(row["correct"])
-            correct.setdefault(series, {})[shot] = pack_correct(row["correct"])
-    return {"n_test": n_test, "correct": correct}
+def correct_record(rows: list[dict]) -> dict:
+    """The correctness file's record: {n_test, correct: [packed, one per row in order]}."""
+    n_test = len(rows[0]["correct"]) if rows else 0
+    return {"n_test": n_test, "correct": [pack_correct(row["correct"]) for row in rows]}
 
 
 def without_correct(rows: list[dict]) -> list[dict]:

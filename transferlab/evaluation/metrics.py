@@ -200,18 +200,29 @@ def score_methods(params: Params, chosen: str, labels: np.ndarray, classes) -> S
     return scored
 
 
-def read_curves(paths) -> tuple[dict, dict, dict]:
+def read_curves(params: Params, *, transferred: bool) -> tuple[dict, dict, dict]:
     """(the probe curves' series and comparisons, every curve's series, every curve's
-    verdicts): fine-tuned k-shot curves (curves.finetune) join the probe series in the table
-    and PNG, and their per-shot verdicts against scratch join the probes'."""
-    probes = {"series": {}, "comparisons": {}}
+    verdicts): each curve stage's rows judged here, per shot (McNemar's test for one fit,
+    a t over seeds for several; `transferred`: the studied backbone has weights). Fine-tuned
+    k-shot curves (curves.finetune) join the probe series in the table and PNG, and their
+    verdicts against scratch join the probes'."""
+    paths, config = params.paths, params.verdict
+    probes: dict[str, dict] = {"series": {}, "comparisons": {}}
     for probe in kshot.CURVE_PROBES:
-        curve = kshot.read_summary(paths.curves / probe / kshot.SUMMARY_FILE)
-        probes["series"].update(curve["series"])
-        probes["comparisons"].update(curve["comparisons"])
-    finetuned = kshot.read_summary(paths.curves_finetune / kshot.SUMMARY_FILE)
-    series = {**probes["series"], **finetuned["series"]}
-    return probes, series, {**probes["comparisons"], **finetuned["comparisons"]}
+        folder = paths.curves / probe
+        probes["series"].update(kshot.read_summary(folder / kshot.SUMMARY_FILE)["series"])
+        pairs = verdict.probe_pairs((probe,))
+        judged = verdict.curve_comparisons(
+            kshot.read_rows(folder), pairs, config=config, transferred=transferred
+        )
+        probes["comparisons"].update(judged)
+    folder = paths.curves_finetune
+    finetuned = kshot.read_summary(folder / kshot.SUMMARY_FILE)["series"]
+    pairs = verdict.scratch_pairs(params.curves.finetune)
+    judged = verdict.curve_comparisons(
+        kshot.read_rows(folder), pairs, config=config, transferred=transferred
+    )
+    return probes, {**probes["series"], **finetuned}, {**probes["comparisons"], **judged}
 
 
 def draw(params: Params, scored: Scored, compared: dict, curve_series: dict, classes) -> list[Path]:
@@ -255,7 +266,7 @@ def evaluate(
     model = params.model(chosen)
     classes = load_classes(paths.prepared)
     labels = load_prepared(paths.prepared, "test").labels
-    probe_curves, curve_series, curve_verdicts = read_curves(paths)
+    probe_curves, curve_series, curve_verdicts = read_curves(params, transferred=model.pretrained)
     scored = score_methods(params, chosen, labels, classes)
     metrics = scored.metrics
     metrics["transfer"] = transfer_verdicts(

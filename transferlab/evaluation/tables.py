@@ -1,14 +1,11 @@
-"""The CSV tables DVC draws as plots (dvc.yaml's plots and the templates in .dvc/plots/):
-the training curves, the data-efficiency curves and the backbones' accuracy against cost."""
+"""The CSV tables evaluate writes for DVC to draw (dvc.yaml's plots and the templates in
+.dvc/plots/): the training curves and the backbones' accuracy against cost. The
+data-efficiency curves' tables are their stages' own (kshot.curve_csv)."""
 
 from __future__ import annotations
 
 import csv
 import io as text_io
-
-import numpy as np
-
-from transferlab.evaluation.kshot import curve_shots, shot_label
 
 # The per-epoch values of a fine-tuning history drawn by DVC: one plot each, <column>.csv
 # under paths.plots (dvc.yaml's evaluate plots name the same files).
@@ -26,25 +23,6 @@ def training_tables(histories: dict[str, list[dict]]) -> dict[str, str]:
             lines += [f"{int(r['epoch'])},{method},{r[column]:.6f}" for r in history]
         tables[f"{column}.csv"] = "\n".join(lines) + "\n"
     return tables
-
-
-def shot_counts(shots: tuple[int | None, ...], train_labels: np.ndarray) -> list[int]:
-    """Images per class each shot stands for; 'all' is the largest class's count."""
-    largest = int(np.bincount(train_labels).max())
-    return [largest if s is None else min(s, largest) for s in shots]
-
-
-def curve_csv(summary: dict, shots: tuple[int | None, ...], train_labels: np.ndarray) -> str:
-    """One row per shot count: shots, then mean and std accuracy per series."""
-    buffer = text_io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["shots", *[f"{s}{suffix}" for s in summary for suffix in ("", "_std")]])
-    shots = curve_shots(shots)
-    labels = [shot_label(s) for s in shots]
-    for label, count in zip(labels, shot_counts(shots, train_labels), strict=True):
-        cells = [summary[s][label] for s in summary]
-        writer.writerow([count, *[f"{c[k]:.6f}" for c in cells for k in ("mean", "std")]])
-    return buffer.getvalue()
 
 
 def table_csv(record: dict) -> str:

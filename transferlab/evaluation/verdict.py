@@ -24,8 +24,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
-from transferlab.evaluation.kshot import fit_key, in_curve_order
-from transferlab.params import Verdict
+from transferlab.evaluation.kshot import fit_key, in_curve_order, series_name
+from transferlab.params import BASELINE, Verdict
 
 POSITIVE, NEGATIVE, INCONCLUSIVE = "positive", "negative", "inconclusive"
 TEST_NOISE = "test-set sampling of one fit per arm; seed-to-seed variation unmeasured"
@@ -159,6 +159,18 @@ def probe_pairs(probes: Sequence[str] = ("linear", "knn")) -> dict[str, tuple[st
         f"{probe}_vs_{reference}": (f"pretrained_{probe}", f"{reference}_{probe}")
         for probe in probes
         for reference in ("random_init", "raw_pixels")
+    }
+
+
+def scratch_pairs(strategies_to_fit: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """The fine-tuned curves' comparisons: each listed strategy against scratch on the same
+    subsets, when scratch is listed."""
+    if BASELINE not in strategies_to_fit:
+        return {}
+    return {
+        f"{series_name(s)}_vs_{BASELINE}": (series_name(s), series_name(BASELINE))
+        for s in strategies_to_fit
+        if s != BASELINE
     }
 
 

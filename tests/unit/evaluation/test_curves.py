@@ -16,7 +16,7 @@ from transferlab.evaluation.curves import (
     scorer,
     write_curve,
 )
-from transferlab.evaluation.kshot import CORRECT_FILE, unpack_correct
+from transferlab.evaluation.kshot import SUMMARY_FILE, read_rows
 from transferlab.evaluation.linear import accuracy_at_best_C
 from transferlab.evaluation.probe import C_grid
 
@@ -109,32 +109,28 @@ def test_probe_rows_cover_every_series_shot_and_seed_and_fit_identical_subsets_o
         assert row["correct"].shape == (15,) and row["accuracy"] == row["correct"].mean()
 
 
-def test_the_curve_judges_all_by_mcnemar_and_keeps_the_correctness_it_judged(params, tmp_path):
+def test_the_curve_keeps_every_fit_and_evaluate_judges_all_by_mcnemar(params, tmp_path):
     features, labels, params = curve_data(params)
     score = scorer("knn", features, labels, params)
     rows, _ = probe_rows(labels, probe="knn", score=score, shots=(1, None), seeds=2)
-    curves = dataclasses.replace(params.curves, shots=(1, None))
     summary = write_curve(
-        tmp_path,
-        rows,
-        probe="knn",
-        params=dataclasses.replace(params, curves=curves),
-        train_labels=labels["train"],
-        transferred=True,
+        tmp_path, rows, probe="knn", shots=(1, None), train_labels=labels["train"]
     )
-    judged = summary["comparisons"]["knn_vs_random_init"]
+    assert "comparisons" not in summary  # the stage measures; evaluate judges
+    io.write_json(tmp_path / SUMMARY_FILE, summary)
+    back = read_rows(tmp_path)  # what evaluate reads
+    for row, restored in zip(rows, back, strict=True):
+        np.testing.assert_array_equal(restored["correct"], row["correct"])
+    judged = verdict.curve_comparisons(
+        back, verdict.probe_pairs(("knn",)), config=params.verdict, transferred=True
+    )["knn_vs_random_init"]
     assert list(judged) == ["1", "all"]
-    assert judged["1"]["test"] == "paired t over 2 seeds"
+    assert judged["1"]["test"] == "paired t over 2 seeds"  # distinct subsets at 1 shot
     assert judged["all"]["test"] == "McNemar exact, 15 paired test images"
-    stored = io.read_json(tmp_path / CORRECT_FILE)
-    assert set(stored["correct"]["pretrained_knn"]) == {"all"}  # distinct subsets at 1 shot
-    method, reference = (
-        unpack_correct(stored["correct"][series]["all"], stored["n_test"])
-        for series in ("pretrained_knn", "random_init_knn")
-    )
     by_key = {(r["series"], r["shot"], r["seed"]): r for r in rows}
-    np.testing.assert_array_equal(method, by_key[("pretrained_knn", "all", 0)]["correct"])
-    # the stored correctness reproduces the verdict
+    method, reference = (
+        by_key[(s, "all", 0)]["correct"] for s in ("pretrained_knn", "random_init_knn")
+    )
     assert verdict.judge([method], [reference], config=params.verdict) == judged["all"]
 
 

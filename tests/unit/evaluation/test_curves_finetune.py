@@ -7,9 +7,9 @@ import torch
 
 from tests.conftest import make_images
 from transferlab.evaluation import curves_finetune
-from transferlab.evaluation.curves_finetune import kshot_finetune, scratch_pairs
+from transferlab.evaluation.curves_finetune import kshot_finetune
 from transferlab.evaluation.kshot import kshot_subsets
-from transferlab.evaluation.verdict import curve_comparisons
+from transferlab.evaluation.verdict import curve_comparisons, scratch_pairs
 from transferlab.params import Verdict
 
 CPU = torch.device("cpu")

@@ -3,14 +3,19 @@ import pytest
 
 from transferlab import io
 from transferlab.evaluation.kshot import (
+    CORRECT_FILE,
+    SUMMARY_FILE,
+    correct_record,
+    curve_csv,
     curve_shots,
     headline,
     in_curve_order,
     kshot_subsets,
     pack_correct,
+    read_rows,
     read_summary,
+    shot_counts,
     shot_label,
-    single_fit_correct,
     summarise,
     unpack_correct,
     without_correct,
@@ -55,13 +60,12 @@ def test_shots_come_back_from_json_in_curve_order_not_string_order(tmp_path):
         {"series": "a", "shot": shot_label(shot), "seed": 0, "accuracy": acc}
         for shot, acc in ((2, 0.5), (10, 0.7), (None, 0.9))
     ]
-    summary = {"series": summarise(rows), "comparisons": {"a_vs_b": {"2": 1, "10": 2, "all": 3}}}
+    summary = {"series": summarise(rows)}
     assert list(summary["series"]["a"]) == ["2", "10", "all"]
     io.write_json(tmp_path / "summary.json", summary)
     assert list(io.read_json(tmp_path / "summary.json")["series"]["a"]) == ["10", "2", "all"]
     back = read_summary(tmp_path / "summary.json")
     assert list(back["series"]["a"]) == ["2", "10", "all"]
-    assert list(back["comparisons"]["a_vs_b"]) == ["2", "10", "all"]
     assert back["series"]["a"]["10"]["mean"] == 0.7
 
 
@@ -85,14 +89,32 @@ def test_correctness_packs_to_hex_and_back():
     np.testing.assert_array_equal(unpack_correct(text, 1001), correct)
 
 
-def test_the_correctness_record_keeps_single_fit_shots_only():
-    right, wrong = np.array([True, False, True]), np.array([False, False, True])
+def test_every_row_comes_back_with_its_correctness_as_the_stage_measured_it(tmp_path):
+    rng = np.random.default_rng(0)
     rows = [
-        {"series": "a", "shot": "1", "seed": s, "subset": f"s{s}", "correct": right} for s in (0, 1)
-    ] + [{"series": "a", "shot": "all", "seed": s, "subset": "x", "correct": wrong} for s in (0, 1)]
-    record = single_fit_correct(rows)
-    assert record == {"n_test": 3, "correct": {"a": {"all": pack_correct(wrong)}}}
-    # fine-tuning seeds on one subset are fits of their own: nothing single to keep
-    tuned = [{**row, "train_seed": 42 + row["seed"]} for row in rows]
-    assert single_fit_correct(tuned) == {"n_test": 0, "correct": {}}
+        {"series": "a", "shot": shot, "seed": seed, "subset": f"{shot}{seed}", "accuracy": 0.5}
+        for shot in ("1", "all")
+        for seed in (0, 1)
+    ]
+    for row in rows:
+        row["correct"] = rng.random(13) < 0.5
+    record = correct_record(rows)
+    assert record["n_test"] == 13 and len(record["correct"]) == len(rows)  # one per row
+    io.write_json(
+        tmp_path / SUMMARY_FILE, {"series": summarise(rows), "rows": without_correct(rows)}
+    )
+    io.write_json(tmp_path / CORRECT_FILE, record)
+    back = read_rows(tmp_path)
     assert all("correct" not in row for row in without_correct(rows))
+    assert [without_correct([r])[0] for r in back] == without_correct(rows)
+    for row, restored in zip(rows, back, strict=True):
+        np.testing.assert_array_equal(restored["correct"], row["correct"])
+    assert correct_record([]) == {"n_test": 0, "correct": []}
+
+
+def test_curve_tables_for_dvc_plots():
+    train_labels = np.repeat([0, 1], [7, 4])
+    assert shot_counts((1, 5, 10, None), train_labels) == [1, 5, 7, 7]
+    cell = {"mean": 0.5, "std": 0.1}
+    text = curve_csv({"a": {"1": cell, "all": {"mean": 0.9, "std": 0.0}}}, (1, None), train_labels)
+    assert text.splitlines() == ["shots,a,a_std", "1,0.500000,0.100000", "7,0.900000,0.000000"]

@@ -44,16 +44,6 @@ def test_training_tables_put_every_method_in_one_table_per_value():
     assert [float(r["val_accuracy"]) for r in rows if r["method"] == "full"] == [0.1, 0.75]
 
 
-def test_curve_tables_for_dvc_plots():
-    train_labels = np.repeat([0, 1], [7, 4])
-    assert tables.shot_counts((1, 5, 10, None), train_labels) == [1, 5, 7, 7]
-    cell = {"mean": 0.5, "std": 0.1}
-    text = tables.curve_csv(
-        {"a": {"1": cell, "all": {"mean": 0.9, "std": 0.0}}}, (1, None), train_labels
-    )
-    assert text.splitlines() == ["shots,a,a_std", "1,0.500000,0.100000", "7,0.900000,0.000000"]
-
-
 def test_report_orders_shot_counts_by_number(tmp_path):
     cell = {"mean": 0.5, "std": 0.1, "by_seed": {"0": 0.5}}
     text = report.render(
