@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from transferlab import tracking
 from transferlab.errors import cli
-from transferlab.evaluation.metrics import evaluate, method_names
+from transferlab.evaluation.evaluate import evaluate, method_names
 from transferlab.evaluation.report import SUMMARY_KEYS
 from transferlab.evaluation.words import evidence
 from transferlab.params import Params, load_params, to_dict

@@ -1,11 +1,13 @@
 """The CSV tables evaluate writes for DVC to draw (dvc.yaml's plots and the templates in
-.dvc/plots/): the training curves and the backbones' accuracy against cost. The
-data-efficiency curves' tables are their stages' own (kshot.curve_csv)."""
+.dvc/plots/): the confusion matrices, the training curves and the backbones' accuracy
+against cost. The data-efficiency curves' tables are their stages' own (kshot.curve_csv)."""
 
 from __future__ import annotations
 
 import csv
 import io as text_io
+
+import numpy as np
 
 # The per-epoch values of a fine-tuning history drawn by DVC: one plot each, <column>.csv
 # under paths.plots (dvc.yaml's evaluate plots name the same files).
@@ -23,6 +25,16 @@ def training_tables(histories: dict[str, list[dict]]) -> dict[str, str]:
             lines += [f"{int(r['epoch'])},{method},{r[column]:.6f}" for r in history]
         tables[f"{column}.csv"] = "\n".join(lines) + "\n"
     return tables
+
+
+def confusion_rows(labels: np.ndarray, probs: np.ndarray, classes: tuple[str, ...]) -> str:
+    """CSV of (actual, predicted) class names, the input of DVC's confusion template."""
+    buffer = text_io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["actual", "predicted"])
+    for actual, predicted in zip(labels, probs.argmax(1), strict=True):
+        writer.writerow([classes[actual], classes[predicted]])
+    return buffer.getvalue()
 
 
 def table_csv(record: dict) -> str:
