@@ -2,10 +2,8 @@
 
 Each stage that executes logs one run. Runs from one `dvc repro` / `dvc exp run` are
 children of one parent run, found by a key that names the dvc process running them.
-The store is MLFLOW_TRACKING_URI when set (e.g. an `mlflow server` shared by a team),
-else `sqlite:///mlflow.db` at the DVC repo root. Parallel writers to that sqlite file
-(`dvc queue start -j N`) take turns through a file lock beside it. Under torchrun only
-rank 0 logs.
+Where the store is, whether it answers and the lock its writers take turns with are in
+store.py. Under torchrun only rank 0 logs.
 
 Tracking never costs a result: when the store cannot be reached (checked in about two
 seconds, before any MLflow client call) or fails mid-stage, the stage prints one warning
@@ -21,18 +19,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
-import sqlite3
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from transferlab import io
+from transferlab import io, store
 from transferlab.errors import UserError
 from transferlab.params import FROM_PROBE, STRATEGIES, Finetune, Params, to_dict
+from transferlab.store import redact
 from transferlab.timeline import StageClock, pipeline_key
 
 if TYPE_CHECKING:
@@ -43,11 +38,6 @@ EXPERIMENT_NAME = "transfer-learning"
 PIPELINE_KEY_TAG = "pipeline_key"
 GIT_DIRTY_TAG = "git_dirty"
 SOURCES = ("stages", "transferlab", "params.yaml", "dvc.yaml", "pyproject.toml")
-DEFAULT_STORE = "mlflow.db"  # at the DVC repo root, when MLFLOW_TRACKING_URI is unset
-DEFAULT_ARTIFACTS = "mlartifacts"
-CHECK_TIMEOUT_S = 2.0
-# A sqlite store's lock is held for one batch of calls; far longer means a stuck writer.
-LOCK_TIMEOUT_S = 120.0
 # MLflow's client defaults retry for minutes (7 retries, 120 s per request); a stage must
 # not wait that long on a dead server. Applied only where the user has not set them.
 CLIENT_LIMITS = {
@@ -55,14 +45,6 @@ CLIENT_LIMITS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
-_USERINFO = re.compile(r"(?<=://)[^/\s@]+@")
-_SECRET_QUERY = re.compile(
-    r"(?i)([?&;](?:password|passwd|pwd|token|access_token|secret|api_key|key|sig)=)[^&;\s]*"
-)
-
-
-class TrackingUnavailable(Exception):
-    """The tracking store did not answer the quick reachability check."""
 
 
 class StageRun:
@@ -204,11 +186,14 @@ class StageRun:
         if self.client is None:
             return
         try:
-            with store_lock(self.uri):
+            with store.store_lock(self.uri):
                 action(self.client)
         except Exception as err:  # MLflow, HTTP and database errors all mean the same here
             self.client = None
-            _lost(f"logging to MLflow at {redact(self.uri)} failed ({_reason(err)})", self.required)
+            _lost(
+                f"logging to MLflow at {redact(self.uri)} failed ({_reason(err)})",
+                self.required,
+            )
 
 
 @contextlib.contextmanager
@@ -228,13 +213,13 @@ def stage_run(stage: str, params: Params, logged: dict[str, Any]) -> Iterator[St
 
 def start_run(stage: str, params: dict[str, Any], *, required: bool = False) -> StageRun:
     """Check the store quickly, then open the child run; an inactive StageRun if that fails."""
-    uri = tracking_uri()
+    uri = store.tracking_uri()
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 logs for every rank
         return StageRun(None, uri=uri)
     for name, value in CLIENT_LIMITS.items():
         os.environ.setdefault(name, value)
     try:
-        check_reachable(uri)
+        store.check_reachable(uri)
         client, run_id, parent_id = _open_run(uri, stage, flatten(params))
     except Exception as err:
         _lost(f"MLflow tracking at {redact(uri)} is unreachable ({_reason(err)})", required)
@@ -252,7 +237,7 @@ def _open_run(uri: str, stage: str, flat: dict[str, Any]) -> tuple[MlflowClient,
     tags = run_tags(stage)
     if uri.startswith("sqlite:"):  # imported outside the lock: parallel writers import at once
         import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
-    with store_lock(uri):  # the store's first connection may create or migrate its tables
+    with store.store_lock(uri):  # the store's first connection may create or migrate its tables
         client = MlflowClient(uri)
         experiment_id = _experiment_id(client)
         parent_id = _parent_run_id(client, experiment_id, tags)
@@ -263,102 +248,6 @@ def _open_run(uri: str, stage: str, flat: dict[str, Any]) -> tuple[MlflowClient,
             run.info.run_id, params=[Param(k, redact(str(v))[:6000]) for k, v in flat.items()]
         )
     return client, run.info.run_id, parent_id
-
-
-def tracking_uri() -> str:
-    """MLFLOW_TRACKING_URI, else sqlite at the DVC repo root (DVC_ROOT), else here.
-
-    Queued experiments run in temp copies that DVC deletes afterwards; DVC_ROOT names the
-    main repo there, so their runs land in the same store as `dvc repro`'s.
-    """
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    return f"sqlite:///{_default_root() / DEFAULT_STORE}"
-
-
-@contextlib.contextmanager
-def store_lock(uri: str, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
-    """Hold an exclusive lock on <db>.lock while using a sqlite store; no-op for servers.
-
-    sqlite allows one writer, and MLflow's first connection migrates the schema: parallel
-    `dvc queue` workers otherwise fail with "database is locked" or race on creation.
-    Waits at most `timeout` seconds (TrackingUnavailable), so a stuck writer costs other
-    stages their logging, never their run. Not re-entrant: never nest it.
-    """
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: parallel experiments there need an `mlflow server`
-        fcntl = None
-    if fcntl is None or not uri.startswith("sqlite:///"):
-        yield
-        return
-
-    lock = Path(uri.removeprefix("sqlite:///") + ".lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as handle:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TrackingUnavailable(
-                        f"{lock} held by another process for {timeout:.0f} s"
-                    ) from None
-                time.sleep(0.02)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def check_reachable(uri: str, timeout: float = CHECK_TIMEOUT_S) -> None:
-    """Raise TrackingUnavailable within about `timeout` seconds if the store cannot answer."""
-    scheme = uri.split(":", 1)[0].lower()
-    if scheme in ("http", "https"):
-        _check_http(_USERINFO.sub("", uri).rstrip("/") + "/health", timeout)
-    elif scheme == "sqlite":
-        _check_sqlite(uri, timeout)
-
-
-def redact(text: str) -> str:
-    """Strip credentials (user:password@, ?token=...) from any URI inside `text`."""
-    return _SECRET_QUERY.sub(r"\1***", _USERINFO.sub("***@", text))
-
-
-def _check_http(url: str, timeout: float) -> None:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout):
-            pass
-    except urllib.error.HTTPError as err:
-        if err.code >= 500:  # 401/403/404 mean something answers; let MLflow's calls decide
-            raise TrackingUnavailable(f"HTTP {err.code} from /health") from None
-    except (urllib.error.URLError, OSError) as err:
-        reason = getattr(err, "reason", err)
-        if "CERTIFICATE" in str(reason).upper():  # the server is there; TLS is MLflow's job
-            return
-        raise TrackingUnavailable(f"{reason}") from None
-
-
-def _check_sqlite(uri: str, timeout: float) -> None:
-    path = uri.split(":///", 1)[-1].split("?", 1)[0]
-    if not path or path == ":memory:":
-        return
-    if not os.path.exists(path):
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.access(folder, os.W_OK):
-            raise TrackingUnavailable(f"cannot create {path}: {folder} is not writable")
-        return
-    try:
-        connection = sqlite3.connect(path, timeout=timeout)
-        try:  # take and drop the write lock: fails fast when another process holds it
-            connection.execute("BEGIN IMMEDIATE")
-            connection.rollback()
-        finally:
-            connection.close()
-    except sqlite3.Error as err:
-        raise TrackingUnavailable(f"{path}: {err}") from None
 
 
 def _lost(problem: str, required: bool) -> None:
@@ -404,7 +293,7 @@ def _git_dirty() -> str:
     try:
         import git
 
-        repo = git.Repo(_default_root(), search_parent_directories=True)
+        repo = git.Repo(store._default_root(), search_parent_directories=True)
         present = [s for s in SOURCES if (Path(repo.working_tree_dir) / s).exists()]
         dirty = any(repo.is_dirty(untracked_files=False, path=source) for source in present)
         return str(dirty).lower()
@@ -442,15 +331,11 @@ def _experiment_id(client: MlflowClient) -> str:
     # Beside the default store, not in the working directory (a temp copy for queued runs).
     location = None
     if not os.environ.get("MLFLOW_TRACKING_URI"):
-        location = (_default_root() / DEFAULT_ARTIFACTS).as_uri()
+        location = (store._default_root() / store.DEFAULT_ARTIFACTS).as_uri()
     try:
         return client.create_experiment(name, artifact_location=location)
     except MlflowException:  # another worker on a server created it first
         return client.get_experiment_by_name(name).experiment_id
-
-
-def _default_root() -> Path:
-    return Path(os.environ.get("DVC_ROOT", ".")).resolve()
 
 
 def _now_ms() -> int:

@@ -16,6 +16,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from tests.integration.conftest import BIN, Workspace, kill_session
 from transferlab import tracking
+from transferlab.store import DEFAULT_STORE
 
 pytestmark = pytest.mark.distributed
 DEADLINE_S = 420
@@ -118,7 +119,7 @@ def test_queued_parallel_experiments_all_land_in_one_store(committed, tmp_path, 
             reproduced.env["MLFLOW_TRACKING_URI"] = uri
             stack.callback(reproduced.env.pop, "MLFLOW_TRACKING_URI")
         else:
-            uri = f"sqlite:///{reproduced.root / tracking.DEFAULT_STORE}"
+            uri = f"sqlite:///{reproduced.root / DEFAULT_STORE}"
         for name, k in zip(names, QUEUED[store], strict=True):
             reproduced.dvc("exp", "run", "--queue", "-n", name, "-S", f"knn.k={k}")
         # Returns once the workers are started; they run on, in the call's session.

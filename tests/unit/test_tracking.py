@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
 
 from tests.conftest import REPO, closed_port
-from transferlab import tracking
+from transferlab import store, tracking
 from transferlab.errors import UserError
 from transferlab.params import load_params
 
@@ -217,15 +217,15 @@ def test_the_store_lock_gives_up_on_a_writer_that_never_lets_go(tmp_path):
     with open(tmp_path / "mlflow.db.lock", "a") as holder:
         fcntl.flock(holder, fcntl.LOCK_EX)  # another process, stuck mid-write
         with (
-            pytest.raises(tracking.TrackingUnavailable, match="held by another process"),
+            pytest.raises(store.TrackingUnavailable, match="held by another process"),
             pytest.MonkeyPatch.context() as patch,
         ):
-            patch.setattr(tracking, "time", clock)
-            with tracking.store_lock(uri, timeout=0.3):
+            patch.setattr(store, "time", clock)
+            with store.store_lock(uri, timeout=0.3):
                 pytest.fail("the lock was taken while held")
         assert next(ticks) <= 6  # gave up once 0.3 s had passed, not LOCK_TIMEOUT_S
         fcntl.flock(holder, fcntl.LOCK_UN)
-    with tracking.store_lock(uri, timeout=0.3):
+    with store.store_lock(uri, timeout=0.3):
         pass  # free again
 
 
