@@ -186,6 +186,22 @@ PLANTED_EDITS = {
         "rng = np.random.default_rng(seed + 1)\n    held",
         {"prepare"},
     ),
+    "the selection, which only the reference extraction of all extractions reads": (
+        "transferlab/selection.py",
+        "each chosen candidate's probe head, for lpft",
+        "each chosen candidate's probe head (LP-FT's start)",
+        {
+            "rank",
+            "extract_random",
+            "finetune@full",
+            "finetune@scratch",
+            "finetune_from_probe@lpft",
+            "curves_linear",
+            "curves_knn",
+            "curves_finetune",
+            "evaluate",
+        },
+    ),
     "a verdict rule": (
         "transferlab/evaluation/verdict.py",
         "POSITIVE if low > 0 else",

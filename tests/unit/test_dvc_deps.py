@@ -6,7 +6,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.conftest import REPO
@@ -150,7 +149,15 @@ def test_lazy_and_from_package_imports_count(tmp_path):
     }
 
 
-@pytest.mark.parametrize("stage", ["extract", "extract_random"])
-def test_both_extractions_run_the_same_code(stage):
+def test_the_reference_extraction_runs_the_candidates_code_and_only_it_reads_the_selection():
     dvc_yaml = yaml.safe_load((REPO / "dvc.yaml").read_text())
-    assert stage_commands(dvc_yaml)[stage] == "stages.extract"
+    commands = stage_commands(dvc_yaml)
+    assert commands["extract"] == "stages.extract"
+    assert commands["extract_random"] == "stages.extract_random"
+    candidate = import_closure("stages.extract")
+    reference = import_closure("stages.extract_random")
+    assert candidate - reference == {Path("stages/extract.py")}
+    assert reference - candidate == {
+        Path("stages/extract_random.py"),
+        Path("transferlab/selection.py"),
+    }

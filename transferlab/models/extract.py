@@ -5,16 +5,22 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
+from transferlab import io
 from transferlab.data import prepared
-from transferlab.device import distributed, guards
+from transferlab.device import distributed, guards, host
 from transferlab.models import backbone
 from transferlab.models.backbone import InputConfig
+from transferlab.params import Model, Params
 from transferlab.timeline import StageClock
+
+if TYPE_CHECKING:
+    from transferlab.tracking import StageRun
 
 
 @dataclass(frozen=True)
@@ -92,3 +98,54 @@ def embed_splits(
             prepared.save_features(out, split, features, part.labels)
     parameters = sum(p.numel() for p in model.parameters())
     return Embedded(images_done, seconds, int(model.num_features), parameters)
+
+
+def extract_to(
+    params: Params, recorder: StageRun, spec: Model, out: Path, *, report_as: str | None
+) -> str | None:
+    """The extract stages' work: every split's features with `spec`'s frozen backbone into
+    `out`, published through `recorder` (a tracking.StageRun), the extraction report to
+    paths.extract_report as `report_as` (None: timing only). Returns the stage's summary on
+    rank 0, None on the others."""
+    with distributed.process_group(host.resolve_device(params.extract.device)) as device:
+        model = frozen_backbone(spec.name, spec.weights, seed=spec.seed, device=device)
+        config = backbone.input_config(model, spec.image_size)
+        with guards.deterministic(device):
+            done = embed_splits(
+                model,
+                config,
+                source=params.paths.prepared,
+                out=out,
+                batch_size=params.extract.batch_size,
+                device=device,
+                clock=recorder.clock,
+            )
+        if not distributed.is_main():
+            return None
+        recorder.clock.computed()  # the steady rate: past the first batch, before writing
+        report = extraction_report(report_as, spec, done, config.size, device, recorder.clock)
+        kept = {}  # a candidate's report joins the comparison; the reference's is its timing
+        if report_as is not None:
+            path = io.backbone_file(params.paths.extract_report, report_as)
+            kept = {"record": report, "record_path": path}
+        recorder.publish(**kept, metrics={"extract_images_per_s": report["images_per_s"]})
+    return f"extracted {done.images} images at {report['images_per_s']} img/s on {device}"
+
+
+def extraction_report(key: str | None, spec: Model, done, size, device, clock: StageClock) -> dict:
+    """What the comparison reads of an extraction: size, width, input, speed and memory."""
+    return {
+        "backbone": key,
+        "model": spec.name,
+        "weights": spec.weights,
+        "parameters": done.parameters,
+        "feature_dim": done.feature_dim,
+        "input_size": size,
+        "device": str(device),
+        "processes": distributed.world_size(),
+        "images": done.images,
+        "seconds": round(done.seconds, 3),
+        "images_per_s": round(done.images / done.seconds, 1),
+        "steady_images_per_s": clock.parts()["steady_items_per_s"],
+        "peak_rss_mb": round(host.peak_rss_mb(), 1),
+    }
