@@ -25,8 +25,12 @@ results: install
 compare: install
 	$(BIN)/python -m transferlab.compare $(EXPS)
 
+# Two test processes (pytest-xdist): most of a test's time is a stage process starting, one
+# core's work, so two share the machine's two cores. TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
+
 test: install data
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 test-fast: install data
 	$(BIN)/pytest -m "not slow and not distributed"

@@ -205,10 +205,28 @@ def run_main(monkeypatch) -> Callable[..., None]:
 
 @pytest.fixture(scope="session")
 def reproduced(tmp_path_factory, empty_mlflow_db) -> Workspace:
-    """The shared shrunk `dvc repro`: read its outputs, never change it (see reproduced_copy)."""
-    ws = make_workspace(tmp_path_factory.mktemp("reproduced"), empty_mlflow_db)
-    ws.dvc("repro")
-    return ws
+    """The shared shrunk `dvc repro`: read its outputs, never change it (see reproduced_copy).
+
+    Under pytest-xdist (`make test` runs two workers) the first worker to need it runs it
+    once, under a file lock, and every worker reads its own copy, so no two workers' dvc
+    commands ever share a repository."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        ws = make_workspace(tmp_path_factory.mktemp("reproduced"), empty_mlflow_db)
+        ws.dvc("repro")
+        return ws
+    import fcntl
+
+    shared = tmp_path_factory.getbasetemp().parent / "reproduced-shared"  # this run's workers
+    done = Path(f"{shared}.done")
+    with open(f"{shared}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not done.is_file():
+            shutil.rmtree(shared, ignore_errors=True)  # a worker that died mid-run
+            make_workspace(shared, empty_mlflow_db).dvc("repro")
+            done.touch()
+    root = tmp_path_factory.mktemp("reproduced") / "repo"
+    shutil.copytree(shared, root, symlinks=True)
+    return Workspace(root)
 
 
 @pytest.fixture
