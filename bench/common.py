@@ -22,10 +22,15 @@ from transferlab.params import Model, Params
 from transferlab.tracking import StageRun
 
 
-def benched_model(params: Params) -> Model:
-    """The backbone a bench measures: the first candidate of params' `backbones` (the CLI's
+def benched_key(params: Params) -> str:
+    """The candidate a bench measures: the first of params' `backbones` (the CLI's
     --backbone keeps only the one it names)."""
-    return params.model(next(iter(params.backbones)))
+    return next(iter(params.backbones))
+
+
+def benched_model(params: Params) -> Model:
+    """The benched candidate's buildable model."""
+    return params.model(benched_key(params))
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -23,7 +24,7 @@ import stages.knn
 import stages.probe
 import stages.rank
 import stages.scores
-from bench.common import benched_model, environment, workdir
+from bench.common import benched_key, benched_model, environment, workdir
 from transferlab import io
 from transferlab.data.prepared import load_prepared
 from transferlab.device.host import resolve_device
@@ -34,21 +35,20 @@ from transferlab.tracking import StageRun
 
 def alone(params: Params) -> Params:
     """params with the benched candidate as the only one, so rank chooses it."""
-    key = next(iter(params.backbones))
+    key = benched_key(params)
     select = dataclasses.replace(params.select, top_k=1, backbones=())
     return dataclasses.replace(params, backbones={key: params.backbones[key]}, select=select)
 
 
 def steps(params: Params) -> Iterator[tuple[str, Callable[[], object]]]:
-    """(name, the stage's run) in dvc.yaml's order, for the one candidate."""
-    key = next(iter(params.backbones))
-    for name, stage in (("extract", stages.extract), ("probe", stages.probe)):
-        yield name, lambda stage=stage: stage.run(params, StageRun(), key)
-    yield "knn", lambda: stages.knn.run(params, StageRun(), key)
-    yield "scores", lambda: stages.scores.run(params, StageRun(), key)
-    yield "rank", lambda: stages.rank.run(params, StageRun())
+    """(name, the stage's run) in dvc.yaml's order, for the one candidate, each untracked."""
+    key = benched_key(params)
+    per_candidate = (stages.extract, stages.probe, stages.knn, stages.scores)
+    for stage in per_candidate:
+        yield stage.__name__.removeprefix("stages."), partial(stage.run, params, StageRun(), key)
+    yield "rank", partial(stages.rank.run, params, StageRun())
     for strategy in params.finetune.runs:
-        yield strategy, lambda s=strategy: stages.finetune.run(params, StageRun(), s)
+        yield strategy, partial(stages.finetune.run, params, StageRun(), strategy)
 
 
 def run_pipeline(params: Params, out: Path) -> dict:
@@ -83,7 +83,7 @@ def run_pipeline(params: Params, out: Path) -> dict:
 def outcome(params: Params, name: str, seconds: float) -> dict:
     """What a stage's outputs say, read back from them: the extraction's report, or a
     method's record with its test scores (as evaluate scores them)."""
-    key, paths = next(iter(params.backbones)), params.paths
+    key, paths = benched_key(params), params.paths
     if name == "extract":
         report = io.read_json(io.backbone_file(paths.extract_report, key))
         shown = {k: report[k] for k in ("images_per_s", "feature_dim", "device", "seconds")}
@@ -92,11 +92,10 @@ def outcome(params: Params, name: str, seconds: float) -> dict:
     if name in ("scores", "rank"):
         return {name: {"seconds": seconds}}
     folder = io.method_dir(paths.methods, name, key)
-    tuned = name in params.finetune.runs
-    probs = io.load_array(folder / (io.predictions_file(0) if tuned else io.PREDICTIONS_FILE))
+    probs = io.load_array(folder / io.PREDICTIONS_FILE)  # a fine-tune's first seed's
     labels = load_prepared(paths.prepared, "test").labels
     row = {**method_metrics(labels, probs), **io.read_json(folder / io.RECORD_FILE)}
-    if tuned:
+    if name in params.finetune.runs:
         row["device"] = str(resolve_device(params.finetune.device))
     return {name: {**row, "seconds": seconds}}
 

@@ -6,21 +6,13 @@ from __future__ import annotations
 
 import time
 
-from transferlab import io, tracking
+from transferlab import tracking
 from transferlab.data.prepared import load_classes, load_prepared
 from transferlab.device import guards, host
 from transferlab.errors import cli
+from transferlab.evaluation import kshot
 from transferlab.evaluation.curves_finetune import kshot_finetune
-from transferlab.evaluation.kshot import (
-    CORRECT_FILE,
-    CSV_FILE,
-    SUMMARY_FILE,
-    correct_record,
-    curve_csv,
-    series_name,
-    summarise,
-    without_correct,
-)
+from transferlab.evaluation.kshot import SUMMARY_FILE, series_name
 from transferlab.params import Model, Params, load_params, to_dict
 from transferlab.selection import chosen_model
 from transferlab.tracking import StageRun
@@ -78,21 +70,22 @@ def train_rows(params: Params, model: Model, clock) -> list[dict]:
 
 
 def write_curve(params: Params, rows: list[dict]) -> tuple[dict, dict]:
-    """Write the curve's table (its DVC plot, one column per listed strategy) and every
-    fit's correctness; return its summary record (series and rows, which evaluate judges)
-    and each cell's mean, for MLflow."""
-    listed, out = params.curves.finetune, params.paths.curves_finetune
-    summary = summarise(rows)
-    train_labels = load_prepared(params.paths.prepared, "train").labels
-    columns = {strategy: summary[series_name(strategy)] for strategy in listed}
-    io.write_text(out / CSV_FILE, curve_csv(columns, params.curves.shots, train_labels))
-    io.write_json(out / CORRECT_FILE, correct_record(rows))
+    """kshot.write_curve with one column per listed strategy (the names dvc.yaml's plot
+    takes); returns its summary record and each cell's mean, for MLflow."""
+    listed = params.curves.finetune
+    summary = kshot.write_curve(
+        params.paths.curves_finetune,
+        rows,
+        shots=params.curves.shots,
+        train_labels=load_prepared(params.paths.prepared, "train").labels,
+        columns={strategy: series_name(strategy) for strategy in listed},
+    )
     means = {
         f"{series}.{shot}": cell["mean"]
-        for series, cells in summary.items()
+        for series, cells in summary["series"].items()
         for shot, cell in cells.items()
     }
-    return {"series": summary, "rows": without_correct(rows)}, means
+    return summary, means
 
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ def main() -> None:
     params = load_params()
     if len(sys.argv) != 1:
         raise UserError("usage: python -m stages.extract_random")
-    logged = {"backbone": to_dict(chosen_model(params)), "extract": to_dict(params.extract)}
-    logged["backbone"]["weights"] = "none"
+    spec = chosen_model(params, weights="none")
+    logged = {"backbone": to_dict(spec), "extract": to_dict(params.extract)}
     with tracking.stage_run("extract_random", params, logged) as recorder:
         line = run(params, recorder)
     if line:  # rank 0's; under torchrun the other ranks say nothing

@@ -30,11 +30,25 @@ class _Plain(logging.Formatter):
         return message if record.levelno < logging.WARNING else f"warning: {message}"
 
 
+class _Stderr(logging.StreamHandler):
+    """A handler that writes to sys.stderr as it is when a record comes, not as it was when
+    the handler was made: a main called in a process whose stderr is replaced later (the
+    bench, a test) never logs into a closed stream."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass  # always the current sys.stderr
+
+
 def show_logs() -> None:
     """Send the library's log records (the `transferlab` loggers) to stderr, once."""
     logger = logging.getLogger("transferlab")
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _Stderr()
         handler.setFormatter(_Plain())
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)

@@ -86,3 +86,21 @@ def test_help_into_a_closed_pipe_is_quiet(monkeypatch):
     with pytest.raises(SystemExit) as done:
         rank.main()
     assert done.value.code == 0
+
+
+def test_library_logs_go_to_stderr_as_it_is_when_they_come(monkeypatch):
+    import io
+    import logging
+
+    from transferlab.errors import show_logs
+
+    logger = logging.getLogger("transferlab")
+    monkeypatch.setattr(logger, "handlers", [])
+    show_logs()
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    logging.getLogger("transferlab.test").warning("one")
+    first.close()  # e.g. a test's captured stderr, gone after that test
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger("transferlab.test").warning("two")
+    assert second.getvalue() == "warning: two\n"

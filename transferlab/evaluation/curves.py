@@ -16,19 +16,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from transferlab import io, selection
+from transferlab import selection
 from transferlab.data.prepared import SPLITS, load_features, load_prepared
-from transferlab.evaluation import knn, kshot_select, linear
+from transferlab.evaluation import knn, kshot, kshot_select, linear
 from transferlab.evaluation.kshot import (
-    CORRECT_FILE,
-    CSV_FILE,
     CURVE_PROBES,
-    correct_record,
-    curve_csv,
     kshot_subsets,
     shot_label,
-    summarise,
-    without_correct,
 )
 from transferlab.evaluation.probe import C_grid
 from transferlab.params import Params, Paths
@@ -193,10 +187,6 @@ def write_curve(
     shots: tuple[int | None, ...],
     train_labels: np.ndarray,
 ) -> dict:
-    """The curve's table (its DVC plot) and every fit's correctness; returns its summary
-    (series and rows). evaluate judges and draws them (kshot.read_rows)."""
-    summary = summarise(rows)
-    io.write_text(out / CSV_FILE, curve_csv(summary, shots, train_labels))
-    io.write_json(out / CORRECT_FILE, correct_record(rows))
-    out = {"series": summary, "rows": without_correct(rows)}
-    return {**out, "C_selection": LINEAR_SELECTION} if probe == "linear" else out
+    """kshot.write_curve for one probe's curve; the linear one records how it chose C."""
+    summary = kshot.write_curve(out, rows, shots=shots, train_labels=train_labels)
+    return {**summary, "C_selection": LINEAR_SELECTION} if probe == "linear" else summary

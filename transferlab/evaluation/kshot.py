@@ -148,6 +148,25 @@ def unpack_correct(text: str, n: int) -> np.ndarray:
     return bits.astype(bool)
 
 
+def write_curve(
+    out: Path,
+    rows: list[dict],
+    *,
+    shots: tuple[int | None, ...],
+    train_labels: np.ndarray,
+    columns: Mapping[str, str] | None = None,
+) -> dict:
+    """What every curve stage writes into `out`: the curve's table (its DVC plot; `columns`
+    maps a column name to its series, default every series under its own name) and every
+    fit's correctness. Returns the summary record: series and rows (evaluate judges them)."""
+    summary = summarise(rows)
+    names = columns or {series: series for series in summary}
+    table = {column: summary[series] for column, series in names.items()}
+    io.write_text(out / CSV_FILE, curve_csv(table, shots, train_labels))
+    io.write_json(out / CORRECT_FILE, correct_record(rows))
+    return {"series": summary, "rows": without_correct(rows)}
+
+
 def correct_record(rows: list[dict]) -> dict:
     """The correctness file's record: {n_test, correct: [packed, one per row in order]}."""
     n_test = len(rows[0]["correct"]) if rows else 0
