@@ -32,12 +32,21 @@ if TYPE_CHECKING:
     import torch
 
 PARTS = ("ready", "first_step", "steady", "write")
+# Set by the warm runner (device/warm.py) in the environment of a stage it forks: the pid of
+# the process dvc started, whose start and ancestors are the stage's.
+LAUNCHER_PID = "TRANSFERLAB_LAUNCHER_PID"
 _PROCESS_TOKEN = uuid.uuid4().hex  # stands in for a start time where /proc is absent
 
 
+def launched_pid() -> int:
+    """The process dvc started for this stage: the warm runner's client, else this one."""
+    pid = os.environ.get(LAUNCHER_PID, "")
+    return int(pid) if pid.isdigit() and Path(f"/proc/{pid}").exists() else os.getpid()
+
+
 def pipeline_key() -> str:
-    """Identify the running `dvc` process (host, pid, start time); else this process."""
-    pid = own = os.getpid()
+    """Identify the running `dvc` process (host, pid, start time); else this stage's."""
+    pid = own = launched_pid()
     for _ in range(32):
         stat = _proc_stat(pid)
         if stat is None:
@@ -72,9 +81,11 @@ def _is_dvc(pid: int) -> bool:
 
 
 def process_start() -> float:
-    """This process's start as a Unix time, from /proc; now where /proc is absent."""
+    """When dvc started this stage's process (launched_pid), as a Unix time, from /proc; now
+    where /proc is absent."""
     try:
-        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        stat = Path(f"/proc/{launched_pid()}/stat").read_text()
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])
         uptime = float(Path("/proc/uptime").read_text().split()[0])
     except (OSError, IndexError, ValueError):
         return time.time()

@@ -11,7 +11,7 @@ from tests.conftest import REPO
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
 def test_make_recipes_find_the_venv_python_first():
-    # dvc starts each stage as `python -m stages.<name>` through the shell, so whatever
+    # dvc starts each stage as `python -m transferlab.device.launch …` through the shell, so whatever
     # `python` a recipe finds is what runs the stages, whatever PATH make was started with.
     env = {**os.environ, "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
@@ -46,3 +46,13 @@ def test_make_clean_removes_stage_outputs_and_never_user_data(tmp_path):
     assert (raw / "tom.png").read_bytes() == b"user data"
     assert (tmp_path / "data" / "raw" / "pets.dvc").exists()
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["raw"]
+
+
+def test_the_install_gives_dvc_ruamel_s_c_parser():
+    """DVC reads dvc.yaml and dvc.lock through ruamel's safe loader, which is pure Python
+    unless ruamel.yaml.clib is installed: most of a no-op `dvc repro` (docs/benchmarks.md)."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.main import CParser
+
+    assert CParser is not None
+    assert YAML(typ="safe").Parser is CParser

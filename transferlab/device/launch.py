@@ -1,11 +1,13 @@
-"""Start a stage command on `nproc` processes: in this process when nproc is 1, else through
-torchrun's launcher, whose own traceback is kept out of the user's way.
+"""Start a stage command, warm, on one process, or on `nproc` through torchrun's launcher,
+whose own traceback is kept out of the user's way.
 
-    python -m transferlab.device.launch NPROC -m MODULE [ARGS...]
+    python -m transferlab.device.launch [NPROC] -m MODULE [ARGS...]
 
-dvc.yaml stays static (`launch.nproc_per_node` is templated in), while a one-process run
-pays neither the launcher's start-up nor its second Python process. A failing worker has
-already printed its one-line `error: …`; the launcher then exits with the worker's code
+Every command in dvc.yaml runs through here. On one process (NPROC 1, or none given) the
+module runs in a process that already holds torch and MLflow (device/warm.py), so a stage
+pays neither their imports nor the launcher's second Python process; dvc.yaml stays static
+(`launch.nproc_per_node` is templated into the commands that can use more). A failing worker
+has already printed its one-line `error: …`; the launcher then exits with the worker's code
 instead of printing torchrun's ChildFailedError traceback.
 """
 
@@ -13,24 +15,22 @@ from __future__ import annotations
 
 import logging
 import os
-import runpy
 import sys
 
-USAGE = "usage: python -m transferlab.device.launch NPROC -m MODULE [ARGS...]"
+from transferlab.device import warm
+
+USAGE = "usage: python -m transferlab.device.launch [NPROC] -m MODULE [ARGS...]"
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["-m"]:
+        argv = ["1", *argv]
     if len(argv) < 3 or argv[1] != "-m" or not argv[0].isdigit() or int(argv[0]) < 1:
         print(f"error: {USAGE}", file=sys.stderr)
         return 2
     nproc, module, args = int(argv[0]), argv[2], argv[3:]
     if nproc == 1:
-        sys.argv = [module, *args]
-        try:
-            runpy.run_module(module, run_name="__main__", alter_sys=True)
-        except SystemExit as done:
-            return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-        return 0
+        return warm.run(module, args)
     from torch.distributed import run as torchrun
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
