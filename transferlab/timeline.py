@@ -134,6 +134,7 @@ class StageClock:
         steady = computed - first
         return {
             "run": pipeline_key(),
+            "warm": launched_pid() != os.getpid(),  # forked by the warm runner (device/warm.py)
             "started": round(self.started, 3),
             "ready_s": round(ready - self.started, 3),
             "first_step_s": round(first - ready, 3),
@@ -160,6 +161,31 @@ def split(timings: dict[str, dict], run: str) -> tuple[dict[str, dict], dict[str
     """(the timings measured by `run`, those a run before measured: cached by DVC)."""
     ran = {stage: t for stage, t in timings.items() if t.get("run") == run}
     return ran, {stage: t for stage, t in timings.items() if stage not in ran}
+
+
+def outside(ran: dict[str, dict]) -> dict[str, float]:
+    """Where the run's time went outside computation, over the stages `ran` (one run's, in
+    start order): from the first start to the last end (`span_s`), the stages' ready and
+    first-step time, and the time between one stage's end and the next one's start (DVC's
+    own work and the next command starting); `outside_s` sums those three, `share` is its
+    fraction of the span. Stages that overlap (parallel queue workers) add no gap."""
+    stages = sorted(ran.values(), key=lambda t: t["started"])
+    if not stages:
+        return {}
+    between, end = 0.0, stages[0]["started"]
+    for t in stages:
+        between += max(0.0, t["started"] - end)
+        end = max(end, t["started"] + t["total_s"])
+    span = end - stages[0]["started"]
+    parts = {
+        "span_s": span,
+        "ready_s": sum(t["ready_s"] for t in stages),
+        "first_step_s": sum(t["first_step_s"] for t in stages),
+        "between_s": between,
+    }
+    parts["outside_s"] = parts["ready_s"] + parts["first_step_s"] + between
+    parts["share"] = parts["outside_s"] / span if span > 0 else 0.0
+    return {k: round(v, 4 if k == "share" else 3) for k, v in parts.items()}
 
 
 def records(timings: dict[str, dict], run: str) -> list[dict]:

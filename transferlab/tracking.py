@@ -117,7 +117,9 @@ class StageRun:
         parts = self.clock.parts()
         if self.timing_path is not None:
             io.write_json(self.timing_path, parts)
-        numbers = {k: v for k, v in parts.items() if isinstance(v, int | float)}  # not `run`
+        numbers = {  # not `run`, nor whether it ran `warm`
+            k: v for k, v in parts.items() if isinstance(v, int | float) and not isinstance(v, bool)
+        }
         self.log_metrics({f"time.{k}": v for k, v in numbers.items()})
 
     def log_to_parent(

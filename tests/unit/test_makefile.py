@@ -11,8 +11,8 @@ from tests.conftest import REPO
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
 def test_make_recipes_find_the_venv_python_first():
-    # dvc starts each stage as `python -m transferlab.device.launch …` through the shell, so whatever
-    # `python` a recipe finds is what runs the stages, whatever PATH make was started with.
+    # dvc starts each stage as `python -m transferlab.device.launch …` through the shell, so
+    # whatever `python` a recipe finds runs the stages, whatever PATH make was started with.
     env = {**os.environ, "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
         ["make", "-s", "--eval", "where-python: ; @command -v python", "where-python"],

@@ -78,7 +78,8 @@ def test_report_table_and_gantt_png(tmp_path):
     clock.steady_items = 400
     timings = {"extract": clock.parts(now=8.0)}
     rows = report.timing_lines(timings, {})
-    assert rows[-1] == "| extract | 2.0 | 1.0 | 4.0 | 1.0 | 8.0 | 100 |"
+    assert rows[2] == "| extract | 2.0 | 1.0 | 4.0 | 1.0 | 8.0 | 100 |"
+    assert rows[-1].startswith("Outside computation: 3.0 s of the 8.0 s")
     figures.plot_timeline(timings, {}, tmp_path / "timeline.png")
     assert (tmp_path / "timeline.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -132,3 +133,32 @@ def _parts(started: float, total: float) -> dict:
         "total_s": total,
         "steady_items_per_s": None,
     }
+
+
+def test_outside_sums_ready_first_steps_and_the_gaps_between_stages():
+    def stage(started, total, ready, first):
+        return {
+            "started": started,
+            "total_s": total,
+            "ready_s": ready,
+            "first_step_s": first,
+            "steady_s": total - ready - first,
+            "write_s": 0.0,
+        }
+
+    ran = {
+        "a": stage(100.0, 10.0, 1.0, 0.5),
+        "b": stage(112.0, 20.0, 0.5, 0.0),
+        # a queue worker's stage overlapping b's: no gap, and the span ends at b's end
+        "c": stage(120.0, 5.0, 0.25, 0.0),
+    }
+    parts = timeline.outside(ran)
+    assert parts["span_s"] == 32.0
+    assert parts["between_s"] == 2.0  # a ends at 110, b starts at 112
+    assert parts["ready_s"] == 1.75 and parts["first_step_s"] == 0.5
+    assert parts["outside_s"] == 4.25
+    assert parts["share"] == round(4.25 / 32, 4)
+    lines = report.timing_lines(ran, {})
+    assert "Outside computation: 4.2 s of the 32.0 s" in lines[-1]
+    assert "(13.3 %)" in lines[-1]
+    assert timeline.outside({}) == {}

@@ -250,5 +250,6 @@ def test_publish_logs_the_timing_numbers_and_writes_the_run_that_measured_them(m
     knn = {r.info.run_name: r for r in found}["knn@tiny"]
     assert knn.info.status == "FINISHED"
     assert {"time.ready_s", "time.total_s", "time.started"} <= set(knn.data.metrics)
+    assert "time.warm" not in knn.data.metrics  # a flag, not a measurement
     written = io.read_json(SHIPPED.paths.timings / "knn@tiny.json")  # relative: in tmp
     assert written["run"] == timeline.pipeline_key()

@@ -7,6 +7,7 @@ import os
 import re
 from pathlib import Path
 
+from transferlab import timeline
 from transferlab.evaluation.kshot import in_curve_order
 from transferlab.evaluation.words import (
     CACHED_WORDS,
@@ -17,6 +18,7 @@ from transferlab.evaluation.words import (
     conclusions,
     evidence,
     measured,
+    outside_words,
     p_text,
     recommendation_text,
 )
@@ -222,6 +224,8 @@ def timing_lines(ran: dict[str, dict], cached: dict[str, dict]) -> list[str]:
             f"| {stage} | {t['ready_s']:.1f} | {t['first_step_s']:.1f} | {t['steady_s']:.1f} | "
             f"{t['write_s']:.1f} | {t['total_s']:.1f} | {rate} |"
         )
+    if ran:
+        lines += ["", outside_words(timeline.outside(ran))]
     if cached:
         listed = ", ".join(f"{stage} ({measured(t)})" for stage, t in cached.items())
         lines += ["", f"Cached: {CACHED_WORDS}: {listed}."]

@@ -172,6 +172,17 @@ def conclusions(verdicts: dict[str, dict]) -> list[str]:
 CACHED_WORDS = "not run by this `dvc repro` (their inputs were unchanged); measured earlier"
 
 
+def outside_words(parts: dict[str, float]) -> str:
+    """The run's time outside computation (timeline.outside) in one sentence."""
+    return (
+        f"Outside computation: {parts['outside_s']:.1f} s of the {parts['span_s']:.1f} s from "
+        f"the first stage's start to the last one's end ({100 * parts['share']:.1f} %): "
+        f"{parts['ready_s']:.1f} s getting ready, {parts['first_step_s']:.1f} s in first steps "
+        f"and {parts['between_s']:.1f} s between stages (DVC's own work and each command's "
+        "start)."
+    )
+
+
 def measured(t: dict) -> str:
     """'3.5 s on host, 2026-11-29 14:02 UTC': when and where a stage's timing was measured."""
     import datetime

@@ -1,0 +1,34 @@
+"""The warm runner changes where a stage starts, never what it computes: a stage run cold
+(TRANSFERLAB_WARM=0, its own process) writes the same bytes as the warm run that `dvc repro`
+made, and a tracked stage that DVC runs warm logs to MLflow as before."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.integration.conftest import BIN
+from transferlab.device import warm
+
+STAGES = {  # a command's arguments -> the output folder whose files must match
+    ("stages.finetune", "full"): "data/methods/full/tiny",
+    ("stages.probe", "tiny"): "data/methods/probe/tiny",
+}
+
+
+@pytest.mark.slow
+def test_a_stage_run_cold_writes_the_bytes_dvc_s_warm_run_wrote(reproduced, reproduced_copy):
+    ws = reproduced_copy
+    ws.env[warm.WARM] = "0"
+    for (module, arg), folder in STAGES.items():
+        ws.run(str(BIN / "python"), "-m", "transferlab.device.launch", "-m", module, arg)
+        files = sorted(p for p in (reproduced.root / folder).iterdir() if p.name != "record.json")
+        assert files, folder
+        for path in files:
+            cold = (ws.root / folder / path.name).read_bytes()
+            assert cold == path.read_bytes(), f"{folder}/{path.name} differs warm and cold"
+    timings = ws.params()["paths"]["timings"]
+    warm_run = json.loads((reproduced.root / timings / "finetune@full.json").read_text())
+    cold_run = json.loads((ws.root / timings / "finetune@full.json").read_text())
+    assert warm_run["warm"] is True and cold_run["warm"] is False
