@@ -12,6 +12,7 @@ from pathlib import Path
 from transferlab import io
 from transferlab.errors import UserError, cli
 from transferlab.params import load_params
+from transferlab.timeline import StageClock
 
 VALID = "params.yaml is valid\n"
 
@@ -24,6 +25,7 @@ GO_ON = (
 
 @cli
 def main() -> None:
+    clock = StageClock()  # from the command's start: the first stage's includes the warm runner's
     try:
         params = load_params()
         if not Path(params.data.path).exists():
@@ -33,7 +35,9 @@ def main() -> None:
             )
     except UserError as err:
         raise UserError(f"{err} {GO_ON}") from None
+    clock.computed()
     io.write_text(params.paths.validated, VALID)
+    io.write_json(params.paths.timings / "validate.json", clock.parts())
     print(f"params.yaml is valid; data.path {params.data.path} exists")
 
 

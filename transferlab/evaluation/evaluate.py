@@ -37,6 +37,7 @@ def timed_stages(params: Params) -> set[str]:
     this run's and stays out of its timeline."""
     per_candidate = ("extract", "probe", "knn", "scores")
     return {
+        "validate",
         "prepare",
         "rank",
         "extract_random",
