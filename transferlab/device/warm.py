@@ -44,6 +44,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from transferlab.device.cpu import apply_cpu_pins
+from transferlab.errors import show_logs
 from transferlab.timeline import LAUNCHER_PID
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ _RELAYED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 def run(module: str, args: list[str]) -> int:
     """Run `python -m module args` in a warm process where one can be had, else in this one;
     returns its exit code."""
+    show_logs()  # why a stage starts cold, as `warning: …`
     conn = connect()
     if conn is None:
         return run_here(module, args)

@@ -157,6 +157,16 @@ def test_off_runs_the_stage_in_the_command_s_own_process(workspace, env):
     assert seen["pid"] == client.pid and seen["warm"] is False
 
 
+def test_without_a_usable_socket_folder_the_stage_runs_cold_with_one_warning(workspace, env):
+    client = launch(workspace, {**env, "TMPDIR": str(workspace / "missing" / "tmp")})
+    code, seen, err = finished(client)
+    assert code == 0 and seen["pid"] == client.pid and seen["warm"] is False
+    warning, rest = err.split("\n", 1)
+    assert warning.startswith("warning: the warm runner cannot use ")
+    assert warning.endswith("; this stage starts cold")
+    assert rest == "to stderr\n"
+
+
 def test_a_dead_server_s_socket_is_replaced(workspace, env, monkeypatch):
     monkeypatch.setattr(os, "environ", dict(env))
     folder = warm._folder()
