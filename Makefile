@@ -12,8 +12,8 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 # make compare [EXPS="a b"]: experiments side by side, the params that differ first.
 .PHONY: results compare run test test-fast test-full bench format lint install data clean
 
-# dvc runs each stage (`python -m transferlab.device.launch …`) through the shell: the venv's python must
-# come first on PATH, as `source .venv/bin/activate` would put it.
+# dvc runs each stage (`python -m transferlab.device.launch …`) through the shell: the
+# venv's python must come first on PATH, as `source .venv/bin/activate` would put it.
 export PATH := $(abspath $(BIN)):$(PATH)
 
 run: install data

@@ -12,7 +12,7 @@ from pathlib import Path
 from transferlab import io
 from transferlab.errors import UserError, cli
 from transferlab.params import load_params
-from transferlab.timeline import StageClock
+from transferlab.timeline import StageClock, timing_file
 
 VALID = "params.yaml is valid\n"
 
@@ -37,7 +37,7 @@ def main() -> None:
         raise UserError(f"{err} {GO_ON}") from None
     clock.computed()
     io.write_text(params.paths.validated, VALID)
-    io.write_json(params.paths.timings / "validate.json", clock.parts())
+    io.write_json(timing_file(params.paths.timings, "validate"), clock.parts())
     print(f"params.yaml is valid; data.path {params.data.path} exists")
 
 

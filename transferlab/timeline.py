@@ -148,10 +148,15 @@ class StageClock:
         }
 
 
+def timing_file(directory: Path, stage: str) -> Path:
+    """Where stage `stage` writes its timing: the one naming rule, for writers and gather."""
+    return Path(directory) / f"{stage}.json"
+
+
 def gather(directory: Path, stages: Iterable[str], **current: dict) -> dict[str, dict]:
     """The parts of each of `stages` that wrote <directory>/<stage>.json, plus `current`
     stages' (still running, e.g. the stage gathering them), in the order they started."""
-    paths = [Path(directory) / f"{stage}.json" for stage in stages]
+    paths = [timing_file(directory, stage) for stage in stages]
     found = {path.stem: _read(path) for path in paths if path.is_file()}
     found.update(current)
     return dict(sorted(found.items(), key=lambda item: item[1]["started"]))

@@ -28,7 +28,7 @@ from transferlab import io, store
 from transferlab.errors import UserError
 from transferlab.params import FROM_PROBE, STRATEGIES, Finetune, Params, to_dict
 from transferlab.store import redact
-from transferlab.timeline import StageClock, pipeline_key
+from transferlab.timeline import StageClock, pipeline_key, timing_file
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -203,7 +203,7 @@ def stage_run(stage: str, params: Params, logged: dict[str, Any]) -> Iterator[St
     """One child run for this stage under the pipeline's parent run (a no-op if unreachable),
     logging `logged`: the params sections the stage reads."""
     run = start_run(stage, logged, required=params.tracking.required)
-    run.timing_path = params.paths.timings / f"{stage}.json"
+    run.timing_path = timing_file(params.paths.timings, stage)
     try:
         yield run
     except BaseException:

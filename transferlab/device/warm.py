@@ -39,6 +39,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,14 +122,15 @@ def connect() -> socket.socket | None:
     folder = _folder()
     if folder is None:
         return None
-    path = folder / f"{_server_key(_server_environ())}.sock"
+    environ = _server_environ()
+    path = folder / f"{_server_key(environ)}.sock"
     conn = _try_connect(path)
     if conn is not None:
         return conn
     with _locked(path.with_suffix(".lock")):  # one client starts the server, the rest wait
         conn = _try_connect(path)
         if conn is None:
-            conn = _start_server(path)
+            conn = _start_server(path, environ)
     return conn
 
 
@@ -165,8 +167,8 @@ def _relay(conn: socket.socket, sig: int) -> None:
         conn.sendall(bytes([sig]))
 
 
-def _start_server(path: Path) -> socket.socket | None:
-    """Start a detached server for this environment; the connection once it listens."""
+def _start_server(path: Path, environ: dict[str, str]) -> socket.socket | None:
+    """Start a detached server in `environ`; the connection once it listens."""
     with contextlib.suppress(FileNotFoundError):
         path.unlink()  # a dead server's socket (we hold the lock, and nothing answered it)
     log_path = path.with_suffix(".log")
@@ -176,7 +178,7 @@ def _start_server(path: Path) -> socket.socket | None:
             stdin=subprocess.DEVNULL,
             stdout=server_log,
             stderr=subprocess.STDOUT,
-            env=_server_environ(),
+            env=environ,
             start_new_session=True,  # out of the terminal's and dvc's signals: it outlives them
         )
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -267,7 +269,7 @@ def serve(path: Path) -> int:
     for name in PRELOAD:
         with contextlib.suppress(ImportError):
             __import__(name)
-    if _python_threads() > 1:
+    if threading.active_count() > 1:
         print("a preloaded library started a Python thread: forking is unsafe", flush=True)
         return 1
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -298,12 +300,6 @@ def serve(path: Path) -> int:
     for pid in handlers:
         os.waitpid(pid, 0)
     return 0
-
-
-def _python_threads() -> int:
-    import threading
-
-    return threading.active_count()
 
 
 def _replaced(path: Path, inode: int) -> bool:
