@@ -26,6 +26,7 @@ as before; TRANSFERLAB_WARM=0 asks for that.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import hashlib
@@ -41,6 +42,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -392,18 +394,9 @@ def _run_stage(request: dict, fds: list[int]) -> int:
     _fresh_state(request["cwd"])
     try:
         code = run_here(request["argv"][0], request["argv"][1:])
-    except KeyboardInterrupt:
-        import traceback
-
+    except BaseException as err:  # as Python itself would: the traceback, then exit 1 (130)
         traceback.print_exc()
-        code = 130
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
-        code = 1
-    import atexit
-
+        code = 130 if isinstance(err, KeyboardInterrupt) else 1
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
