@@ -7,6 +7,7 @@ FMNIST_DIR := /usr/share/datasets/fashion-mnist
 FMNIST_PKG := dataset-fashion-mnist
 # pip takes these from this machine's local disk; override for another platform.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+UV_PIN ?= uv==0.13.9
 
 # make results [EXP=name] [BASELINE=rev]: what a run concluded and where its time went.
 # make compare [EXPS="a b"]: experiments side by side, the params that differ first.
@@ -43,21 +44,22 @@ bench: install data
 	$(BIN)/python -m bench $(or $(BENCH),speed)
 
 format: install
-	$(BIN)/ruff format stages transferlab bench tests
-	$(BIN)/ruff check --fix stages transferlab bench tests
+	$(BIN)/ruff format stages transferlab bench tools tests
+	$(BIN)/ruff check --fix stages transferlab bench tools tests
 
 lint: install
-	$(BIN)/ruff format --check stages transferlab bench tests
-	$(BIN)/ruff check stages transferlab bench tests
+	$(BIN)/ruff format --check stages transferlab bench tools tests
+	$(BIN)/ruff check stages transferlab bench tools tests
 
 install: $(STAMP)
 
-# torch and torchvision are named first so pip takes the pinned builds from local disk.
-$(STAMP): pyproject.toml
+# uv, from pip's own sources (tools/uv_install.py), installs in about half pip's time.
+# torch and torchvision are named first so the pinned builds are taken, from local disk here.
+$(STAMP): pyproject.toml tools/uv_install.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q $(TORCH_PINS)
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q $(UV_PIN)
+	$(BIN)/python tools/uv_install.py $(TORCH_PINS)
+	$(BIN)/python tools/uv_install.py -e ".[dev]"
 	touch $(STAMP)
 
 # The embedded default data set, from Debian's package; other sources need nothing here.
