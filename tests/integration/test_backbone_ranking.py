@@ -9,15 +9,18 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import REPO
 from transferlab.data.fashion_mnist import read_fashion_mnist
 from transferlab.evaluation import ranking
 from transferlab.evaluation.transferability import SCORES
 from transferlab.models import backbone
 from transferlab.models.backbone import BUNDLED
 from transferlab.models.extract import extract_features, frozen_backbone
+from transferlab.params import load_params
 
 pytestmark = pytest.mark.slow
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
+SHIPPED_SIZE = load_params(REPO / "params.yaml").backbone.image_size
 PER_CLASS = 50
 
 
@@ -33,7 +36,7 @@ def images():
 def scored(name: str, weights: str, images) -> dict:
     cpu = torch.device("cpu")
     model = frozen_backbone(name, weights, seed=0, device=cpu)
-    config = backbone.input_config(model, 64)  # the shipped backbone.image_size
+    config = backbone.input_config(model, SHIPPED_SIZE)
     features = extract_features(model, images.images, config, batch_size=100, device=cpu)
     scores = {score: fn(features, images.labels) for score, fn in SCORES.items()}
     return {"pretrained": weights != "none", **scores}
