@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 FMNIST_PKG := dataset-fashion-mnist
-# pip takes these from this machine's local disk; override for another platform.
+# Taken from this machine's local disk (pip's configured sources); override for another platform.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 UV_PIN ?= uv==0.13.9
 
