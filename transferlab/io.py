@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -45,9 +46,43 @@ def current_umask() -> int:
 
 
 def write_json(path: Path | str, data: Any) -> None:
-    """Write JSON atomically, with sorted keys so reruns are byte-identical."""
+    """Write JSON atomically, with sorted keys so reruns are byte-identical. NaN and infinities
+    are not JSON (strict parsers reject the file), so they raise UserError and write nothing."""
+    try:
+        text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False)
+    except ValueError:
+        found = _first_non_finite(data, "", ())
+        if found is None:
+            raise
+        where, value = found
+        raise UserError(
+            f"cannot write {path}: {where or 'the value'} is {_JSON_NAMES[str(value)]}; "
+            "this is a bug in the stage that computed it"
+        ) from None
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(text + "\n")
+
+
+_JSON_NAMES = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}  # as json.dumps spells them
+
+
+def _first_non_finite(data: Any, where: str, parents: tuple[int, ...]) -> tuple[str, float] | None:
+    """The key path ('a.b[2].c') and value of the first NaN or infinity in file order."""
+    if isinstance(data, float):
+        return None if math.isfinite(data) else (where, data)
+    if id(data) in parents:  # a cycle: json.dumps reports it
+        return None
+    if isinstance(data, dict):
+        children = [(f"{where}.{key}" if where else str(key), v) for key, v in sorted(data.items())]
+    elif isinstance(data, list | tuple):
+        children = [(f"{where}[{i}]", v) for i, v in enumerate(data)]
+    else:
+        return None
+    for child_where, child in children:
+        found = _first_non_finite(child, child_where, (*parents, id(data)))
+        if found is not None:
+            return found
+    return None
 
 
 def read_json(path: Path | str) -> Any:

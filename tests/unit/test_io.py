@@ -1,4 +1,5 @@
 import errno
+import json
 import os
 
 import numpy as np
@@ -22,6 +23,53 @@ def test_atomic_write_replaces_whole_file(tmp_path):
     io.write_json(target, {"a": 3})
     assert io.read_json(target) == {"a": 3}
     assert target.read_text().startswith('{\n  "a"')
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"candidates": {"lite0": {"hscore": 7.5, "logme": np.float64("nan")}, "lite1": {}}},
+            "candidates.lite0.logme is NaN",
+        ),
+        ({"rows": [{"acc": 0.9}, {"acc": float("nan")}]}, "rows[1].acc is NaN"),
+        ({"curve": [0.1, (0.2, float("inf"))]}, "curve[1][1] is Infinity"),
+        ({"b": float("nan"), "a": {"gap": -float("inf")}}, "a.gap is -Infinity"),  # file order
+        (float("nan"), "the value is NaN"),
+    ],
+)
+def test_write_json_refuses_nan_and_infinity_naming_where(tmp_path, data, message):
+    target = tmp_path / "ranking.json"
+    with pytest.raises(io.UserError) as raised:
+        io.write_json(target, data)
+    assert str(raised.value) == (
+        f"cannot write {target}: {message}; this is a bug in the stage that computed it"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_json_leaves_the_old_file_as_it_was_when_refusing(tmp_path):
+    target = tmp_path / "metrics.json"
+    io.write_json(target, {"logme": 0.33})
+    before = target.read_bytes()
+    with pytest.raises(io.UserError, match="logme is NaN"):
+        io.write_json(target, {"logme": float("nan")})
+    assert target.read_bytes() == before
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_write_json_writes_finite_data_as_before(tmp_path):
+    data = {
+        "scores": {"logme": np.float64(0.3318), "hscore": 7.46, "rank": 1},
+        "rows": [{"name": "lite1", "accuracy": np.float64(1) / 3, "kept": True}, None],
+        "empty": {},
+        "classes": ["T-shirt/top", "Ankle boot", "é"],
+    }
+    target = tmp_path / "record.json"
+    io.write_json(target, data)
+    assert target.read_text() == json.dumps(data, indent=2, sort_keys=True) + "\n"
+    assert '"logme": 0.3318,' in target.read_text()
+    assert '"accuracy": 0.3333333333333333,' in target.read_text()
 
 
 def test_array_round_trip_and_mmap(tmp_path):

@@ -1,7 +1,8 @@
+import warnings
+
 import numpy as np
 import pytest
 from scipy.optimize import minimize
-from scipy.stats import multivariate_normal
 
 from transferlab.evaluation.transferability import SCORES, logme, score_all, shrinkage_hscore
 
@@ -16,7 +17,8 @@ def blobs(n: int, d: int, classes: int, *, separation: float, seed: int = 0):
 
 
 def direct_logme(features: np.ndarray, labels: np.ndarray) -> float:
-    """Mean over classes of max over (alpha, beta) of log N(y; 0, F F^T / alpha + I / beta), / N."""
+    """Mean over classes of max over (alpha, beta) of log N(y; 0, F F^T / alpha + I / beta)
+    - 1e-5 (alpha + beta) / 2, / N: the evidence with thuml/LogME's epsilon guard."""
     n = len(features)
     gram = features @ features.T
     evidence = []
@@ -26,7 +28,12 @@ def direct_logme(features: np.ndarray, labels: np.ndarray) -> float:
         def negative(log_ab, y=y):
             alpha, beta = np.exp(log_ab)
             cov = gram / alpha + np.eye(n) / beta
-            return -multivariate_normal.logpdf(y, mean=np.zeros(n), cov=cov)
+            guard = 1e-5 * (alpha + beta) / 2
+            # slogdet and solve, not multivariate_normal.logpdf: its positive-definiteness
+            # cut-off refuses the ill-conditioned cov near a target in the span of F.
+            log_det = np.linalg.slogdet(cov)[1]
+            log_pdf = -(n * np.log(2 * np.pi) + log_det + y @ np.linalg.solve(cov, y)) / 2
+            return -log_pdf + guard
 
         fits = [
             minimize(negative, start, method="Nelder-Mead", options=dict(xatol=1e-9, fatol=1e-12))
@@ -38,7 +45,8 @@ def direct_logme(features: np.ndarray, labels: np.ndarray) -> float:
 
 @pytest.mark.parametrize(
     "n, d, classes, separation",
-    [(40, 5, 3, 1.5), (60, 8, 2, 1.0), (20, 30, 2, 1.0)],  # the last has N < D
+    # N == D, then N < D twice; without the guard (20, 64, 3, 10.0) had no maximum (NaN).
+    [(40, 5, 3, 1.5), (60, 8, 2, 1.0), (30, 30, 3, 3.0), (20, 30, 2, 1.0), (20, 64, 3, 10.0)],
 )
 def test_logme_is_the_maximised_gaussian_marginal_likelihood(n, d, classes, separation):
     features, labels = blobs(n, d, classes, separation=separation, seed=n + d)
@@ -52,6 +60,33 @@ def test_logme_counts_zero_singular_values_as_prior_only_directions():
     padded = np.hstack([features, np.zeros((50, 4))])
     assert logme(padded, labels) == pytest.approx(logme(features, labels), rel=1e-9)
     assert logme(padded, labels) == pytest.approx(direct_logme(padded, labels), rel=1e-4)
+
+
+@pytest.mark.parametrize("n, d", [(20, 64), (30, 30)])  # N < D, N == D
+def test_logme_is_finite_and_silent_when_n_is_at_most_d(n, d):
+    features, labels = blobs(n, d, 3, separation=10.0, seed=n + d)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isfinite(logme(features, labels))
+
+
+def test_logme_is_finite_when_the_target_lies_in_the_span_of_the_features():
+    labels = np.arange(30) % 3
+    onehot = np.eye(3)[labels]  # every target is a column: a zero residual
+    with_noise = np.hstack([onehot, np.random.default_rng(0).standard_normal((30, 2))])
+    for features in (onehot, with_noise):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            score = logme(features, labels)
+        assert np.isfinite(score)
+        assert score == pytest.approx(direct_logme(features, labels), rel=1e-4)
+
+
+def test_logme_still_ranks_when_n_is_below_d():
+    features, labels = blobs(20, 64, 3, separation=3.0)
+    for seed in range(3):
+        noise = np.random.default_rng(seed).standard_normal(features.shape)
+        assert logme(features, labels) > logme(noise, labels) + 0.1
 
 
 def direct_shrinkage_hscore(features: np.ndarray, labels: np.ndarray) -> float:
@@ -116,6 +151,19 @@ def test_hscore_has_no_noise_floor_where_the_plain_one_has():
     # The plain H-score of pure noise is about (C - 1) D / N = 0.4: it overfits.
     assert plain_hscore(noise, labels) > 0.25
     assert shrinkage_hscore(noise, labels) < 0.05
+
+
+@pytest.mark.parametrize("name", sorted(SCORES))
+@pytest.mark.parametrize(
+    "n, d, classes",
+    # N < D, N == D, then classes of 2, 2 and 1 image(s)
+    [(20, 64, 3), (30, 30, 3), (10, 64, 5), (6, 3, 3), (4, 10, 4)],
+)
+def test_scores_are_finite_and_silent_on_few_images_and_tiny_classes(name, n, d, classes):
+    features, labels = blobs(n, d, classes, separation=3.0, seed=n + d)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isfinite(SCORES[name](features, labels))
 
 
 @pytest.mark.parametrize("name", sorted(SCORES))
