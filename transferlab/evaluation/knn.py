@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from transferlab.evaluation.grid_choice import middle_of_best
 from transferlab.params import Knn
 
 METHOD = "knn"
@@ -72,8 +73,13 @@ def select_k_T(
     Ts: tuple[float, ...],
     num_classes: int,
 ) -> tuple[int, float, dict[str, float]]:
-    """Best (k, T) by val accuracy over the grid; ties go to the smaller k, then larger T."""
-    scores: dict[tuple[int, float], float] = {}
+    """Best (k, T) by val images classified right, over the grid.
+
+    Ties follow grid_choice's rule, one axis at a time: k is the middle of the ks whose best
+    T reaches the top score, then T the middle of the Ts that reach it at that k, each axis
+    ordered strongest prior first (more neighbours; a higher T, flatter votes), so of two
+    middle values the larger k, the larger T."""
+    correct: dict[tuple[int, float], int] = {}
     for k, T in itertools.product(ks, Ts):
         probs = knn_predict_proba(
             bank_features=train_features,
@@ -83,9 +89,12 @@ def select_k_T(
             T=T,
             num_classes=num_classes,
         )
-        scores[(k, T)] = float((probs.argmax(1) == val_labels).mean())
-    k, T = max(scores, key=lambda kt: (scores[kt], -kt[0], kt[1]))
-    return k, T, {f"k={kk},T={tt:g}": s for (kk, tt), s in scores.items()}
+        correct[(k, T)] = int((probs.argmax(1) == val_labels).sum())
+    k_order, T_order = sorted(set(ks), reverse=True), sorted(set(Ts), reverse=True)
+    k = middle_of_best(k_order, {kk: max(correct[(kk, tt)] for tt in Ts) for kk in k_order})
+    T = middle_of_best(T_order, {tt: correct[(k, tt)] for tt in T_order})
+    scores = {f"k={kk},T={tt:g}": n / len(val_labels) for (kk, tt), n in correct.items()}
+    return k, T, scores
 
 
 def grid(config: Knn) -> tuple[tuple[int, ...], tuple[float, ...]]:

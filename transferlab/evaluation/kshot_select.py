@@ -10,10 +10,12 @@ exactly once. Each C of the grid is fitted on F - 1 folds and predicts the held-
 C maximises the held-out accuracy (1/n) sum_i [y_i == prediction for x_i of the fit without
 its fold]: the image-weighted mean over folds, where scikit-learn's GridSearchCV averages the
 folds unweighted (fold sizes differ by at most one here). It is a count over n, so ties are
-exact; they go to the smaller C, the stronger prior. The fit on the folds is linear.search_C
-with the held-out fold as its val: it standardises with the training folds' statistics only
-and warm-starts along the grid. The probe is then refit on the whole subset at that C and
-scored on test.
+exact; they follow grid_choice's rule, as the probe's C on val does: the middle of the tied
+Cs in grid order, of two middle ones the smaller (the stronger prior), so that a subset too
+easy to tell the Cs apart gets neither end of the grid. The fit on the folds is
+linear.search_C with the held-out fold as its val: it standardises with the training folds'
+statistics only and warm-starts along the grid. The probe is then refit on the whole subset
+at that C and scored on test.
 
 With n_min = 1 (1 shot) no fold can hold out an image of every class. Leave-one-out would not
 help either: the held-out image's class is then absent from the fit, so every C scores 0 and
@@ -30,6 +32,7 @@ import numpy as np
 import torch
 
 from transferlab.evaluation import linear
+from transferlab.evaluation.grid_choice import middle_of_best
 
 MAX_FOLDS = 5
 FIXED_C = 1.0  # the 1-shot C, snapped to the grid: scikit-learn's default
@@ -76,7 +79,7 @@ def cv_accuracy(
     device: torch.device,
 ) -> dict[float, float]:
     """Per C, the share of images predicted right by linear.search_C fitted without their fold."""
-    correct: dict[float, int] = {}
+    correct = dict.fromkeys((float(c) for c in grid), 0)
     for f in np.unique(folds):
         held = folds == f
         search = linear.search_C(
@@ -88,15 +91,14 @@ def cv_accuracy(
             max_iter=max_iter,
             device=device,
         )
-        for C, accuracy in search.val_accuracy.items():  # float32 count / size: round back
-            correct[C] = correct.get(C, 0) + round(accuracy * int(held.sum()))
+        for C, count in search.val_correct.items():
+            correct[C] += count
     return {C: count / len(labels) for C, count in correct.items()}
 
 
 def best_C(scores: dict[float, float]) -> float:
-    """argmax_C scores[C]; ties go to the smaller C, the stronger prior."""
-    top = max(scores.values())
-    return min(C for C, score in scores.items() if score == top)
+    """argmax_C scores[C]; ties: the middle of the tied Cs, of two the smaller (grid_choice)."""
+    return middle_of_best(sorted(scores), scores)
 
 
 def nearest_C(grid: np.ndarray, target: float = FIXED_C) -> float:

@@ -4,17 +4,31 @@ The objective is scikit-learn's LogisticRegression(penalty="l2"): summed log-los
 ||W||^2 / (2C), intercept unpenalised, so C means the same thing in both backends. It is
 minimised in its mean form (divided by n), as scikit-learn does, which keeps float32
 gradients well scaled; the minimiser is the same.
+
+On CPU each fit runs on one thread (one_thread), so that its time barely depends on whether
+other jobs share the machine and its result not at all on the thread count, and it keeps a
+longer L-BFGS memory (CPU_HISTORY) than scikit-learn: same objective, same stopping test.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-HISTORY = 10  # L-BFGS memory, scikit-learn's (scipy's maxcor) default
+from transferlab.evaluation.grid_choice import middle_of_best
+
+HISTORY = 10  # L-BFGS memory, scikit-learn's (scipy's maxcor) default, kept on CUDA: torch's
+# two-loop recursion passes each stored pair's coefficient as a Python number, a host sync
+# per pair and iteration there (not measured). On CPU a pair costs two small vector ops, and
+# a longer memory reaches the same tolerance in fewer iterations: 100 pairs took 40 % fewer
+# at 54,000 images and 19 % fewer at 2,700, choosing the same C (docs/benchmarks.md,
+# 2026-12-07).
+CPU_HISTORY = 100
 TOLERANCE = 1e-4  # max |gradient| of the mean objective, scikit-learn's default tol
 
 
@@ -58,6 +72,28 @@ class GridFit:
     train_head: SoftmaxHead
 
 
+@contextlib.contextmanager
+def one_thread(device: torch.device) -> Iterator[None]:
+    """On CPU, torch on one thread inside the block; the caller's count is restored after.
+
+    L-BFGS interleaves Python with small torch calls, each a parallel region whose second
+    thread must be woken; when another process holds that core, every call waits for it.
+    Measured on the shared 2-core development machine (docs/benchmarks.md, 2026-12-07): two
+    threads made an iteration up to 1.4x faster when nothing else ran, and 2x (54,000
+    images) to 30x (65) slower when another job held a core. One thread also makes the fit's
+    summation order, hence its bits, independent of the machine's core count.
+    """
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def standardise(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean, scale) per feature; constant features get scale 1, as in StandardScaler."""
     mean = features.mean(0)
@@ -89,7 +125,7 @@ def fit_logistic(
         [weight, bias],
         lr=1,
         max_iter=max_iter,
-        history_size=HISTORY,
+        history_size=CPU_HISTORY if x.device.type == "cpu" else HISTORY,
         tolerance_grad=TOLERANCE,
         tolerance_change=1e-9,
         line_search_fn="strong_wolfe",
@@ -101,13 +137,21 @@ def fit_logistic(
         loss.backward()
         return loss
 
-    optimizer.step(closure)
+    with one_thread(x.device):
+        optimizer.step(closure)
     n_iter = int(optimizer.state[weight].get("n_iter", 0))
     return weight.detach(), bias.detach(), n_iter
 
 
 def accuracy(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> float:
-    return float(((x @ weight.T + bias).argmax(1) == y).float().mean())
+    return correct_count(x, y, weight, bias) / len(y)
+
+
+def correct_count(
+    x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+) -> int:
+    """Images classified right: an exact count, so equal scores compare equal."""
+    return int(((x @ weight.T + bias).argmax(1) == y).sum())
 
 
 @dataclass(frozen=True)
@@ -120,12 +164,17 @@ class CSearch:
     train: tuple[torch.Tensor, torch.Tensor]  # standardised features, class indices
     val: tuple[torch.Tensor, torch.Tensor]
     heads: dict[float, tuple[torch.Tensor, torch.Tensor]]  # (weight, bias) per C
-    val_accuracy: dict[float, float]
+    val_correct: dict[float, int]  # val images classified right, per C
+
+    @property
+    def val_accuracy(self) -> dict[float, float]:
+        return {C: count / len(self.val[1]) for C, count in self.val_correct.items()}
 
     @property
     def best_C(self) -> float:
-        """The best C on val; ties go to the smaller C, the stronger prior."""
-        return max(self.val_accuracy, key=lambda c: (self.val_accuracy[c], -c))
+        """The C with the most val images right; ties: grid_choice's rule, the middle of the
+        tied Cs (of two, the smaller)."""
+        return middle_of_best(sorted(self.val_correct), self.val_correct)
 
     def standardised(self, features: np.ndarray) -> torch.Tensor:
         x = torch.as_tensor(np.asarray(features, dtype=np.float32), device=self.mean.device)
@@ -155,7 +204,7 @@ def search_C(
     # Standardise with train statistics only, so val and test never leak into scaling.
     mean, scale = standardise(train_x)
     train_x, val_x = (train_x - mean) / scale, (val_x - mean) / scale
-    scores: dict[float, float] = {}
+    scores: dict[float, int] = {}
     heads: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
     previous = None
     for C in sorted(float(c) for c in grid):
@@ -163,7 +212,7 @@ def search_C(
             train_x, train_y, C=C, num_classes=len(classes), max_iter=max_iter, init=previous
         )
         previous = heads[C] = (weight, bias)
-        scores[C] = accuracy(val_x, val_y, weight, bias)
+        scores[C] = correct_count(val_x, val_y, weight, bias)
     return CSearch(classes, mean, scale, (train_x, train_y), (val_x, val_y), heads, scores)
 
 

@@ -9,11 +9,12 @@ import numpy as np
 import torch
 
 from transferlab.evaluation import linear
+from transferlab.evaluation.grid_choice import middle_of_best
 from transferlab.params import Probe
 
 METHOD = "probe"
 # probe.backend: auto picks torch L-BFGS on CUDA, and on CPU the backend `python -m bench speed`
-# measured faster at equal accuracy on this project's features (README.md, "Performance").
+# measured faster at equal accuracy on this project's features (docs/benchmarks.md).
 CPU_BACKEND = "torch"
 
 
@@ -71,7 +72,9 @@ def fit_probe(
     backend: str = "sklearn",
     device: torch.device | None = None,
 ) -> ProbeFit:
-    """Choose C on val (warm-starting along the grid), then refit on train+val."""
+    """Choose C on val (warm-starting along the grid), then refit on train+val. Of Cs tied
+    on val, the middle one (grid_choice); both backends count correct images, so ties are
+    exact."""
     if backend == "torch":
         fit = linear.fit_grid(
             train_features=train_features,
@@ -93,11 +96,12 @@ def fit_probe(
     scaler = StandardScaler().fit(train_features)
     train_x, val_x = scaler.transform(train_features), scaler.transform(val_features)
     classifier = LogisticRegression(max_iter=max_iter, warm_start=True)
-    scores: dict[float, float] = {}
+    correct: dict[float, int] = {}
     for C in grid:
         classifier.set_params(C=float(C)).fit(train_x, train_labels)
-        scores[float(C)] = float((classifier.predict(val_x) == val_labels).mean())
-    best_C = max(scores, key=lambda c: (scores[c], -c))  # ties go to the stronger prior
+        correct[float(C)] = int((classifier.predict(val_x) == val_labels).sum())
+    best_C = middle_of_best(sorted(correct), correct)  # the tie rule of the torch backend too
+    scores = {C: count / len(val_labels) for C, count in correct.items()}
     final = LogisticRegression(C=best_C, max_iter=max_iter).fit(
         np.concatenate([train_x, val_x]), np.concatenate([train_labels, val_labels])
     )

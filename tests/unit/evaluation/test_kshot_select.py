@@ -45,7 +45,8 @@ def sklearn_cv_choice(x, y, folds, grid):
             right += (model.predict(scaler.transform(x[held])) == y[held]).sum()
         accuracy[float(C)] = right / len(y)
     top = max(accuracy.values())
-    return min(C for C, a in accuracy.items() if a == top), accuracy
+    tied = sorted(C for C, a in accuracy.items() if a == top)
+    return tied[(len(tied) - 1) // 2], accuracy  # the middle tied C; of two, the smaller
 
 
 def planted_val(train, favoured_C: float):
@@ -159,11 +160,13 @@ def test_same_seed_same_choice_and_predictions():
     np.testing.assert_array_equal(first.correct, again.correct)
 
 
-def test_ties_go_to_the_smaller_C():
-    assert kshot_select.best_C({1.0: 0.5, 0.01: 0.5, 10.0: 0.4}) == 0.01
-    assert kshot_select.best_C({1.0: 0.5, 0.01: 0.5 - 1 / 2700, 10.0: 0.4}) == 1.0
+def test_ties_go_to_the_middle_of_the_tied_Cs():
+    assert kshot_select.best_C({1.0: 0.5, 0.01: 0.5, 10.0: 0.4}) == 0.01  # two: the smaller
+    assert kshot_select.best_C({1.0: 0.5, 0.01: 0.5, 10.0: 0.5}) == 1.0  # three: the middle
+    assert kshot_select.best_C({1.0: 0.5, 0.01: 0.5 - 1 / 2700, 10.0: 0.4}) == 1.0  # unique
+    # every C right on every held-out image: the grid's middle, not its most regularised end
     easy = score(kshot(5, signal=20.0), synthetic_features(100, 2, signal=20.0))
-    assert set(easy.cv_accuracy.values()) == {1.0} and GRID.min() == easy.C
+    assert set(easy.cv_accuracy.values()) == {1.0} and easy.C == 1e-1 == np.median(GRID)
 
 
 def test_one_shot_uses_the_fixed_C_nearest_one_and_no_cross_validation(monkeypatch):

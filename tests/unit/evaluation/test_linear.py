@@ -109,3 +109,77 @@ def test_gpu_and_cpu_agree():
     for C in cpu.val_accuracy:
         assert abs(cpu.val_accuracy[C] - gpu.val_accuracy[C]) <= 0.01
     np.testing.assert_allclose(cpu.head.coef_, gpu.head.coef_, atol=5e-3, rtol=0)
+
+
+def test_every_C_tied_on_val_gives_the_middle_of_the_grid_and_counts_are_exact():
+    """The user's case: 6 val images all right at every C. The old tie rule took the grid's
+    end, C = 1e-6, a near-uniform probe; the middle of 12 values is the 6th, 0.1."""
+    train_x, train_y = synthetic_features(60, 0, signal=20.0)
+    keep = np.concatenate([np.flatnonzero(train_y == c)[:15] for c in range(3)])
+    train_x, train_y = train_x[keep], train_y[keep]  # balanced: no intercept outvotes W at 1e-6
+    val_x, val_y = synthetic_features(6, 1, signal=20.0)
+    search = linear.search_C(
+        train_features=train_x,
+        train_labels=train_y,
+        val_features=val_x,
+        val_labels=val_y,
+        grid=np.logspace(-6, 5, 12),
+        max_iter=100,
+        device=CPU,
+    )
+    assert search.val_correct == dict.fromkeys(search.val_correct, 6)
+    assert all(type(n) is int for n in search.val_correct.values())
+    assert search.best_C == pytest.approx(0.1)
+    assert search.val_accuracy[search.best_C] == 1.0
+
+
+def test_one_thread_on_cpu_restores_the_callers_count_even_after_an_error():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with linear.one_thread(CPU):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError), linear.one_thread(CPU):
+            raise RuntimeError
+        assert torch.get_num_threads() == 2
+        with linear.one_thread(torch.device("cuda")):  # a GPU fit leaves the CPU's count alone
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_fit_is_the_same_bits_whatever_the_callers_thread_count(monkeypatch):
+    # 10 classes of 600 points: sizes at which a 2-thread matrix product sums in another
+    # order than a 1-thread one on the development machine
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 600)
+    features = rng.normal(size=(600, 32)).astype(np.float32)
+    features[:, :10] += 2 * np.eye(10)[labels]
+    seen = []
+    real = linear.one_thread
+
+    def spy(device):
+        seen.append(torch.get_num_threads())
+        return real(device)
+
+    monkeypatch.setattr(linear, "one_thread", spy)
+    before = torch.get_num_threads()
+    fits = []
+    try:
+        for threads in (2, 1):
+            torch.set_num_threads(threads)
+            fits.append(
+                linear.fit_logistic(
+                    torch.from_numpy(features),
+                    torch.from_numpy(labels),
+                    C=1.0,
+                    num_classes=10,
+                    max_iter=100,
+                )
+            )
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [2, 1]  # the fit went through one_thread at either count
+    assert torch.equal(fits[0][0], fits[1][0]) and torch.equal(fits[0][1], fits[1][1])
+    assert fits[0][2] == fits[1][2]

@@ -113,3 +113,21 @@ def test_lpft_head_is_the_chosen_C_fitted_on_train_alone(backend):
     assert float((logits.argmax(1) == val_y).mean()) == pytest.approx(fit.val_accuracy[fit.C])
     assert head["C"] == fit.C
     assert not np.allclose(head["coef"], fit.classifier.coef_)  # not the train+val refit
+
+
+@pytest.mark.parametrize("backend", ["sklearn", "torch"])
+def test_Cs_tied_on_val_give_the_middle_C_in_either_backend(backend):
+    train_x, train_y = synthetic_features(60, 0, signal=20.0)
+    val_x, val_y = synthetic_features(6, 1, signal=20.0)
+    grid = np.logspace(-3, 2, 6)
+    fit = fit_probe(
+        train_features=train_x,
+        train_labels=train_y,
+        val_features=val_x,
+        val_labels=val_y,
+        grid=grid,
+        max_iter=200,
+        backend=backend,
+    )
+    assert set(fit.val_accuracy.values()) == {1.0}
+    assert grid[2] == fit.C  # six tied: the 3rd and 4th are the middle, the smaller is taken
