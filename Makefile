@@ -11,14 +11,20 @@ UV_PIN ?= uv==0.13.9
 
 # make results [EXP=name] [BASELINE=rev]: what a run concluded and where its time went.
 # make compare [EXPS="a b"]: experiments side by side, the params that differ first.
-.PHONY: results compare run test test-fast test-full bench format lint install data clean
+.PHONY: results compare run run-data test test-fast test-full bench format lint install data clean
 
 # dvc runs each stage (`python -m transferlab.device.launch …`) through the shell: the
 # venv's python must come first on PATH, as `source .venv/bin/activate` would put it.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-run: install data
+run: install run-data
 	$(BIN)/dvc repro
+
+# Fashion-MNIST only where params.yaml reads it: your own images need no Debian package.
+run-data: install
+	@if [ "$$($(BIN)/python -c 'from transferlab.params import load_params; \
+		print(load_params().data.source)' 2>/dev/null)" = fashion-mnist ]; then \
+		$(MAKE) -s data; fi
 
 results: install
 	$(BIN)/python -m transferlab.summary $(EXP) $(if $(BASELINE),--baseline $(BASELINE))
@@ -74,7 +80,7 @@ data:
 		exit 1; \
 	fi
 
-# Only what the stages generate (paths.* in params.yaml) and caches: never data/raw/, where
+# Only what the stages generate (paths.* in dvc.yaml's vars) and caches: never data/raw/, where
 # users keep their images, nor anything else DVC tracks as an input.
 clean: install
 	$(BIN)/python -m transferlab.clean

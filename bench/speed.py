@@ -58,7 +58,7 @@ def measure_extraction(params: Params, sizes: Sizes, splits: dict, device: torch
     """(report section, features per split, model, input config)."""
     spec = benched_model(params)
     model = frozen_backbone(spec.name, spec.weights, seed=spec.seed, device=device)
-    cfg = backbone.input_config(model, spec.image_size)
+    cfg = backbone.spec_input(model, spec, splits["train"].images.shape[1])
     batch = params.extract.batch_size
     features, seconds = {}, 0.0
     for split, part in splits.items():  # the whole pass, for the probe's features

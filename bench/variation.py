@@ -31,7 +31,7 @@ def run_variation(params: Params, strategy: str) -> dict:
     for _ in range(2):
         spec = benched_model(params)
         model = frozen_backbone(spec.name, spec.weights, seed=spec.seed, device=device)
-        cfg = backbone.input_config(model, spec.image_size)
+        cfg = backbone.spec_input(model, spec, test.images.shape[1])
         with guards.deterministic(device):
             features.append(
                 extract_features(

@@ -10,7 +10,7 @@ import sys
 from transferlab import tracking
 from transferlab.errors import UserError, cli
 from transferlab.evaluation.curves import PROBES, curve_inputs, probe_rows, scorer, write_curve
-from transferlab.evaluation.kshot import SUMMARY_FILE
+from transferlab.evaluation.kshot import SUMMARY_FILE, unusable_shots, usable_shots
 from transferlab.params import Params, load_params, to_dict
 from transferlab.selection import chosen_model
 from transferlab.tracking import StageRun
@@ -34,13 +34,13 @@ def run(params: Params, recorder: StageRun, probe: str) -> str:
     features, labels = curve_inputs(params.paths, params.curves.pixel_size)
     score = scorer(probe, features, labels, params)
     out = params.paths.curves / probe
+    shots = usable_shots(params.curves.shots, labels["train"])
     recorder.clock.ready()
     rows, fits = probe_rows(
-        labels, probe=probe, score=score, shots=params.curves.shots, seeds=params.curves.seeds
+        labels, probe=probe, score=score, shots=shots, seeds=params.curves.seeds
     )
-    summary = write_curve(
-        out, rows, probe=probe, shots=params.curves.shots, train_labels=labels["train"]
-    )
+    summary = write_curve(out, rows, probe=probe, shots=shots, train_labels=labels["train"])
+    summary["shots_as_all"] = unusable_shots(params.curves.shots, labels["train"])
     recorder.publish(record=summary, record_path=out / SUMMARY_FILE, metrics={"fits": fits})
     return f"curves_{probe}: {fits} distinct fits"
 

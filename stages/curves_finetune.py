@@ -11,8 +11,8 @@ from transferlab.data.prepared import load_classes, load_prepared
 from transferlab.device import guards, host
 from transferlab.errors import cli
 from transferlab.evaluation import kshot
-from transferlab.evaluation.curves_finetune import kshot_finetune
-from transferlab.evaluation.kshot import SUMMARY_FILE, series_name
+from transferlab.evaluation.curves_finetune import IN_BUDGET, kshot_finetune
+from transferlab.evaluation.kshot import SUMMARY_FILE, series_name, unusable_shots, usable_shots
 from transferlab.params import Model, Params, load_params, to_dict
 from transferlab.selection import chosen_model
 from transferlab.tracking import StageRun
@@ -53,13 +53,13 @@ def train_rows(params: Params, model: Model, clock) -> list[dict]:
     """One row per (strategy, shot, seed): each fit's test accuracy and correctness."""
     paths = params.paths
     device = host.resolve_device(params.finetune.device)
+    train = load_prepared(paths.prepared, "train")  # subsets are copied out of the map
     with guards.deterministic(device):
         return kshot_finetune(
             params.curves.finetune,
-            train=load_prepared(paths.prepared, "train"),  # subsets are copied out of the map
-            val=load_prepared(paths.prepared, "val"),
+            train=train,
             test=load_prepared(paths.prepared, "test"),
-            shots=params.curves.shots,
+            shots=usable_shots(params.curves.shots, train.labels),
             seeds=params.curves.seeds,
             model_config=model,
             config=params.finetune,
@@ -73,13 +73,16 @@ def write_curve(params: Params, rows: list[dict]) -> tuple[dict, dict]:
     """kshot.write_curve with one column per listed strategy (the names dvc.yaml's plot
     takes); returns its summary record and each cell's mean, for MLflow."""
     listed = params.curves.finetune
+    train_labels = load_prepared(params.paths.prepared, "train").labels
     summary = kshot.write_curve(
         params.paths.curves_finetune,
         rows,
-        shots=params.curves.shots,
-        train_labels=load_prepared(params.paths.prepared, "train").labels,
+        shots=usable_shots(params.curves.shots, train_labels),
+        train_labels=train_labels,
         columns={strategy: series_name(strategy) for strategy in listed},
     )
+    summary["shots_as_all"] = unusable_shots(params.curves.shots, train_labels)
+    summary["selection"] = IN_BUDGET
     means = {
         f"{series}.{shot}": cell["mean"]
         for series, cells in summary["series"].items()

@@ -41,12 +41,17 @@ def run(params: Params, recorder: StageRun) -> str:
     return "\n".join([*lines, answer])
 
 
+VERDICT_NUMBERS = ("gain", "p", "p_adjusted")
+
+
 def log(run, params: Params, metrics, figures, provenance, compared, answer: str) -> None:
     """This stage's run, the parent (the run a user opens: the answer is its description,
     the report and figures its artifacts, as here) and one run per candidate backbone."""
     paths, verdicts = params.paths, metrics["transfer"]
     scores = {m: v for m, v in metrics.items() if m not in SUMMARY_KEYS}
-    gains = {f"{n}.gain": v["gain"] for n, v in verdicts.items()}
+    gains = {  # each verdict's gain and its p, raw and adjusted in its family
+        f"{n}.{k}": v[k] for n, v in verdicts.items() for k in VERDICT_NUMBERS if v[k] is not None
+    }
     tags = {f"verdict.{n}": v["verdict"] for n, v in verdicts.items()}
     tags["recommended"] = metrics["recommendation"]["method"]
     reports = [
@@ -58,7 +63,7 @@ def log(run, params: Params, metrics, figures, provenance, compared, answer: str
     run.set_tags(tags)
     run.publish(metrics=scores, artifacts=reports)
     run.log_to_parent(
-        params=to_dict(params),
+        params={k: v for k, v in to_dict(params).items() if k != "paths"},  # not params
         metrics={**scores, **gains},
         tags={**tags, "provenance": provenance},
         description=answer,

@@ -18,15 +18,27 @@ def main() -> None:
 
 
 def run(params: Params, recorder: StageRun) -> str:
-    """The stage: params.data prepared under params.paths; returns its one-line summary."""
+    """The stage: params.data prepared under params.paths; returns its summary: the counts
+    per split (and their range over classes), what was left out, and a warning line for
+    each split too small to decide much."""
     recorder.clock.ready()
-    card = prepare(params.data, params.paths, recorder)
+    card = prepare(params.data, params.paths, recorder, confidence=params.verdict.confidence)
     recorder.publish()
-    splits = ", ".join(f"{s}: {card['splits'][s]['total']}" for s in card["splits"])
-    return (
-        f"{splits}; rejected: {card['rejected']['total']}, duplicate groups: "
-        f"{card['duplicates']['groups']} (see the reports under reports/)"
-    )
+    splits = card["splits"]
+    per_class = ", ".join(f"{s} {class_range(splits[s]['per_class'])}" for s in splits)
+    lines = [
+        ", ".join(f"{s}: {splits[s]['total']}" for s in splits) + f" images (per class: "
+        f"{per_class}); rejected: {card['rejected']['total']}, duplicate groups: "
+        f"{card['duplicates']['groups']} (see the reports under reports/)",
+        *(f"warning: {line}" for line in card["resolution"]["warnings"]),
+    ]
+    return "\n".join(lines)
+
+
+def class_range(per_class: dict[str, int]) -> str:
+    """'21-22' (or '6' when every class has as many): a split's images per class."""
+    low, high = min(per_class.values()), max(per_class.values())
+    return str(low) if low == high else f"{low}-{high}"
 
 
 if __name__ == "__main__":

@@ -16,7 +16,14 @@ import yaml
 from transferlab import selection
 from transferlab.data import prepared
 from transferlab.data.prepared import LabelledImages
-from transferlab.params import Candidate, Params, load_params, parse_params
+from transferlab.params import (
+    PIPELINE_FILE,
+    Candidate,
+    Params,
+    load_params,
+    load_paths,
+    parse_params,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_MODEL = "test_efficientnet"  # timm's tiny registered model, random weights
@@ -115,6 +122,8 @@ def stage_workdir(root: Path, per_class: tuple[int, int, int], **sections: dict)
         else:
             params[section].update(values)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    shutil.copy(REPO / PIPELINE_FILE, root / PIPELINE_FILE)  # where outputs go: its vars
+    params["paths"] = load_paths(root / "params.yaml")
     loaded = parse_params(params)
     first = next(iter(loaded.backbones))  # chosen, as the rank stage would choose it
     selection.save_choice(

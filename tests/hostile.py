@@ -74,3 +74,41 @@ def image_folder(root: Path, per_class: int = 8) -> Path:
     (root / "cat" / "labels.json").write_text("{}")
     (root / "README.txt").write_text("my photos\n")
     return root
+
+
+# Real photos the project did not make: scikit-image's samples (a dev dependency), one class
+# per photo, each image a crop of it at its own place and scale.
+PHOTOS = {"cat": "chelsea", "coffee": "coffee", "rocket": "rocket"}
+
+
+def photo_crops(name: str, count: int, *, seed: int, side: int) -> list[Image.Image]:
+    """`count` square crops of scikit-image's sample photo `name`, 35-70 % of its shorter
+    side, some mirrored, each resized to `side` px."""
+    from skimage import data
+
+    photo = getattr(data, name)()
+    rng = np.random.default_rng(seed)
+    height, width = photo.shape[:2]
+    crops = []
+    for _ in range(count):
+        size = int(min(height, width) * rng.uniform(0.35, 0.7))
+        top, left = rng.integers(0, height - size + 1), rng.integers(0, width - size + 1)
+        crop = photo[top : top + size, left : left + size]
+        crop = crop[:, ::-1] if rng.random() < 0.5 else crop
+        crops.append(Image.fromarray(np.ascontiguousarray(crop)).resize((side, side)))
+    return crops
+
+
+def photo_folder(root: Path, counts: dict[str, int], side: int = 96) -> Path:
+    """An image folder of photo crops as a user would bring it: JPEGs per class, one
+    truncated file, and one picture filed under two classes."""
+    for c, (label, count) in enumerate(counts.items()):
+        for i, crop in enumerate(photo_crops(PHOTOS[label], count, seed=c, side=side)):
+            (root / label).mkdir(parents=True, exist_ok=True)
+            crop.save(root / label / f"{label}_{i:03d}.jpg", quality=90)
+    first = next(iter(counts))
+    truncated = root / first / "broken.jpg"
+    truncated.write_bytes((root / first / f"{first}_000.jpg").read_bytes()[:-400])
+    second, third = list(counts)[1:3]
+    (root / third / "also_here.jpg").write_bytes((root / second / f"{second}_001.jpg").read_bytes())
+    return root

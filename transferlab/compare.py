@@ -19,7 +19,7 @@ from transferlab.params import PARAMS_FILE, load_params
 from transferlab.summary import WIDTH, clip
 
 CELL = 16  # widest value shown in a param column
-RECOMMENDED, ACCURACY = "recommended", "accuracy."  # reports/headline.json's keys
+RECOMMENDED, ACCURACY, DATA = "recommended", "accuracy.", "data_content"  # headline.json
 
 
 def rows(names: list[str]) -> list[dict]:
@@ -39,6 +39,22 @@ def rows(names: list[str]) -> list[dict]:
             raise UserError(f"no experiment named {', '.join(sorted(unknown))} on this commit.")
         found = [r for r in found if r["name"] in names or r["typ"] == "baseline"]
     return found
+
+
+def by_data(found: list[dict], sections: set[str]) -> list[str]:
+    """One table per data set the rows were measured on (headline.json's DATA: the source's
+    content digest), the commit's first: runs on other data are no variants of the same
+    experiment. One table, as before, when every row used the same data (or none says)."""
+    groups: dict[str, list[dict]] = {}
+    for row in sorted(found, key=lambda r: r.get("typ") != "baseline"):  # stable: commit first
+        groups.setdefault(str(row.get(DATA) or "-"), []).append(row)
+    if len(groups) == 1:
+        return table(found, sections)
+    lines: list[str] = []
+    for digest, members in groups.items():
+        names = ", ".join(row["name"] for row in members)
+        lines += [clip(f"data {digest}: {names}"), *table(members, sections), ""]
+    return lines + ["Each table holds the runs on one data set: compare within a table."]
 
 
 def table(found: list[dict], sections: set[str]) -> list[str]:
@@ -101,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("names", nargs="*", help="dvc exp names (default: all on this commit)")
     args = parser.parse_args(argv)
     sections = set(load_params(PARAMS_FILE).__dataclass_fields__)
-    print("\n".join(table(rows(args.names), sections)))
+    print("\n".join(by_data(rows(args.names), sections)))
 
 
 if __name__ == "__main__":

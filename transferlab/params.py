@@ -18,6 +18,7 @@ import yaml
 from transferlab.errors import UserError
 
 PARAMS_FILE = Path("params.yaml")
+PIPELINE_FILE = "dvc.yaml"  # beside params.yaml: its `vars: - paths:` block names every output
 
 
 @dataclass(frozen=True)
@@ -93,16 +94,22 @@ class Candidate:
 class Backbone:
     """Settings every candidate backbone shares."""
 
-    image_size: int | None
+    image_size: int | str | None  # a side, AUTO (follows the data), or null: the model's own
+    min_image_size: int  # AUTO raises smaller stored images to this side
     seed: int
 
     def __post_init__(self) -> None:
-        if self.image_size is not None:
+        if isinstance(self.image_size, str):
+            _check_choice("backbone.image_size", self.image_size, (AUTO,))
+        elif self.image_size is not None:
             _check_range("backbone.image_size", self.image_size, 8, 1024)
+        _check_range("backbone.min_image_size", self.min_image_size, 8, 1024)
 
     def build(self, candidate: Candidate) -> Model:
         """`candidate` with these shared settings: what builds its network."""
-        return Model(candidate.name, candidate.weights, self.image_size, self.seed)
+        return Model(
+            candidate.name, candidate.weights, self.image_size, self.seed, self.min_image_size
+        )
 
 
 @dataclass(frozen=True)
@@ -111,8 +118,9 @@ class Model:
 
     name: str
     weights: str
-    image_size: int | None
+    image_size: int | str | None  # as backbone.image_size: models.backbone.input_side resolves it
     seed: int
+    min_image_size: int  # backbone.min_image_size
 
     @property
     def pretrained(self) -> bool:
@@ -285,9 +293,19 @@ class Curves:
 @dataclass(frozen=True)
 class Verdict:
     confidence: float  # two-sided level of every verdict's interval (McNemar or t over seeds)
+    adjust: str  # each family of verdicts corrected by Holm's step-down, or none
 
     def __post_init__(self) -> None:
         _check_range("verdict.confidence", self.confidence, 0.0, 1.0, inclusive=False)
+        _check_choice("verdict.adjust", self.adjust, ADJUSTMENTS)
+
+
+@dataclass(frozen=True)
+class Recommend:
+    margin: float  # points of accuracy: a cheaper method within it of the best is as good
+
+    def __post_init__(self) -> None:
+        _check_range("recommend.margin", self.margin, 0.0, 100.0)
 
 
 @dataclass(frozen=True)
@@ -309,6 +327,7 @@ class Params:
     finetune: Finetune
     curves: Curves
     verdict: Verdict
+    recommend: Recommend
     tracking: Tracking
 
     def __post_init__(self) -> None:
@@ -338,6 +357,7 @@ class Params:
 
 
 DEVICES = ("auto", "cpu", "cuda")
+AUTO = "auto"  # backbone.image_size: the input side follows the data (models.backbone.input_side)
 SOURCES = ("fashion-mnist", "imagefolder", "csv")
 DUPLICATE_POLICIES = ("keep", "drop", "fail")
 STRATEGIES = ("full", "freeze", "llrd", "scratch")  # independent of the probe
@@ -347,6 +367,7 @@ FROM_PROBE = ("lpft",)  # heads initialised from the probe
 # stay as loaded (frozen, Kumar et al. 2022's LP-FT); its affine parameters train either way.
 BN_POLICIES = ("train", "frozen")
 PROBE_BACKENDS = ("auto", "sklearn", "torch")
+ADJUSTMENTS = ("holm", "none")  # verdict.adjust: a family's multiple-comparison correction
 SCORES = ("logme", "hscore")  # transferability of frozen features: higher is better
 RANK_BY = (*SCORES, "probe", "knn")  # scores, or measured val accuracies of the probes
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
@@ -355,14 +376,34 @@ _EXAMPLE = "backbones: {lite0: {name: tf_efficientnet_lite0, weights: bundled}}"
 
 def load_params(path: Path = PARAMS_FILE, overrides: Sequence[str] = ()) -> Params:
     """Read and validate a params file, with `overrides` (KEY=VALUE, as `dvc exp run -S`)
-    applied; every problem is a UserError naming the key."""
+    applied, and the output paths of the dvc.yaml beside it; every problem is a UserError
+    naming the key."""
+    raw = _read_yaml(path)
+    if isinstance(raw, dict) and "paths" in raw:
+        raise UserError(
+            f"{path}: the paths section has moved to {PIPELINE_FILE}'s `vars` (outputs are not "
+            "params); delete it from params.yaml."
+        )
+    raw = apply_overrides(raw, overrides)
+    return parse_params({**raw, "paths": load_paths(path)} if isinstance(raw, dict) else raw)
+
+
+def load_paths(params_file: Path = PARAMS_FILE) -> dict[str, str]:
+    """The output paths: the `paths` entry of `vars` in the dvc.yaml beside `params_file`."""
+    pipeline = params_file.parent / PIPELINE_FILE
+    for entry in _read_yaml(pipeline).get("vars", []):
+        if isinstance(entry, dict) and "paths" in entry:
+            return entry["paths"]
+    raise UserError(f"{pipeline}: no `vars: - paths:` entry; restore it from git.")
+
+
+def _read_yaml(path: Path) -> Any:
     if not path.is_file():
         raise UserError(f"{path} not found; run from the repository root.")
-    try:
-        raw = yaml.safe_load(path.read_text())
+    try:  # the C parser where PyYAML has it: dvc.yaml is long
+        return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as err:
         raise UserError(f"{path} is not valid YAML: {err}") from None
-    return parse_params(apply_overrides(raw, overrides))
 
 
 # A YAML 1.2 float with an exponent (3e-4), which PyYAML's YAML 1.1 reads as a string.
@@ -408,7 +449,7 @@ def _check_migrated(raw: Any) -> None:
         raise UserError(
             "verdict.single_seed_factor is gone: one seed is now judged by McNemar's exact "
             "test on the two arms' predictions for the same test images, not against a noise "
-            "borrowed from elsewhere; delete the key (see README, The transfer verdict)."
+            "borrowed from elsewhere; delete the key (see docs/methods.md, The transfer verdict)."
         )
     if not isinstance(raw.get("backbone"), dict):
         return
@@ -418,7 +459,7 @@ def _check_migrated(raw: Any) -> None:
         raise UserError(
             f"backbone.{next(iter(old))} has moved: candidates are listed under `backbones`, "
             f"one entry each, e.g. backbones: {{mine: {{{entry}}}}}; backbone keeps "
-            "image_size and seed (see README, Several backbones)."
+            "the shared settings (see docs/methods.md, Choosing a backbone)."
         )
 
 
@@ -456,8 +497,14 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(inner, value, key)
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:
+            return _coerce(inner[0], value, key)
+        for kind in inner:  # int | str: the first type the value has
+            if isinstance(value, kind) and not isinstance(value, bool):
+                return value
+        names = " or ".join(kind.__name__ for kind in inner)
+        raise UserError(f"{key}: expected {names}, got {value!r}.")
     if origin is dict:
         if not isinstance(value, dict):
             raise UserError(f"{key}: expected a mapping, got {value!r}.")

@@ -60,6 +60,7 @@ def describe_run(
         "data": {
             "source": params.data.source,
             "path": params.data.path,
+            "content_sha256": data_card["content"],
             "images": {split: part["total"] for split, part in data_card["splits"].items()},
             "classes": len(data_card["classes"]),
         },

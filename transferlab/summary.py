@@ -23,7 +23,7 @@ import yaml
 from transferlab.errors import UserError, cli
 from transferlab.evaluation.report import RECOMMENDATION_HEAD, SUMMARY_KEYS
 from transferlab.evaluation.words import measured, recommendation_text
-from transferlab.params import PARAMS_FILE, load_params
+from transferlab.params import PARAMS_FILE, Paths, load_params
 from transferlab.tracking import flatten
 
 WIDTH = 120
@@ -31,14 +31,18 @@ QUALITY = (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("ece", "ECE"))
 PARTS = ("ready_s", "first_step_s", "steady_s", "write_s")
 
 
-def read_reports(
-    rev: str | None, metrics: Path, timeline: Path, report: Path | None = None
-) -> dict[str, dict]:
-    """metrics.json, timeline.json, params.yaml and the report's answer (with its measured
-    times) of the workspace (rev None) or of a revision or experiment; {} for a file that
-    revision does not have."""
+def read_reports(rev: str | None, paths: Paths, *, answer: bool = False) -> dict[str, dict]:
+    """metrics.json, timeline.json, provenance.json, params.yaml and (`answer`) the report's
+    answer with its measured times, of the workspace (rev None) or of a revision or
+    experiment; {} for a file that revision does not have."""
     found = {}
-    files = [("metrics", metrics), ("timeline", timeline), ("params", PARAMS_FILE)]
+    files = [
+        ("metrics", paths.metrics),
+        ("timeline", paths.timeline),
+        ("provenance", paths.provenance),
+        ("params", PARAMS_FILE),
+    ]
+    report = paths.report if answer else None
     for name, path in files + ([("report", report)] if report else []):
         try:
             found[name] = _parse(name, _read(rev, Path(path)))
@@ -72,6 +76,20 @@ def _parse(name: str, text: str) -> dict:
     if name == "timeline":  # a list in start order: one record per stage
         return {t["stage"]: t for t in found}
     return found
+
+
+def other_data(current: dict, baseline: dict) -> str | None:
+    """Why the two runs' numbers cannot be compared: the data they were measured on differ
+    (source, path, or the source's content digest where both runs recorded one); None when
+    they are the same data, or when either run has no provenance to tell."""
+    ours, theirs = (run.get("provenance", {}).get("data") for run in (current, baseline))
+    if not ours or not theirs:
+        return None
+    keys = ["source", "path"] + [k for k in ("content_sha256",) if k in ours and k in theirs]
+    if all(ours[k] == theirs[k] for k in keys):
+        return None
+    digest = theirs.get("content_sha256", "")[:12]
+    return f"{theirs['source']} at {theirs['path']}" + (f", content {digest}" if digest else "")
 
 
 def _delta(value: float | None, base: float | None, scale: float = 1.0, unit: str = "") -> str:
@@ -190,14 +208,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--baseline", default="HEAD", help="what to compare with (default: HEAD)")
     args = parser.parse_args(argv)
     paths = load_params(PARAMS_FILE).paths
-    current = read_reports(args.rev, paths.metrics, paths.timeline, paths.report)
+    current = read_reports(args.rev, paths, answer=True)
     baseline = {}
     if args.baseline and args.baseline != args.rev:
         try:
-            baseline = read_reports(args.baseline, paths.metrics, paths.timeline)
+            baseline = read_reports(args.baseline, paths)
         except UserError as err:
             print(f"(no baseline: {err})", file=sys.stderr)
     name = args.rev or "workspace"
+    other = other_data(current, baseline)
+    if other:  # numbers on other data are no baseline: say so once, show no changes
+        print(f"(no changes shown: the baseline {args.baseline} used other data: {other})")
+        baseline = {}
     print(render(current, baseline, name, args.baseline if baseline.get("metrics") else None))
 
 

@@ -12,7 +12,7 @@ install_wheels() {
     export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}" PATH="$site/bin:$PATH"
 }
 
-# full_data_overrides: bench/full_data.txt (the README's full-data configuration; users
+# full_data_overrides: bench/full_data.txt (the full-data configuration of docs/scaling.md; users
 # read it too, so it stays beside the bench) as `-S key=value` arguments, appended to the
 # array `overrides`.
 full_data_overrides() {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole pipeline as users run it (`dvc exp run` in the README's full-data configuration,
+# The whole pipeline as users run it (`dvc exp run` in docs/scaling.md's full-data configuration,
 # bench/full_data.txt, with MLflow recording every stage) on a lent GPU box, in ONE call.
 # The box has torch, timm, numpy and scikit-learn but neither dvc nor mlflow, no network,
 # and takes 64 MiB per call: ../shared/gpu/pack.sh packs the data, the weights and the

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command for a lent GPU box (torch + timm + numpy + scikit-learn; no dvc, mlflow or
-# internet), in the README's full-data configuration (bench/full_data.txt) with the full
+# internet), in docs/scaling.md's full-data configuration (bench/full_data.txt) with the full
 # probe protocol (45 C values): `python -m bench speed`, then `python -m bench pipeline`.
 #
 # Carry into the repo tree first (both are git-ignored):

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, TINY_MODEL, save_tiny_checkpoint
+from transferlab.params import load_paths
 
 BIN = Path(sys.executable).parent
 # No single command of a test takes this long; one that does has hung (a stuck dvc queue
@@ -126,6 +127,10 @@ class Workspace:
     def params(self) -> dict:
         return yaml.safe_load((self.root / "params.yaml").read_text())
 
+    def paths(self) -> dict:
+        """The output paths (dvc.yaml's vars)."""
+        return load_paths(self.root / "params.yaml")
+
 
 def proc_stat(pid: int | str) -> list[str] | None:
     """/proc/<pid>/stat's fields after the command name (state, ppid, pgrp, session, ...);
@@ -179,7 +184,7 @@ def make_workspace(root: Path, mlflow_db: Path, *changes: dict) -> Workspace:
 
 # Fixtures that run a real `dvc repro`: every test that uses one, directly or through another
 # fixture, is marked slow here, so `make test-fast` never runs a pipeline by oversight.
-REPRO_FIXTURES = frozenset({"reproduced", "imagefolder_workspace"})
+REPRO_FIXTURES = frozenset({"reproduced", "imagefolder_workspace", "photos_reproduced"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -260,3 +265,35 @@ def imagefolder_workspace(tmp_path_factory, empty_mlflow_db) -> Workspace:
         }
     }
     return make_workspace(root, empty_mlflow_db, images)
+
+
+# A user's first own-data run, as the README's recipe sets it up: a few dozen photo crops per
+# class (one truncated file, one picture under two classes), every split drawn from them, the
+# shipped curves and input-size rule; the tiny backbone keeps it to a minute.
+PHOTO_COUNTS = {"cat": 31, "coffee": 30, "rocket": 29}
+PHOTOS = {
+    "data": {
+        "source": "imagefolder",
+        "path": "data/raw/photos",
+        "image_size": 64,
+        "train_per_class": None,
+        "test_per_class": None,
+        "val_fraction": 0.1,
+        "test_fraction": 0.2,
+    },
+    "backbone": {"image_size": "auto"},
+    "probe": {"C_num": 5},
+    "curves": {"shots": [1, 5, 10, 25, None], "seeds": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def photos_reproduced(tmp_path_factory, empty_mlflow_db) -> Workspace:
+    """`dvc repro` of the whole pipeline on a small folder of real photos."""
+    from tests import hostile
+
+    root = tmp_path_factory.mktemp("repo-photos")
+    hostile.photo_folder(root / "data" / "raw" / "photos", PHOTO_COUNTS)
+    ws = make_workspace(root, empty_mlflow_db, PHOTOS)
+    ws.dvc("repro")
+    return ws

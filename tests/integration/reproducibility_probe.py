@@ -28,7 +28,7 @@ if os.environ.get("SIMULATED_CORES"):
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", cores)))
 
 shipped = load_params(REPO / "params.yaml")
-backbone = Model(TINY_MODEL, "none", image_size=32, seed=shipped.backbone.seed)
+backbone = Model(TINY_MODEL, "none", image_size=32, seed=shipped.backbone.seed, min_image_size=32)
 config = dataclasses.replace(shipped.finetune, epochs=1, batch_size=8, device="cpu")
 cpu = torch.device("cpu")
 trained = train_strategy(

@@ -16,11 +16,11 @@ from transferlab.evaluation.transferability import SCORES
 from transferlab.models import backbone
 from transferlab.models.backbone import BUNDLED
 from transferlab.models.extract import extract_features, frozen_backbone
-from transferlab.params import load_params
+from transferlab.params import Candidate, load_params
 
 pytestmark = pytest.mark.slow
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
-SHIPPED_SIZE = load_params(REPO / "params.yaml").backbone.image_size
+SHIPPED = load_params(REPO / "params.yaml")  # the shipped input-side rule: 48 px here
 PER_CLASS = 50
 
 
@@ -36,7 +36,8 @@ def images():
 def scored(name: str, weights: str, images) -> dict:
     cpu = torch.device("cpu")
     model = frozen_backbone(name, weights, seed=0, device=cpu)
-    config = backbone.input_config(model, SHIPPED_SIZE)
+    spec = SHIPPED.backbone.build(Candidate(name, weights))
+    config = backbone.spec_input(model, spec, stored=images.images.shape[1])
     features = extract_features(model, images.images, config, batch_size=100, device=cpu)
     scores = {score: fn(features, images.labels) for score, fn in SCORES.items()}
     return {"pretrained": weights != "none", **scores}

@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 from stages import curves_finetune
 from tests.conftest import stage_workdir, tiny_backbone
 from transferlab import io, tracking
-from transferlab.evaluation import verdict
+from transferlab.evaluation import family, verdict
 from transferlab.evaluation.kshot import CSV_FILE, SUMMARY_FILE, read_rows
 from transferlab.models import strategies
 from transferlab.params import load_params
@@ -80,7 +80,7 @@ def test_listed_strategies_give_a_plot_column_and_a_series_each(mlflow_store, tm
     # seed, from the rows and correctness the stage wrote
     out = tmp_path / params["paths"]["curves_finetune"]
     pairs = verdict.scratch_pairs(("full", "scratch"))
-    comparisons = verdict.curve_comparisons(
+    comparisons = family.curve_comparisons(
         read_rows(out),
         pairs,
         config=load_params(tmp_path / "params.yaml").verdict,

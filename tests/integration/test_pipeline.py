@@ -20,7 +20,7 @@ from sklearn.metrics import f1_score
 from tests.conftest import TINY_MODEL, dvc_stages
 from tests.integration.conftest import Workspace
 from transferlab import io, tracking
-from transferlab.evaluation import kshot, verdict
+from transferlab.evaluation import family, kshot, verdict
 from transferlab.params import load_params
 
 pytestmark = pytest.mark.slow
@@ -107,7 +107,7 @@ def test_metrics_are_those_of_each_methods_test_predictions(reproduced):
         pairs = verdict.probe_pairs((probe,))
         config = load_params(root / "params.yaml").verdict
         curve_verdicts.update(
-            verdict.curve_comparisons(rows, pairs, config=config, transferred=True)
+            family.curve_comparisons(rows, pairs, config=config, transferred=True)
         )
     for name in ("linear_vs_random_init", "knn_vs_raw_pixels"):
         assert metrics["transfer"][name]["gain"] == curve_verdicts[name]["all"]["gain"]

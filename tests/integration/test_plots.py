@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from transferlab.evaluation import comparison, tables
-from transferlab.params import Verdict
+from transferlab.params import Verdict, load_paths
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / ".dvc" / "plots"
@@ -43,7 +43,9 @@ BUILTIN_TEMPLATES = {
 
 
 def load_params(changes: dict | None = None) -> dict:
+    """params.yaml with `changes`, and the paths dvc.yaml templates (its vars)."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["paths"] = load_paths(ROOT / "params.yaml")
     for section, values in (changes or {}).items():
         params[section] = {**params[section], **values}
     return params
@@ -404,7 +406,7 @@ def backbones_record() -> dict:
         }
         for column in comparison.PROBE_ACCURACIES
     }
-    intervals = comparison.probe_intervals(correct, config=Verdict(confidence=0.95))
+    intervals = comparison.probe_intervals(correct, config=Verdict(confidence=0.95, adjust="holm"))
     return {"order": list(accuracies), "candidates": candidates, "intervals": intervals}
 
 
@@ -490,7 +492,7 @@ def test_fine_tuning_curves_join_the_linear_probe_plot(tiny_workspace, tmp_path)
     changed = copy.deepcopy(params)
     changed["curves"]["finetune"] = ["full", "scratch"]
     (ws / "params.yaml").write_text(yaml.safe_dump(changed))
-    paths = params["paths"]
+    paths = load_paths(ws / "params.yaml")
     write_curve(ws / paths["curves_finetune"] / "data_efficiency.csv", ["full", "scratch"])
     data = json.loads(dvc(ws, "plots", "show", "--json").stdout)["data"]
     (linear,) = [p for pid, [p] in data.items() if "linear" in pid]
@@ -508,7 +510,9 @@ def test_the_pipelines_training_and_backbone_plots(reproduced):
     shown = json.loads(reproduced.dvc("plots", "show", "--json").stdout)
     assert not shown.get("errors"), shown.get("errors")
     params = reproduced.params()
-    loss, accuracy, backbones = training_and_backbone_plots(shown["data"], params["paths"]["plots"])
+    loss, accuracy, backbones = training_and_backbone_plots(
+        shown["data"], reproduced.paths()["plots"]
+    )
     finetuned = {*params["finetune"]["strategies"], *params["finetune"]["from_probe"]}
     assert len(finetuned) >= 2
     for spec in (loss, accuracy):

@@ -112,7 +112,7 @@ def results(ws: Workspace) -> dict[str, bytes | dict]:
     without its cost column. Left out: the files that only time the stages (paths.timings,
     paths.timeline and its PNG), the PNG of accuracy against extraction cost, and
     report.html, which is report.md and the figures rendered into one page."""
-    paths = ws.params()["paths"]
+    paths = ws.paths()
     measured = {
         Path(paths["timeline"]),
         Path(paths["figures"]) / "timeline.png",

@@ -7,6 +7,9 @@ import json
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+
 from tests.integration.test_pipeline import _changed_after, readers
 
 TIMING_KEYS = ("images_per_s", "peak_rss_mb", "seconds", "steady_s", "ready_s")
@@ -132,3 +135,35 @@ def test_the_parent_run_carries_params_final_metrics_and_provenance(reproduced):
     assert {"report/report.md", "report/report.html", "report/metrics.json"} <= files
     figures = {a.path for a in client.list_artifacts(parent_id, "report/figures")}
     assert "report/figures/timeline.png" in figures
+
+
+def test_a_verdict_significant_alone_reads_inconclusive_in_the_report_once_corrected(
+    reproduced_copy,
+):
+    """Planted test predictions: full fine-tuning right on 6 of the 50 test images that
+    scratch gets wrong, and the same elsewhere: McNemar's p = 0.031 alone, positive at 95%,
+    but one of the conclusions family's comparisons, so Holm makes it inconclusive. The
+    evaluate stage reruns as dvc runs it, through the launcher."""
+    ws = reproduced_copy
+    methods, test = ws.root / ws.paths()["methods"], ws.root / ws.paths()["prepared"]
+    labels = np.load(test / "test_labels.npy")
+    classes = int(labels.max()) + 1
+    right = np.eye(classes, dtype=np.float32)[labels]
+    wrong = np.eye(classes, dtype=np.float32)[(labels + 1) % classes]
+    scratch = np.where(np.arange(len(labels))[:, None] < 6, wrong, right)  # 6 wrong
+    np.save(methods / "scratch" / "tiny" / "test_probs.npy", scratch)
+    np.save(methods / "full" / "tiny" / "test_probs.npy", right)
+    ws.run(sys.executable, "-m", "transferlab.device.launch", "-m", "stages.evaluate")
+    judged = json.loads((ws.root / ws.paths()["metrics"]).read_text())["transfer"][
+        "full_vs_scratch"
+    ]
+    assert judged["p"] == pytest.approx(0.03125) and judged["p_adjusted"] > 0.05
+    assert judged["verdict"] == "inconclusive" and judged["low"] <= 0
+    assert judged["family"]["name"] == "conclusions" and judged["family"]["size"] >= 5
+    report = (ws.root / ws.paths()["report"]).read_text()
+    row = next(line for line in report.splitlines() if line.startswith("| full_vs_scratch |"))
+    assert "**inconclusive**" in row and "| 0.031 |" in row
+    ws.set_params({"verdict": {"adjust": "none"}})  # alone, it reads positive
+    ws.run(sys.executable, "-m", "transferlab.device.launch", "-m", "stages.evaluate")
+    alone = json.loads((ws.root / ws.paths()["metrics"]).read_text())["transfer"]
+    assert alone["full_vs_scratch"]["verdict"] == "positive"

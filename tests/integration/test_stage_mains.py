@@ -4,6 +4,7 @@ would run them: how they fail, and that a failed stage leaves no output behind."
 from __future__ import annotations
 
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from tests.conftest import REPO, closed_port, stage_workdir, tiny_backbone
 from transferlab import tracking
 from transferlab.data.prepared import save_features
 from transferlab.models import strategies
+from transferlab.params import PIPELINE_FILE, load_paths
 
 
 def test_prepare_stops_on_a_user_error_in_one_line_and_marks_its_run_failed(
@@ -24,6 +26,7 @@ def test_prepare_stops_on_a_user_error_in_one_line_and_marks_its_run_failed(
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["data"].update(source="imagefolder", path=str(tmp_path / "nowhere"))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    shutil.copy(REPO / PIPELINE_FILE, tmp_path / PIPELINE_FILE)
     with pytest.raises(SystemExit) as exit_info:
         run_main(prepare)
     assert exit_info.value.code == 2
@@ -33,7 +36,7 @@ def test_prepare_stops_on_a_user_error_in_one_line_and_marks_its_run_failed(
     experiment = client.get_experiment_by_name(tracking.EXPERIMENT_NAME)
     (run,) = client.search_runs([experiment.experiment_id], "tags.stage = 'prepare'")
     assert run.info.status == "FAILED"
-    assert not (tmp_path / raw["paths"]["prepared"]).exists()
+    assert not (tmp_path / load_paths()["prepared"]).exists()
 
 
 def test_nan_during_training_stops_the_stage_and_writes_no_checkpoint(

@@ -28,7 +28,7 @@ def test_a_stage_run_cold_writes_the_bytes_dvc_s_warm_run_wrote(reproduced, repr
         for path in files:
             cold = (ws.root / folder / path.name).read_bytes()
             assert cold == path.read_bytes(), f"{folder}/{path.name} differs warm and cold"
-    timings = ws.params()["paths"]["timings"]
+    timings = ws.paths()["timings"]
     warm_run = json.loads((reproduced.root / timings / "finetune@full.json").read_text())
     cold_run = json.loads((ws.root / timings / "finetune@full.json").read_text())
     assert warm_run["warm"] is True and cold_run["warm"] is False

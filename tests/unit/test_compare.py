@@ -40,3 +40,16 @@ def test_params_that_do_not_fit_are_listed_under_the_table():
 def test_rows_with_no_difference_say_so():
     lines = compare.table([row("main"), row("same")], SECTIONS)
     assert lines[-1] == "(no param differs between these rows)"
+
+
+def test_runs_on_other_data_get_a_table_of_their_own_the_commits_first():
+    photos = row("photos", **{"data_content": "bbb", "knn.k": 5, "accuracy.full": 0.99})
+    commit = {**row("main", data_content="aaa"), "typ": "baseline"}
+    k5 = row("k5", **{"data_content": "aaa", "knn.k": 5})
+    lines = compare.by_data([photos, commit, k5], SECTIONS)
+    assert lines[0] == "data aaa: main, k5"
+    assert lines[1].split()[:2] == ["experiment", "knn.k"]
+    assert [line.split()[0] for line in lines[2:4]] == ["main", "k5"]
+    assert "data bbb: photos" in lines and lines[-1].startswith("Each table holds")
+    one = compare.by_data([commit, k5], SECTIONS)  # one data set: one table, as before
+    assert one == compare.table([commit, k5], SECTIONS)

@@ -1,6 +1,7 @@
 """The stage command wrapper: one-line errors, --help without running, a recovery hint."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -57,6 +58,7 @@ def test_a_user_error_under_dvc_is_one_line_and_says_how_to_recover(tmp_path):
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["knn"]["kk"] = 5
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")  # its vars: where outputs go
     env = {"PYTHONPATH": str(REPO), "DVC_STAGE": "knn", "PATH": "/usr/bin:/bin"}
     done = run("stages.knn", "lite0", cwd=tmp_path, env=env)
     assert done.returncode == 2

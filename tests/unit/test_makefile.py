@@ -27,7 +27,7 @@ def test_make_recipes_find_the_venv_python_first():
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
 def test_make_clean_removes_stage_outputs_and_never_user_data(tmp_path):
-    for name in ("Makefile", "params.yaml"):
+    for name in ("Makefile", "params.yaml", "dvc.yaml"):
         shutil.copy(REPO / name, tmp_path / name)
     (tmp_path / ".venv" / "bin").mkdir(parents=True)
     (tmp_path / ".venv" / "bin" / "python").symlink_to(REPO / ".venv" / "bin" / "python")

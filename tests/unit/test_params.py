@@ -10,13 +10,16 @@ from transferlab.params import (
     STRATEGIES,
     apply_overrides,
     load_params,
+    load_paths,
     parse_params,
 )
 from transferlab.tracking import flatten
 
 
 def raw() -> dict:
-    return yaml.safe_load((REPO / "params.yaml").read_text())
+    """params.yaml as read, with the output paths load_params adds from dvc.yaml's vars."""
+    shipped = yaml.safe_load((REPO / "params.yaml").read_text())
+    return {**shipped, "paths": load_paths(REPO / "params.yaml")}
 
 
 def test_shipped_params_parse_with_every_key_known():
@@ -279,3 +282,38 @@ def test_a_candidate_is_built_with_the_shared_settings():
     assert model.pretrained
     with pytest.raises(UserError, match="no backbone 'lite3'.*did you mean lite"):
         params.model("lite3")
+
+
+def test_output_paths_live_in_dvc_yaml_not_in_the_params_users_vary():
+    shipped = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert "paths" not in shipped  # so `dvc exp show` and MLflow do not list them
+    assert load_params(REPO / "params.yaml").paths.metrics == Path("reports/metrics.json")
+
+
+def test_a_params_file_with_the_old_paths_section_says_where_they_went(tmp_path):
+    old = {**yaml.safe_load((REPO / "params.yaml").read_text()), "paths": {"metrics": "m.json"}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(old))
+    with pytest.raises(UserError, match=r"paths section has moved to dvc\.yaml's `vars`"):
+        load_params(tmp_path / "params.yaml")
+
+
+@pytest.mark.parametrize(("value", "expected"), [("auto", "auto"), (None, None), (64, 64)])
+def test_backbone_image_size_is_auto_a_side_or_null(value, expected):
+    changed = raw()
+    changed["backbone"]["image_size"] = value
+    assert parse_params(changed).backbone.image_size == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("big", r"backbone\.image_size: got 'big'; allowed: auto"),
+        (4, r"backbone\.image_size: got 4; allowed range \[8, 1024\]"),
+        (48.5, r"backbone\.image_size: expected int or str, got 48\.5"),
+    ],
+)
+def test_a_bad_image_size_names_the_key(value, message):
+    bad = raw()
+    bad["backbone"]["image_size"] = value
+    with pytest.raises(UserError, match=message):
+        parse_params(bad)

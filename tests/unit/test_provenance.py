@@ -5,7 +5,11 @@ import dataclasses
 from transferlab import provenance
 from transferlab.evaluation.report import provenance_lines
 
-CARD = {"classes": ["a", "b", "c"], "splits": {"train": {"total": 9}, "test": {"total": 6}}}
+CARD = {
+    "classes": ["a", "b", "c"],
+    "splits": {"train": {"total": 9}, "test": {"total": 6}},
+    "content": "c0ffee",
+}
 EXTRACT = {
     "backbone": "tiny",
     "model": "test_efficientnet",
@@ -21,6 +25,7 @@ def test_record_names_code_params_data_model_seeds_versions_and_device(params):
     record = provenance.describe_run(params, git=GIT, data_card=CARD, extract_report=EXTRACT)
     assert record["git"] == GIT
     assert record["data"]["images"] == {"train": 9, "test": 6} and record["data"]["classes"] == 3
+    assert record["data"]["content_sha256"] == "c0ffee"  # which images, whatever their names
     assert record["backbone"] == {
         "key": "tiny",
         "name": "test_efficientnet",

@@ -1,11 +1,14 @@
 """The one-screen summary: methods, verdicts and stage times, with deltas to a baseline."""
 
+import dataclasses
 import json
 
 import pytest
 
+from tests.conftest import REPO
 from transferlab import summary
 from transferlab.errors import UserError
+from transferlab.params import load_params
 
 METRICS = {
     "probe": {"accuracy": 0.82, "macro_f1": 0.81, "ece": 0.1},
@@ -68,12 +71,14 @@ def test_the_recommendation_comes_first():
         "low": 0.77,
         "high": 0.82,
         "confidence": 0.95,
+        "level": 0.95,
+        "looked_at": 1,
         "interval": "exact binomial, 1000 test images",
-        "seconds": 31.0,
         "trainable_parameters": 12810,
         "best": "probe",
-        "best_vs_recommended": None,
-        "compared_with": None,
+        "best_accuracy": 0.8,
+        "margin": 1.0,
+        "cheaper": [],
     }
     text = summary.render(
         {"metrics": {**METRICS, "recommendation": rec}, "timeline": {}}, {}, "a", None
@@ -85,9 +90,10 @@ def test_the_recommendation_comes_first():
 def test_workspace_reports_are_read_without_dvc_and_missing_ones_are_named(tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps(METRICS))
     (tmp_path / "timeline.json").write_text(json.dumps(list(TIMELINE.values())))
-    found = summary.read_reports(None, tmp_path / "metrics.json", tmp_path / "timeline.json")
+    found = summary.read_reports(None, paths_in(tmp_path))
     assert found["metrics"] == METRICS and found["timeline"] == TIMELINE
-    empty = summary.read_reports(None, tmp_path / "none.json", tmp_path / "none.json")
+    assert found["provenance"] == {}  # a run that recorded none
+    empty = summary.read_reports(None, paths_in(tmp_path / "none"))
     with pytest.raises(UserError, match="no reports/metrics.json yet"):
         summary.render(empty, {}, "workspace", None)
 
@@ -97,10 +103,33 @@ def test_the_answer_comes_from_the_report_with_its_measured_times(tmp_path):
     (tmp_path / "timeline.json").write_text("[]")
     answer = "Use full fine-tuning (full): test accuracy 0.8500 [...], 201 s, 3.38 M trainable"
     (tmp_path / "report.md").write_text(f"# Transfer report\n\n## Recommendation\n\n{answer}\n\n")
-    found = summary.read_reports(
-        None, tmp_path / "metrics.json", tmp_path / "timeline.json", tmp_path / "report.md"
-    )
+    found = summary.read_reports(None, paths_in(tmp_path), answer=True)
     assert found["report"] == {"answer": answer}
     rec = {"method": "probe"}  # would render otherwise: the report's paragraph wins
     text = summary.render({**found, "metrics": {**METRICS, "recommendation": rec}}, {}, "a", None)
     assert text.splitlines()[2] == answer
+
+
+def paths_in(folder):
+    """The shipped output paths, with the files summary reads moved into `folder`."""
+    names = ("metrics", "timeline", "provenance", "report")
+    return dataclasses.replace(
+        load_params(REPO / "params.yaml").paths,
+        **{name: folder / f"{name}.json" for name in names[:3]},
+        report=folder / "report.md",
+    )
+
+
+def fmnist_provenance(content: str = "abc") -> dict:
+    return {"data": {"source": "fashion-mnist", "path": "/fm", "content_sha256": content}}
+
+
+def test_a_baseline_on_other_data_is_named_and_no_change_is_computed():
+    ours = {"metrics": METRICS, "provenance": fmnist_provenance()}
+    same = {"metrics": METRICS, "provenance": fmnist_provenance()}
+    assert summary.other_data(ours, same) is None
+    photos = {"provenance": {"data": {"source": "imagefolder", "path": "data/raw/p"}}}
+    assert summary.other_data(ours, photos) == "imagefolder at data/raw/p"
+    changed = {"provenance": fmnist_provenance("def")}  # same folder, other images
+    assert summary.other_data(ours, changed) == "fashion-mnist at /fm, content def"
+    assert summary.other_data(ours, {"metrics": METRICS}) is None  # an older run: unknown

@@ -45,6 +45,7 @@ FASHION_MNIST_FILES = {
         "15d484375f8d13e6eb1aabb0c3f46965",
     ),
 }
+FASHION_MNIST_SIDE = 28  # every image is 28 x 28, one grey channel
 FASHION_MNIST_HOWTO = (
     "install it with `sudo apt-get install dataset-fashion-mnist` "
     "(or point data.path at a folder holding the four idx .gz files)"

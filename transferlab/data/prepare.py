@@ -87,34 +87,42 @@ def scratch_dir(beside: Path) -> Iterator[Path]:
         yield Path(work)
 
 
-def prepare(config: Data, paths: Paths, run: Recorder, *, workers: int | None = None) -> dict:
-    """The whole stage; each report is written before the check that may fail on it."""
+def prepare(
+    config: Data, paths: Paths, run: Recorder, *, confidence: float, workers: int | None = None
+) -> dict:
+    """The whole stage; each report is written before the check that may fail on it.
+    `confidence` (verdict.confidence) sizes what the splits can decide (reports.resolution)."""
     with scratch_dir(paths.prepared) as work:
         source = read_source(config, work, workers=workers)
         pool, classes = source.pool, source.classes
         rejects = reports.rejects_report(pool, classes, source.skipped, config.max_reject_fraction)
-        io.write_json(paths.rejects, rejects)
-        run.log_artifact(paths.rejects)
+        publish(run, paths.rejects, rejects)
         curate.check_readable(pool, config.max_reject_fraction, paths.rejects)
         groups = curate.duplicate_groups(pool)
         dropped = curate.drop_duplicates(pool, groups, config.duplicates)
+        # Written before the splits are drawn (no split yet), so an error there points at
+        # this run's report; rewritten with each copy's split once they are.
+        duplicates = reports.duplicates_report(
+            pool, classes, groups, dropped, {}, config.duplicates
+        )
+        io.write_json(paths.duplicates, duplicates)
         splits = curate.assign_splits(pool, pool.readable & ~dropped, config, classes)
         duplicates = reports.duplicates_report(
             pool, classes, groups, dropped, splits, config.duplicates
         )
-        io.write_json(paths.duplicates, duplicates)
-        run.log_artifact(paths.duplicates)
+        publish(run, paths.duplicates, duplicates)
         curate.enforce_duplicates(duplicates["summary"], config.duplicates, paths.duplicates)
         prepared.save_prepared(paths.prepared, source.images, pool.labels, splits, classes)
     parts = {s: prepared.load_prepared(paths.prepared, s) for s in splits}
     card = {
         "source": config.source,
+        "content": reports.content_digest(pool, classes),
         **reports.data_card(parts, classes),
         **reports.card_extras(pool, classes, dropped, splits["train"]),
         "duplicates": duplicates["summary"],
     }
-    io.write_json(paths.data_card, card)
-    run.log_artifact(paths.data_card)
+    card["resolution"] = reports.resolution(card, confidence)
+    publish(run, paths.data_card, card)
     run.log_metrics(
         {
             **{f"{s}_images": len(part) for s, part in parts.items()},
@@ -124,3 +132,9 @@ def prepare(config: Data, paths: Paths, run: Recorder, *, workers: int | None = 
         }
     )
     return card
+
+
+def publish(run: Recorder, path: Path, record: dict) -> None:
+    """Write one of prepare's reports and log it."""
+    io.write_json(path, record)
+    run.log_artifact(path)

@@ -51,6 +51,11 @@ def load_prepared(directory: Path, split: str, *, mmap: bool = True) -> Labelled
     )
 
 
+def stored_side(directory: Path) -> int:
+    """The side at which prepare stored the images (every split shares it)."""
+    return int(load_prepared(directory, "train").images.shape[1])
+
+
 def load_classes(directory: Path) -> tuple[str, ...]:
     path = directory / io.CLASSES_FILE
     if not path.is_file():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 
 import numpy as np
@@ -9,6 +10,11 @@ import numpy as np
 from transferlab.data.curate import Pool
 from transferlab.data.decode import HASH_METHOD
 from transferlab.data.prepared import LabelledImages
+from transferlab.evaluation.verdict import smallest_significant_gain
+
+# Splits coarser than this (in accuracy) decide little: a val split where one image is more
+# than 5 points, a test split that cannot call any gain under 5 points significant.
+COARSE = 0.05
 
 
 def rejects_report(
@@ -116,4 +122,44 @@ def data_card(splits: dict[str, LabelledImages], classes: tuple[str, ...]) -> di
             }
             for split, part in splits.items()
         },
+    }
+
+
+def content_digest(pool: Pool, classes: tuple[str, ...]) -> str:
+    """sha256 of what the source holds: every readable image's decoded-pixel hash with its
+    class and given split, in sorted order. Runs with equal digests read the same data,
+    whatever the files are called and however the caps and fractions drew from it."""
+    rows = sorted(
+        f"{digest} {classes[label]} {given}"
+        for digest, label, given in zip(pool.hashes, pool.labels, pool.given_split, strict=True)
+        if digest is not None
+    )
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
+def resolution(card: dict, confidence: float) -> dict:
+    """What the splits can decide: the smallest gain the test split can call significant
+    (McNemar's exact test, verdict.smallest_significant_gain) and one warning line per split
+    too coarse to decide much (COARSE)."""
+    test, val = card["splits"]["test"]["total"], card["splits"]["val"]["total"]
+    gain = smallest_significant_gain(test, confidence=confidence)
+    level = f"{100 * confidence:g}%"
+    warnings = []
+    if gain is None or gain > COARSE:
+        least = "no gain at all" if gain is None else f"no gain under {100 * gain:.1f} points"
+        warnings.append(
+            f"test: {test} images: McNemar's exact test can call {least} significant at "
+            f"{level}, so most verdicts will be inconclusive; give more test images."
+        )
+    if 1 / val > COARSE:
+        warnings.append(
+            f"val: {val} images: one image is {100 / val:.1f} points of val accuracy, so what "
+            "is chosen on val (probe C, kNN k, epochs, learning rates) is coarse and often tied."
+        )
+    return {
+        "confidence": confidence,
+        "test_images": test,
+        "smallest_significant_gain": None if gain is None else round(gain, 6),
+        "val_images": val,
+        "warnings": warnings,
     }

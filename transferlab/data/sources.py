@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from transferlab.data.fashion_mnist import FASHION_MNIST_SIDE
 from transferlab.errors import UserError
 
 IMAGE_EXTENSIONS = frozenset(
@@ -35,6 +36,12 @@ class Listing:
     given_split: np.ndarray  # "train" | "val" | "test" | "" where the source says nothing
     classes: tuple[str, ...]
     skipped: tuple[tuple[str, str], ...]  # (file, why) for files never opened
+
+
+def stored_side(source: str, image_size: int) -> int:
+    """The side prepare stores a source's images at: Fashion-MNIST's own 28 px, or
+    data.image_size for a user's images (the shorter side resized, then centre-cropped)."""
+    return FASHION_MNIST_SIDE if source == "fashion-mnist" else image_size
 
 
 def list_imagefolder(root: Path) -> Listing:

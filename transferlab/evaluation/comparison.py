@@ -102,9 +102,10 @@ def judged(rows: dict[str, dict], correct: Correct, *, config: Verdict) -> dict:
     }
 
 
-def with_finetuned(record: dict, params: Params, test_labels: np.ndarray) -> dict:
-    """The rank record with each chosen candidate's fine-tuned test accuracies (first seed's
-    and, over several seeds, their mean) and the judgements redone with them."""
+def with_finetuned(record: dict, params: Params, test_labels: np.ndarray) -> tuple[dict, Correct]:
+    """The rank record with each chosen candidate's fine-tuned test accuracies (mean over
+    seeds) and the judgements redone with them (each gap alone: evaluate judges them again in
+    the conclusions family); and the correctness behind each accuracy column."""
     rows = {key: dict(row) for key, row in record["candidates"].items()}
     correct = probe_correct(params, test_labels)
     for strategy in params.finetune.runs:
@@ -119,7 +120,7 @@ def with_finetuned(record: dict, params: Params, test_labels: np.ndarray) -> dic
     out = {**record, "candidates": rows}
     out.update(judged(rows, correct, config=params.verdict))
     out["intervals"] = probe_intervals(correct, config=params.verdict)
-    return out
+    return out, correct
 
 
 def probe_intervals(correct: Correct, *, config: Verdict) -> dict:

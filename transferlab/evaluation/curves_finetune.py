@@ -1,4 +1,10 @@
-"""Data-efficiency curves by fine-tuning, on the probe curves' k-shot subsets."""
+"""Data-efficiency curves by fine-tuning, on the probe curves' k-shot subsets.
+
+Selection stays inside the k-shot label budget, as the linear curve's does (kshot_select):
+a fit on k images per class never reads the val split, whose labels would outnumber its own
+at low shots. It trains for finetune.epochs at the strategy's first listed learning rate and
+keeps the last epoch (IN_BUDGET, recorded with the curve).
+"""
 
 from __future__ import annotations
 
@@ -14,12 +20,16 @@ from transferlab.models.training import train_strategy
 from transferlab.params import Finetune, Model
 from transferlab.timeline import StageClock
 
+IN_BUDGET = (
+    "the last of finetune.epochs epochs at the first listed learning rate: neither epochs "
+    "nor rates are chosen, and val is never read"
+)
+
 
 def fit_subset(
     strategy: str,
     *,
     train: LabelledImages,
-    val: LabelledImages,
     test: LabelledImages,
     model_config: Model,
     config: Finetune,
@@ -27,27 +37,27 @@ def fit_subset(
     device: torch.device,
     clock: StageClock | None = None,
 ) -> dict:
-    """Fine-tune one fresh model on `train`, keep the best-on-val epoch, score it on test:
+    """Fine-tune one fresh model on `train` inside its budget (IN_BUDGET), score it on test:
     its accuracy and, per test image, whether it is right (`correct`, for McNemar's test)."""
     trained = train_strategy(
         strategy,
         model_config=model_config,
         config=config,
         train=train,
-        val=val,
+        val=None,
         num_classes=num_classes,
         device=device,
         desc=f"{strategy} k-shot",
         test=test,
         clock=clock,
+        rates=getattr(config, strategy).lr[:1],
     )
     result = trained.result
     correct = trained.test_probs.argmax(1) == test.labels
     return {
         "accuracy": float(correct.mean()),
         "correct": correct,
-        "val_accuracy": result.best_val_accuracy,
-        "best_epoch": result.best_epoch,
+        "kept_epoch": result.best_epoch,
         "epochs_run": len(result.history) - 1,
     }
 
@@ -56,7 +66,6 @@ def kshot_finetune(
     strategies_to_fit: tuple[str, ...],
     *,
     train: LabelledImages,
-    val: LabelledImages,
     test: LabelledImages,
     shots: tuple[int | None, ...],
     seeds: int,
@@ -81,7 +90,6 @@ def kshot_finetune(
                 scores = fit_subset(
                     strategy,
                     train=train.subset(index),
-                    val=val,
                     test=test,
                     model_config=model_config,
                     config=run_config,

@@ -1,6 +1,6 @@
 """The evaluate stage's work: score every method's test predictions (metrics.py), judge
-transfer and the curves (verdict.py), recommend, gather the timings, and write the DVC
-plot tables, the figures, the provenance record and the report."""
+the run in families of verdicts (conclusions.py), recommend (recommend.py), gather the
+timings, and write the DVC plot tables, the figures, the provenance record and the report."""
 
 from __future__ import annotations
 
@@ -14,21 +14,21 @@ from transferlab.data.prepared import load_classes, load_prepared
 from transferlab.evaluation import (
     calibration,
     comparison,
+    conclusions,
     figures,
     kshot,
     recommend,
     report,
     tables,
-    verdict,
     words,
 )
 from transferlab.evaluation.metrics import seed_metrics
-from transferlab.params import BASELINE, Params
+from transferlab.params import Params
 from transferlab.provenance import describe_run
 from transferlab.timeline import StageClock
 
 PROBE_METHODS = ("probe", "knn")
-HEADLINE_PROBES = ("linear", "knn")
+DATA_DIGEST = 12  # hex digits of the data's content digest in the headline
 
 
 def timed_stages(params: Params) -> set[str]:
@@ -79,7 +79,7 @@ def recommendation(
         folder = io.method_dir(params.paths.methods, name, chosen)
         trainable = trainable_parameters(name, folder, records.get(name))
         methods.append(recommend.Method(name, correct, trainable))
-    return recommend.recommend(methods, params.verdict)
+    return recommend.recommend(methods, params.verdict, margin=params.recommend.margin)
 
 
 def method_seconds(params: Params, chosen: str, timings: dict[str, dict]) -> dict[str, float]:
@@ -94,47 +94,20 @@ def method_seconds(params: Params, chosen: str, timings: dict[str, dict]) -> dic
     return out
 
 
-def headline(metrics: dict, methods: list[str]) -> dict:
+def headline(metrics: dict, methods: list[str], card: dict) -> dict:
     """The few numbers `dvc metrics show` and `dvc exp show` compare (reports/headline.json):
-    the recommended method and each method's test accuracy; the rest is in metrics.json."""
+    the recommended method, each method's test accuracy, and which data they were measured
+    on (the source's content digest, shortened: DATA_DIGEST); the rest is in metrics.json."""
     return {
         "recommended": metrics["recommendation"]["method"],
         "accuracy": {method: metrics[method]["accuracy"] for method in methods},
+        "data_content": card["content"][:DATA_DIGEST],
     }
 
 
 def method_names(params: Params) -> list[str]:
     """Every method evaluated, in report order."""
     return [*PROBE_METHODS, *params.finetune.runs]
-
-
-def transfer_verdicts(
-    seed_correct: dict[str, list[np.ndarray]],
-    curves: dict,
-    params: Params,
-    *,
-    transferred: bool,
-) -> dict[str, dict]:
-    """Each strategy against scratch on their test predictions, paired by training seed
-    (one seed: McNemar's exact test; more: a t over seeds), and the probes against the
-    references at the curves' largest shot. `seed_correct`: each fine-tuned method's
-    per-test-image correctness per seed; `curves`: the probe curves' summaries, as
-    kshot.read_summary returns them; `transferred`: the studied backbone has weights."""
-    out: dict[str, dict] = {}
-    if BASELINE in params.finetune.strategies:
-        for strategy in params.finetune.runs:
-            if strategy != BASELINE:
-                out[f"{strategy}_vs_{BASELINE}"] = verdict.judge(
-                    seed_correct[strategy],
-                    seed_correct[BASELINE],
-                    config=params.verdict,
-                    transferred=transferred,
-                )
-    for probe in HEADLINE_PROBES:
-        for reference in ("random_init", "raw_pixels"):
-            name = f"{probe}_vs_{reference}"
-            out[name] = kshot.headline(curves["comparisons"][name])
-    return out
 
 
 @dataclass
@@ -169,29 +142,44 @@ def score_methods(params: Params, chosen: str, labels: np.ndarray, classes) -> S
     return scored
 
 
-def read_curves(params: Params, *, transferred: bool) -> tuple[dict, dict, dict]:
-    """(the probe curves' series and comparisons, every curve's series, every curve's
-    verdicts): each curve stage's rows judged here, per shot (McNemar's test for one fit,
-    a t over seeds for several; `transferred`: the studied backbone has weights). Fine-tuned
-    k-shot curves (curves.finetune) join the probe series in the table and PNG, and their
-    verdicts against scratch join the probes'."""
-    paths, config = params.paths, params.verdict
-    probes: dict[str, dict] = {"series": {}, "comparisons": {}}
-    for probe in kshot.CURVE_PROBES:
-        folder = paths.curves / probe
-        probes["series"].update(kshot.read_summary(folder / kshot.SUMMARY_FILE)["series"])
-        pairs = verdict.probe_pairs((probe,))
-        judged = verdict.curve_comparisons(
-            kshot.read_rows(folder), pairs, config=config, transferred=transferred
-        )
-        probes["comparisons"].update(judged)
-    folder = paths.curves_finetune
-    finetuned = kshot.read_summary(folder / kshot.SUMMARY_FILE)["series"]
-    pairs = verdict.scratch_pairs(params.curves.finetune)
-    judged = verdict.curve_comparisons(
-        kshot.read_rows(folder), pairs, config=config, transferred=transferred
+def read_curves(params: Params) -> tuple[dict[str, list[dict]], dict]:
+    """(each curve stage's rows, with their per-test-image correctness: linear, knn and
+    finetune; every curve's series, for the tables and the figure). Fine-tuned k-shot curves
+    (curves.finetune) join the probe series in the table and PNG."""
+    paths = params.paths
+    folders = {probe: paths.curves / probe for probe in kshot.CURVE_PROBES}
+    folders["finetune"] = paths.curves_finetune
+    rows, series = {}, {}
+    for name, folder in folders.items():
+        rows[name] = kshot.read_rows(folder)
+        series.update(kshot.read_summary(folder / kshot.SUMMARY_FILE)["series"])
+    return rows, series
+
+
+def judge(params: Params, chosen: str, scored: Scored, labels: np.ndarray) -> tuple:
+    """Judge the run (conclusions.judge_run) into scored.metrics: the transfer verdicts, the
+    backbones, and every verdict with its family. Returns the backbone comparison, every
+    curve's series and the curves' verdicts, for the report."""
+    curve_rows, curve_series = read_curves(params)
+    record = io.read_json(params.paths.ranking)
+    compared, correct = comparison.with_finetuned(record, params, labels)
+    judged = conclusions.judge_run(
+        params,
+        seed_correct=scored.seed_correct,
+        curve_rows=curve_rows,
+        compared=compared,
+        correct=correct,
+        transferred=params.model(chosen).pretrained,
     )
-    return probes, {**probes["series"], **finetuned}, {**probes["comparisons"], **judged}
+    compared["gaps"] = judged.gaps
+    scored.metrics["transfer"] = judged.transfer
+    scored.metrics["backbones"] = comparison.metrics(compared)
+    scored.metrics["verdicts"] = {
+        "families": judged.families,
+        "gaps": judged.gaps,
+        "curves": judged.curves,
+    }
+    return compared, curve_series, judged.curves
 
 
 def draw(params: Params, scored: Scored, compared: dict, curve_series: dict, classes) -> list[Path]:
@@ -211,7 +199,8 @@ def draw(params: Params, scored: Scored, compared: dict, curve_series: dict, cla
     figures.plot_training(scored.histories, paths.figures / "training.png")
     train_labels = load_prepared(paths.prepared, "train").labels
     curves_png = paths.figures / kshot.FIGURE_FILE
-    figures.plot_curves(curve_series, params.curves.shots, train_labels, curves_png)
+    shots = kshot.usable_shots(params.curves.shots, train_labels)
+    figures.plot_curves(curve_series, shots, train_labels, curves_png)
     return [
         paths.figures / figures.FIGURE_FILE,
         paths.figures / "timeline.png",
@@ -232,17 +221,11 @@ def evaluate(
     dirty flag; `clock`: this stage's, whose parts join the timeline)."""
     paths = params.paths
     chosen = selection.read_selection(paths).chosen  # the candidate studied in depth
-    model = params.model(chosen)
     classes = load_classes(paths.prepared)
     labels = load_prepared(paths.prepared, "test").labels
-    probe_curves, curve_series, curve_verdicts = read_curves(params, transferred=model.pretrained)
     scored = score_methods(params, chosen, labels, classes)
+    compared, curve_series, curve_verdicts = judge(params, chosen, scored, labels)
     metrics = scored.metrics
-    metrics["transfer"] = transfer_verdicts(
-        scored.seed_correct, probe_curves, params, transferred=model.pretrained
-    )
-    compared = comparison.with_finetuned(io.read_json(paths.ranking), params, labels)
-    metrics["backbones"] = comparison.metrics(compared)
     pngs = draw(params, scored, compared, curve_series, classes)
     clock.computed()  # what follows is this stage's writing
     timings = timeline.gather(paths.timings, timed_stages(params), evaluate=clock.parts())
@@ -252,13 +235,14 @@ def evaluate(
     ran, cached = timeline.split(timings, run)
     io.write_json(paths.timeline, timeline.records(timings, run))
     figures.plot_timeline(ran, cached, paths.figures / "timeline.png")
+    card = io.read_json(paths.data_card)
     io.write_json(paths.metrics, metrics)
-    io.write_json(paths.headline, headline(metrics, method_names(params)))
+    io.write_json(paths.headline, headline(metrics, method_names(params), card))
     io.write_json(paths.figures / "per_class.json", scored.per_class)
     provenance = describe_run(
         params,
         git=git,
-        data_card=io.read_json(paths.data_card),
+        data_card=card,
         extract_report=io.read_json(io.backbone_file(paths.extract_report, chosen)),
     )
     text = report.render(
@@ -273,12 +257,24 @@ def evaluate(
         training=scored.records,
         timings=(ran, cached),
         seconds=seconds,
-        backbones=report.leaderboard(compared, params.finetune.runs),
-        backbone_conclusion=words.conclusion(compared),
-        studied=f"{chosen} ({model.name}, weights {model.weights})",
+        **described(params, chosen, compared, card),
     )
     io.write_json(paths.provenance, provenance)
     io.write_text(paths.report, text)
     io.write_text(paths.report_html, report.to_html(text, paths.report.parent))
     answer = words.recommendation_text(metrics["recommendation"], seconds)
     return metrics, pngs, provenance, compared, answer
+
+
+def described(params: Params, chosen: str, compared: dict, card: dict) -> dict:
+    """The report's sections on the backbones and the data (report.render's arguments)."""
+    model, paths = params.model(chosen), params.paths
+    return {
+        "backbones": report.leaderboard(compared, params.finetune.runs),
+        "backbone_conclusion": words.conclusion(compared),
+        "studied": f"{chosen} ({model.name}, weights {model.weights})",
+        "data": report.data_lines(
+            card, io.read_json(paths.rejects), io.read_json(paths.duplicates)
+        ),
+        "warnings": card["resolution"]["warnings"],
+    }

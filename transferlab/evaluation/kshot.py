@@ -78,6 +78,22 @@ def curve_shots(shots: tuple[int | None, ...]) -> tuple[int | None, ...]:
     return tuple(sorted(shots, key=lambda s: shot_order(shot_label(s))))
 
 
+def usable_shots(shots: tuple[int | None, ...], train_labels: np.ndarray) -> tuple[int | None, ...]:
+    """curves.shots as this train split can draw them, in curve order. A count at or above
+    the smallest class's train images is no k-shot subset: that class would give all it has,
+    and where every class does, the subset is 'all' again. Such a count is judged as 'all'
+    (None), once: never as a column of its own beside it."""
+    smallest = int(np.unique(train_labels, return_counts=True)[1].min())
+    usable = {None if shot is not None and shot >= smallest else shot: None for shot in shots}
+    return curve_shots(tuple(usable))
+
+
+def unusable_shots(shots: tuple[int | None, ...], train_labels: np.ndarray) -> list[int]:
+    """The counts of curves.shots that usable_shots judges as 'all', ascending."""
+    kept = usable_shots(shots, train_labels)
+    return sorted(shot for shot in shots if shot is not None and shot not in kept)
+
+
 Cell = TypeVar("Cell")
 
 

@@ -62,12 +62,24 @@ def gap(
     """Best against runner-up by a measured test `accuracy`: is the gap beyond the noise?
     `correct`: per candidate, the per-test-image correctness of each seed behind `accuracy`.
     None when fewer than two pretrained candidates have that accuracy."""
+    found = gap_pair(rows, accuracy, correct=correct)
+    if found is None:
+        return None
+    best, runner_up, pair = found
+    judged = verdict.judge(pair.method, pair.reference, config=config)
+    return {"best": best, "runner_up": runner_up, "accuracy": accuracy, **judged}
+
+
+def gap_pair(
+    rows: dict[str, dict], accuracy: str, *, correct: Mapping[str, Sequence[np.ndarray]]
+) -> tuple[str, str, verdict.Paired] | None:
+    """(best, runner-up, their fits paired) by a measured test `accuracy`; None when fewer
+    than two pretrained candidates have it."""
     ranked = by_accuracy(rows, accuracy)
     if len(ranked) < 2:
         return None
     best, runner_up = ranked[:2]
-    judged = verdict.judge(correct[best], correct[runner_up], config=config)
-    return {"best": best, "runner_up": runner_up, "accuracy": accuracy, **judged}
+    return best, runner_up, verdict.Paired(correct[best], correct[runner_up])
 
 
 def kendall_tau(rows: dict[str, dict], score: str, accuracy: str) -> float | None:

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from transferlab import timeline
+from transferlab.data.prepared import SPLITS
 from transferlab.evaluation.kshot import in_curve_order
 from transferlab.evaluation.words import (
     CACHED_WORDS,
@@ -23,7 +24,7 @@ from transferlab.evaluation.words import (
     recommendation_text,
 )
 
-SUMMARY_KEYS = ("transfer", "backbones", "recommendation")  # metrics.json's non-methods
+SUMMARY_KEYS = ("transfer", "backbones", "recommendation", "verdicts")  # not methods
 RECOMMENDATION_HEAD = "## Recommendation"  # the report's first section: the answer
 
 
@@ -43,17 +44,21 @@ def render(
     backbone_conclusion: str | None = None,
     training: dict[str, dict] | None = None,
     seconds: dict[str, float] | None = None,
+    data: list[str] | None = None,
+    warnings: list[str] | None = None,
 ) -> str:
     """The markdown report; figures are linked relative to the report's folder.
     `backbones`: the comparison's markdown lines, `backbone_conclusion` its sentence;
     `studied`: the candidate the sections after it describe; `training`: each fine-tuned
     method's training record; `timings`: the stages this run ran, and those DVC cached;
-    `seconds`: each method's measured time, stated beside the recommendation."""
+    `seconds`: each method's measured time, stated beside the recommendation; `data`: the
+    Data section's lines (data_lines), `warnings` its warnings, repeated under the answer."""
     methods = [m for m in metrics if m not in SUMMARY_KEYS]
     lines = ["# Transfer report", ""]
     if "recommendation" in metrics:
         answer = recommendation_text(metrics["recommendation"], seconds)
         lines += [RECOMMENDATION_HEAD, "", answer]
+        lines += [f"\n**Caution** (see Data): {warning}" for warning in warnings or ()]
         lines += ["", RECOMMENDATION_RULE, ""]
     lines += ["## Conclusion", ""]
     if backbone_conclusion:
@@ -61,10 +66,11 @@ def render(
     if studied:
         lines.append(f"- Studied in depth (fine-tuning, curves, verdicts): {studied}.")
     lines += [f"- {sentence}" for sentence in conclusions(metrics.get("transfer", {}))]
-    lines += ["", *(backbones or [])]
+    lines += ["", *(data or []), *(backbones or [])]
     lines += ["## Test metrics", ""] if backbones else ["", "## Test metrics", ""]
     lines += metric_lines({m: metrics[m] for m in methods})
-    lines += verdict_lines(metrics.get("transfer", {}), curve_verdicts, finetune_seeds)
+    families = metrics.get("verdicts", {}).get("families")
+    lines += verdict_lines(metrics.get("transfer", {}), curve_verdicts, finetune_seeds, families)
     if training:
         lines += ["", "## How each method was fine-tuned", "", *training_lines(training)]
     lines += ["", "## Data efficiency (test accuracy, mean ± seed std)", ""]
@@ -78,6 +84,83 @@ def render(
     if provenance:
         lines += ["", "## Provenance", ""] + provenance_lines(provenance)
     return "\n".join(lines) + "\n"
+
+
+NAMED = 5  # files a Data section names per list; the rest are counted
+
+
+def data_lines(card: dict, rejects: dict, duplicates: dict) -> list[str]:
+    """The Data section: images per class and split, what the splits can decide, the files
+    left out and why, and identical images (label conflicts, copies across splits)."""
+    splits = {s: card["splits"][s] for s in SPLITS if s in card["splits"]}  # train, val, test
+    lines = [
+        "## Data",
+        "",
+        f"Source: {card['source']} (content sha256 {card['content'][:12]}), "
+        f"{len(card['classes'])} classes, images stored at {card['image_shape'][0]} px.",
+        "",
+        "| class | " + " | ".join(splits) + " |",
+        "|---" * (len(splits) + 1) + "|",
+    ]
+    for name in card["classes"]:
+        lines.append(
+            f"| {name} | " + " | ".join(str(splits[s]["per_class"][name]) for s in splits) + " |"
+        )
+    lines.append("| **total** | " + " | ".join(f"**{splits[s]['total']}**" for s in splits) + " |")
+    lines += ["", *resolution_lines(card["resolution"])]
+    lines += left_out_lines(rejects) + duplicate_lines(duplicates)
+    return lines + [""]
+
+
+def resolution_lines(resolution: dict) -> list[str]:
+    """The smallest gain the test split can call significant, and each warning."""
+    gain = resolution["smallest_significant_gain"]
+    level = f"{100 * resolution['confidence']:g}%"
+    least = "no gain at all" if gain is None else f"gains of {100 * gain:.1f} points or more"
+    lines = [
+        f"- What the test split can decide: with {resolution['test_images']} test images, "
+        f"McNemar's exact test can call {least} significant at {level} (when no image goes "
+        "the other way)."
+    ]
+    return lines + [f"- **Warning:** {warning}" for warning in resolution["warnings"]]
+
+
+def named(items: list[str]) -> str:
+    """The first NAMED items, then how many more."""
+    shown = ", ".join(items[:NAMED])
+    return shown + (f" and {len(items) - NAMED} more" if len(items) > NAMED else "")
+
+
+def left_out_lines(rejects: dict) -> list[str]:
+    """Files that could not be read, by reason; files never opened, by reason."""
+    lines = []
+    for kind, verb in (("rejected", "could not be read"), ("skipped", "were never opened")):
+        by_reason: dict[str, list[str]] = {}
+        for entry in rejects[kind]:
+            by_reason.setdefault(entry["reason"], []).append(f"`{entry['file']}`")
+        for reason, files in sorted(by_reason.items()):
+            lines.append(f"- {len(files)} file(s) {verb} ({reason}): {named(files)}.")
+    return lines or ["- Every listed file was read."]
+
+
+def duplicate_lines(duplicates: dict) -> list[str]:
+    """Groups of identical images: how many, label conflicts and copies across splits named,
+    and what the policy did."""
+    summary = duplicates["summary"]
+    if not summary["groups"]:
+        return ["- No two images are identical."]
+    lines = [
+        f"- {summary['groups']} group(s) of identical images (data.duplicates: "
+        f"{duplicates['policy']}); {summary['dropped']} copies dropped."
+    ]
+    for flag, words in (("label_conflict", "under different labels"), ("leakage", "across splits")):
+        groups = [g for g in duplicates["groups"] if g[flag]]
+        if groups:
+            members = [
+                " = ".join(f"`{m['file']}` ({m['label']})" for m in g["members"]) for g in groups
+            ]
+            lines.append(f"- {len(groups)} group(s) {words}: {named(members)}.")
+    return lines
 
 
 def metric_lines(methods: dict[str, dict]) -> list[str]:
@@ -142,41 +225,60 @@ def training_lines(records: dict[str, dict]) -> list[str]:
     return lines
 
 
-VERDICT_HEAD = "| comparison | verdict | gain (points) | interval (points) | test | p |"
-
-
-SHOT_HEAD = "| comparison | shots | verdict | gain (points) | interval (points) | test | p |"
+COLUMNS = "verdict | gain (points) | interval (points) | level | test | p | adjusted p |"
+VERDICT_HEAD = f"| comparison | {COLUMNS}"
+SHOT_HEAD = f"| comparison | shots | {COLUMNS}"
 
 
 def verdict_cells(v: dict) -> str:
-    """A verdict record's table cells: verdict, gain, interval, test and p, in points."""
+    """A verdict record's table cells: verdict (with, when inconclusive, the smallest gain
+    this test could have decided), gain, interval, its level, test, raw and adjusted p."""
     low, high = 100 * v["low"], 100 * v["high"]
+    shown = f"**{v['verdict']}**"
+    if v["verdict"] == "inconclusive" and v.get("decidable"):
+        shown += f" (decides ±{100 * v['decidable']:.1f})"
     return (
-        f"**{v['verdict']}** | {100 * v['gain']:+.1f} | [{low:.1f}, {high:.1f}] | "
-        f"{v['test']} | {p_text(v['p'])}"
+        f"{shown} | {100 * v['gain']:+.1f} | [{low:.1f}, {high:.1f}] | "
+        f"{100 * v['level']:.4g}% | {v['test']} | {p_text(v['p'])} | {p_text(v['p_adjusted'])}"
     )
 
 
-def verdict_intro(verdicts) -> list[str]:
-    """What the verdict tables hold, with the intervals' level."""
-    levels = sorted({f"{100 * v['confidence']:g}%" for v in verdicts})
-    level = " or ".join(levels) or "verdict.confidence"
-    return [
+def verdict_intro(families: dict[str, dict], confidence: float | None) -> list[str]:
+    """What the verdict tables hold: the gain, the families and how they were corrected."""
+    level = f"{100 * confidence:g}%" if confidence else "verdict.confidence"
+    adjusted = [f"{name} ({f['size']})" for name, f in families.items() if f["adjust"] == "holm"]
+    lines = [
         "Gain: test accuracy of the method minus the reference's, in points, on the same "
-        f"test images; the interval is two-sided at {level}. Positive or negative only when "
-        "it excludes 0; a studied backbone without pretrained weights is never positive."
+        "test images. Positive or negative only when the interval excludes 0; a studied "
+        "backbone without pretrained weights is never positive. '(decides ±x)': the smallest "
+        "gain the same test, at this spread and level, could have told from 0.",
+        "",
     ]
+    if adjusted:
+        return lines + [
+            f"{sum(f['size'] for f in families.values())} comparisons in {len(families)} "
+            f"families, each corrected by Holm's step-down method to {level} together: "
+            + ", ".join(adjusted)
+            + ". Adjusted p: Holm's; each interval is drawn at the "
+            "level of the Holm step that decided it (the level column), so it excludes 0 "
+            "exactly when the verdict is positive or negative."
+        ]
+    return lines + [f"No correction (verdict.adjust: none): each verdict at {level} alone."]
 
 
-def verdict_lines(transfer: dict, curve_verdicts: dict, finetune_seeds: int) -> list[str]:
+def verdict_lines(
+    transfer: dict, curve_verdicts: dict, finetune_seeds: int, families: dict | None = None
+) -> list[str]:
     """The report's verdict section: the headline verdicts, what noise they measured, and
     every curve comparison per shot count in curve order."""
-    lines = ["", "## Transfer verdicts", "", *verdict_intro(transfer.values()), ""]
-    lines += [VERDICT_HEAD, "|---|---|---|---|---|---|"]
+    confidence = next((v["confidence"] for v in transfer.values()), None)
+    intro = verdict_intro(families or {}, confidence)
+    lines = ["", "## Transfer verdicts", "", *intro, ""]
+    lines += [VERDICT_HEAD, "|---" * 8 + "|"]
     lines += [f"| {name} | {verdict_cells(v)} |" for name, v in transfer.items()]
     note = ONE_SEED_NOTE if finetune_seeds == 1 else SEEDS_NOTE.format(seeds=finetune_seeds)
     lines += ["", note, "", PROBE_NOTE, "", "Per shot count (k-shot subsets, paired by seed):"]
-    lines += ["", SHOT_HEAD, "|---|---|---|---|---|---|---|"]
+    lines += ["", SHOT_HEAD, "|---" * 9 + "|"]
     for name, by_shot in curve_verdicts.items():
         for shot, v in in_curve_order(by_shot).items():
             lines.append(f"| {name} | {shot} | {verdict_cells(v)} |")

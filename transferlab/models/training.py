@@ -39,8 +39,8 @@ class TrainResult:
 
     state_dict: dict[str, torch.Tensor]
     best_epoch: int
-    best_val_accuracy: float
-    history: list[dict[str, float]]
+    best_val_accuracy: float | None  # None: trained without val, the last epoch kept
+    history: list[dict[str, float | None]]
     images_per_s: float
 
 
@@ -61,7 +61,7 @@ def train_strategy(
     model_config: Model,
     config: Finetune,
     train: LabelledImages,
-    val: LabelledImages,
+    val: LabelledImages | None,
     num_classes: int,
     device: torch.device,
     probe_dir: Path | None = None,
@@ -78,6 +78,8 @@ def train_strategy(
     predicted in batches of `predict_batch_size` (default: the training batch size).
     """
     rates = tuple(rates or getattr(config, strategy).lr)
+    if val is None and len(rates) > 1:
+        raise ValueError("without val nothing chooses among learning rates: give one")
     kept, search = None, []
     for lr in rates:
         label = desc or strategy
@@ -97,7 +99,7 @@ def train_strategy(
         search.append({"lr": lr, **lr_result(result)})
         # The first of equals: a list's order is the user's preference. The others are
         # dropped at once, so one model beside the kept one is ever held.
-        if kept is None or result.best_val_accuracy > kept.result.best_val_accuracy:
+        if kept is None or (result.best_val_accuracy or 0) > (kept.result.best_val_accuracy or 0):
             kept = trained
     if len(rates) > 1:
         kept.applied["lr_search"] = search
@@ -124,7 +126,7 @@ def train_at(
     *,
     model_config: Model,
     config: Finetune,
-    data: tuple[LabelledImages, LabelledImages],
+    data: tuple[LabelledImages, LabelledImages | None],
     num_classes: int,
     device: torch.device,
     probe_dir: Path | None,
@@ -141,7 +143,7 @@ def train_at(
             strategy, model_config.name, model_config.weights, num_classes
         )
         applied = strategies.prepare(model, strategy, config, probe_dir)
-        input_cfg = backbone.input_config(model, model_config.image_size)
+        input_cfg = backbone.spec_input(model, model_config, data[0].images.shape[1])
         groups = strategies.param_groups(model, strategy, config, lr)
         applied["trainable_parameters"] = strategies.trainable_parameters(groups)
         result = train_model(
@@ -231,7 +233,7 @@ def train_model(
     model: nn.Module,
     *,
     train: LabelledImages,
-    val: LabelledImages,
+    val: LabelledImages | None,
     input_cfg: InputConfig,
     config: Finetune,
     device: torch.device,
@@ -240,7 +242,8 @@ def train_model(
     desc: str = "finetune",
     clock: StageClock | None = None,
 ) -> TrainResult:
-    """AdamW + one-cycle + label smoothing; keeps the best-on-val weights.
+    """AdamW + one-cycle + label smoothing; keeps the best-on-val weights (without `val`,
+    the last epoch's: nothing is selected, as a k-shot curve's budget requires).
 
     `param_groups` (strategies.param_groups) say what trains and at which peak lr; `bn` is
     the BatchNorm policy (strategies.set_train_mode) for every training forward pass. The
@@ -254,7 +257,7 @@ def train_model(
         {
             "epoch": 0,
             "train_loss": starting_loss(loop, train, input_cfg, config, device, bn),
-            "val_accuracy": val_accuracy(loop.net, val, input_cfg, loop.batch_size, device),
+            "val_accuracy": val_score(loop, val, input_cfg, device),
         }
     ]
     best: TrainResult | None = None
@@ -266,14 +269,14 @@ def train_model(
         start = time.perf_counter()
         loss = train_epoch(loop, train, input_cfg, config, device, epoch, desc, clock)
         seconds += time.perf_counter() - start
-        accuracy = val_accuracy(loop.net, val, input_cfg, loop.batch_size, device)
+        accuracy = val_score(loop, val, input_cfg, device)
         history.append({"epoch": epoch, "train_loss": loss, "val_accuracy": accuracy})
         if distributed.is_main():
-            log.info("%s epoch %d: loss %.4f, val %.4f", desc, epoch, loss, accuracy)
-        if best is None or accuracy > best.best_val_accuracy:
+            log.info("%s epoch %d: loss %.4f, val %s", desc, epoch, loss, accuracy)
+        if best is None or accuracy is None or accuracy > best.best_val_accuracy:
             state = {k: v.detach().to("cpu", copy=True) for k, v in loop.net.state_dict().items()}
             best = TrainResult(state, epoch, accuracy, history, 0.0)
-        if epoch - best.best_epoch >= config.patience:
+        if accuracy is not None and epoch - best.best_epoch >= config.patience:
             if distributed.is_main():
                 log.info("%s: early stop after epoch %d", desc, epoch)
             break
@@ -434,6 +437,15 @@ def starting_loss(
         for name, value in loop.net.named_buffers():
             value.copy_(buffers[name])
     return distributed.mean_across_ranks(float(total) / len(order), device)
+
+
+def val_score(
+    loop: Loop, val: LabelledImages | None, input_cfg: InputConfig, device: torch.device
+) -> float | None:
+    """The val accuracy train_model selects by; None without val (nothing is selected)."""
+    if val is None:
+        return None
+    return val_accuracy(loop.net, val, input_cfg, loop.batch_size, device)
 
 
 def val_accuracy(

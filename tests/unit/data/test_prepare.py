@@ -54,7 +54,7 @@ def setup(params, tmp_path):
 
 def run(config, paths, **kw):
     recorder = Recorder()
-    card = prepare.prepare(config, paths, recorder, workers=1, **kw)
+    card = prepare.prepare(config, paths, recorder, confidence=0.95, workers=1, **kw)
     return card, recorder
 
 
@@ -202,3 +202,42 @@ def test_fashion_mnist_source_respects_its_test_split(params, tmp_path):
     assert (splits["test"] >= 60).all()  # drawn from the given test images only
     again = curate.assign_splits(source.pool, source.pool.readable, config, source.classes)
     np.testing.assert_array_equal(splits["val"], again["val"])
+
+
+def test_a_class_left_empty_by_a_duplicate_fails_pointing_at_this_runs_report(setup, tmp_path):
+    config, paths = setup
+    hostile.image_folder(tmp_path / "images")
+    paths.duplicates.parent.mkdir(parents=True, exist_ok=True)
+    paths.duplicates.write_text('{"stale": "a previous run"}')
+    hostile.save_noise(tmp_path / "images" / "bird" / "copy.png", seed=0)  # = cat/deep/er/0.png
+    with pytest.raises(UserError, match="class 'bird' has no usable images"):
+        run(config, paths)
+    written = report(paths.duplicates)  # this run's, naming the conflict that emptied bird
+    (group,) = [g for g in written["groups"] if "bird/copy.png" in str(g["members"])]
+    assert group["label_conflict"] and all(m["split"] is None for m in group["members"])
+
+
+def test_tiny_splits_warn_with_the_smallest_gain_the_test_split_can_decide(setup, tmp_path):
+    config, paths = setup
+    hostile.image_folder(tmp_path / "images")
+    card, _ = run(config, paths)
+    resolution = card["resolution"]
+    assert (resolution["test_images"], resolution["val_images"]) == (6, 4)
+    # McNemar's exact test needs 6 images one way and none the other (p = 2 / 2**6 < 0.05)
+    assert resolution["smallest_significant_gain"] == 1.0
+    assert resolution["confidence"] == 0.95
+    test, val = resolution["warnings"]
+    assert test.startswith("test: 6 images: McNemar's exact test can call no gain under 100.0")
+    assert val.startswith("val: 4 images: one image is 25.0 points of val accuracy")
+
+
+def test_the_content_digest_names_the_images_not_the_files_nor_the_draw(setup, tmp_path):
+    config, paths = setup
+    hostile.image_folder(tmp_path / "images")
+    first = run(config, paths)[0]["content"]
+    assert run(dataclasses.replace(config, seed=5, val_fraction=0.3), paths)[0]["content"] == first
+    cat = tmp_path / "images" / "cat"
+    (cat / "1.png").rename(cat / "renamed.png")
+    assert run(config, paths)[0]["content"] == first
+    hostile.save_noise(tmp_path / "images" / "dog" / "new.png", seed=4243)
+    assert run(config, paths)[0]["content"] != first

@@ -52,8 +52,10 @@ def record():
         accuracy: {key: [nested(row[accuracy])] for key, row in rows.items() if accuracy in row}
         for accuracy in (*comparison.PROBE_ACCURACIES, "full_accuracy")
     }
-    out.update(comparison.judged(rows, correct, config=Verdict(confidence=0.95)))
-    out["intervals"] = comparison.probe_intervals(correct, config=Verdict(confidence=0.95))
+    out.update(comparison.judged(rows, correct, config=Verdict(confidence=0.95, adjust="holm")))
+    out["intervals"] = comparison.probe_intervals(
+        correct, config=Verdict(confidence=0.95, adjust="holm")
+    )
     return out
 
 
@@ -194,8 +196,10 @@ def test_fine_tuned_gaps_are_judged_on_the_saved_predictions(params, tmp_path):
         "selected": ["big", "small"],
         "candidates": rows,
     }
-    out = comparison.with_finetuned(base, config, labels)
+    out, correct = comparison.with_finetuned(base, config, labels)
     assert out["candidates"]["big"]["full_accuracy"] == 0.9
+    assert set(correct) == {"probe_accuracy", "knn_accuracy", "full_accuracy"}
+    assert len(correct["full_accuracy"]["big"]) == config.finetune.seeds  # the seeds behind it
     full = out["gaps"]["full_accuracy"]
     # the same accuracy, but 300 images apart each way: McNemar sees 300 against 300
     assert full["gain"] == 0 and full["verdict"] == "inconclusive"

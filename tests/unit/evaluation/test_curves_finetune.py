@@ -8,8 +8,9 @@ import torch
 from tests.conftest import make_images
 from transferlab.evaluation import curves_finetune
 from transferlab.evaluation.curves_finetune import kshot_finetune
+from transferlab.evaluation.family import curve_comparisons
 from transferlab.evaluation.kshot import kshot_subsets
-from transferlab.evaluation.verdict import curve_comparisons, scratch_pairs
+from transferlab.evaluation.verdict import scratch_pairs
 from transferlab.params import Verdict
 
 CPU = torch.device("cpu")
@@ -19,7 +20,6 @@ def _fit(params, strategies, shots=(1, 2), seeds=2):
     return kshot_finetune(
         strategies,
         train=make_images(4),
-        val=make_images(2, seed=1),
         test=make_images(3, seed=2),
         shots=shots,
         seeds=seeds,
@@ -36,8 +36,8 @@ def test_one_row_per_strategy_shot_and_seed_on_the_probe_subsets(params, monkeyp
     def spy(strategy, *, train, config, **kwargs):
         calls.append((strategy, train, config.seed))
         correct = np.arange(100) < len(calls)
-        scores = {"accuracy": len(calls) / 100, "correct": correct, "val_accuracy": 0.5}
-        return {**scores, "best_epoch": 1, "epochs_run": 1}
+        scores = {"accuracy": len(calls) / 100, "correct": correct}
+        return {**scores, "kept_epoch": 1, "epochs_run": 1}
 
     monkeypatch.setattr(curves_finetune, "fit_subset", spy)
     rows = _fit(params, ("full", "scratch"))
@@ -82,7 +82,6 @@ def test_one_shot_of_ten_classes_trains(params):
     rows = kshot_finetune(
         ("llrd",),
         train=train,
-        val=make_images(1, n_classes=10, seed=1),
         test=make_images(1, n_classes=10, seed=2),
         shots=(1,),
         seeds=1,
@@ -93,7 +92,7 @@ def test_one_shot_of_ten_classes_trains(params):
     )
     (row,) = rows
     assert row["correct"].shape == (10,) and row["correct"].mean() == row["accuracy"]
-    assert (row["series"], row["shot"], row["epochs_run"], row["best_epoch"]) == (
+    assert (row["series"], row["shot"], row["epochs_run"], row["kept_epoch"]) == (
         "finetune_llrd",
         "1",
         1,
@@ -101,7 +100,37 @@ def test_one_shot_of_ten_classes_trains(params):
     )
     # scored on the ten test images: a whole number of them right, from a real prediction
     assert row["accuracy"] * 10 == pytest.approx(round(row["accuracy"] * 10))
-    assert row["val_accuracy"] * 10 == pytest.approx(round(row["val_accuracy"] * 10))
+
+
+def test_a_k_shot_fit_selects_inside_its_budget_never_on_val(params, monkeypatch):
+    """Planted: val labels that make an early epoch look best, and a learning-rate list whose
+    best on val would be the second. In budget, neither is read: the fit keeps its last epoch
+    at the first rate, and gives the same predictions whatever val holds."""
+    from transferlab.models import training
+
+    lrs = dataclasses.replace(params.finetune.full, lr=(1e-3, 3e-2))
+    config = dataclasses.replace(params.finetune, epochs=3, full=lrs)
+    seen = []
+    real = training.train_model
+
+    def spy(model, *, val, param_groups, **kwargs):
+        seen.append((val, max(g["lr"] for g in param_groups)))
+        return real(model, val=val, param_groups=param_groups, **kwargs)
+
+    monkeypatch.setattr(training, "train_model", spy)
+    (row,) = kshot_finetune(
+        ("full",), train=make_images(4), test=make_images(3, seed=2), shots=(2,), seeds=1,
+        model_config=params.model("tiny"), config=config, num_classes=3, device=CPU,
+    )  # fmt: skip
+    assert seen == [(None, 1e-3)]  # one fit: no val to read, the first listed rate
+    assert row["kept_epoch"] == row["epochs_run"] == 3  # the last epoch, not a chosen one
+    # the same fit selected on a val split, as the stage did before: a different model kept
+    on_val = training.train_strategy(
+        "full", model_config=params.model("tiny"), config=config,
+        train=make_images(4).subset(kshot_subsets(make_images(4).labels, (2,), seed=0)[2]),
+        val=make_images(2, seed=9), num_classes=3, device=CPU,
+    )  # fmt: skip
+    assert (on_val.applied["lr"], on_val.result.best_epoch) != (1e-3, 3)
 
 
 def test_empty_list_fits_nothing(params):
@@ -135,7 +164,7 @@ def test_listed_strategies_are_judged_against_scratch_per_shot():
             ("finetune_scratch", scratch + 0.005 * seed),
         )
     ]
-    config = Verdict(confidence=0.95)
+    config = Verdict(confidence=0.95, adjust="holm")
     by_shot = curve_comparisons(rows, pairs, config=config, transferred=True)[
         "finetune_full_vs_scratch"
     ]

@@ -18,6 +18,8 @@ from transferlab.evaluation.kshot import (
     shot_label,
     summarise,
     unpack_correct,
+    unusable_shots,
+    usable_shots,
     without_correct,
 )
 
@@ -118,3 +120,12 @@ def test_curve_tables_for_dvc_plots():
     cell = {"mean": 0.5, "std": 0.1}
     text = curve_csv({"a": {"1": cell, "all": {"mean": 0.9, "std": 0.0}}}, (1, None), train_labels)
     assert text.splitlines() == ["shots,a,a_std", "1,0.500000,0.100000", "7,0.900000,0.000000"]
+
+
+def test_shot_counts_a_class_cannot_supply_are_judged_once_as_all():
+    labels = np.repeat([0, 1, 2], [21, 22, 30])  # the smallest class has 21 train images
+    shots = (1, 5, 10, 25, None)
+    assert usable_shots(shots, labels) == (1, 5, 10, None)
+    assert unusable_shots(shots, labels) == [25]
+    assert usable_shots((21, 5), labels) == (5, None)  # 21 is all of the smallest class
+    assert usable_shots((20, 5), labels) == (5, 20)  # below it: a k-shot subset still

@@ -9,7 +9,7 @@ from scipy import stats
 from transferlab.evaluation import ranking
 from transferlab.params import Verdict
 
-CONFIG = Verdict(confidence=0.95)
+CONFIG = Verdict(confidence=0.95, adjust="holm")
 
 
 def row(logme, probe, pretrained=True, **more):

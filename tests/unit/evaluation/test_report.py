@@ -1,5 +1,6 @@
 import csv
 import io as text_io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -77,7 +78,10 @@ def verdict(verdict, gain, low, high, p, test=MCNEMAR, seeds=1, **more):
         "low": low,
         "high": high,
         "confidence": 0.95,
+        "level": 0.95,
         "p": p,
+        "p_adjusted": p,
+        "family": {"name": "alone", "size": 1, "adjust": "none"},
         "seeds": seeds,
         "test": test,
         "noise": "-",
@@ -142,17 +146,19 @@ def render(tmp_path, finetune_seeds=1):
 def test_verdict_tables_give_each_test_interval_and_p_and_say_what_noise_it_measured(tmp_path):
     text = render(tmp_path)
     assert (
-        "| full_vs_scratch | **positive** | +29.3 | [28.1, 30.5] | " + MCNEMAR + " | <1e-10 |"
+        "| full_vs_scratch | **positive** | +29.3 | [28.1, 30.5] | 95% | "
+        + MCNEMAR
+        + " | <1e-10 | <1e-10 |"
         in text
     )
-    assert "two-sided at 95%" in text
+    assert "No correction (verdict.adjust: none): each verdict at 95% alone." in text
     assert words.ONE_SEED_NOTE in text and "test-set sampling noise only" in text
     assert "seed to seed is unmeasured" in text and "finetune.seeds: 2 or more" in text
     assert words.PROBE_NOTE in text
     shots = [
         line.split(" | ")[1]
         for line in text.splitlines()
-        if line.startswith("| linear_vs_raw_pixels | ") and line.count("|") == 8
+        if line.startswith("| linear_vs_raw_pixels | ") and line.count("|") == 10
     ]
     assert shots == ["2", "10", "all"]  # by number, not as JSON sorted them
     several = render(tmp_path, finetune_seeds=3)
@@ -185,3 +191,80 @@ def test_the_report_says_how_each_method_was_fine_tuned_and_whether_lr_was_tuned
     tuned = "\n".join(report.training_lines({"lpft": _record(lr_search=search)}))
     assert "| lpft | 0.0005 (best on val of 0.001, 0.0005) | frozen |" in tuned
     assert "Learning rates were chosen on val" in tuned
+
+
+def test_the_data_section_counts_names_a_few_and_counts_the_rest():
+    card = {
+        "source": "imagefolder",
+        "content": "0123456789abcdef",
+        "classes": ["cat", "dog"],
+        "image_shape": [224, 224, 3],
+        "splits": {
+            "train": {"total": 40, "per_class": {"cat": 21, "dog": 19}},
+            "val": {"total": 4, "per_class": {"cat": 2, "dog": 2}},
+            "test": {"total": 10, "per_class": {"cat": 5, "dog": 5}},
+        },
+        "resolution": {
+            "confidence": 0.95,
+            "test_images": 10,
+            "smallest_significant_gain": 0.6,
+            "val_images": 4,
+            "warnings": ["test: 10 images: too few", "val: 4 images: coarse"],
+        },
+    }
+    broken = [{"file": f"cat/{i}.jpg", "reason": "truncated"} for i in range(7)]
+    rejects = {"rejected": broken, "skipped": [{"file": "a.txt", "reason": "extension"}]}
+    member = {"split": None, "dropped": True}
+    duplicates = {
+        "policy": "drop",
+        "summary": {"groups": 1, "label_conflicts": 1, "leakage": 0, "dropped": 2},
+        "groups": [
+            {
+                "label_conflict": True,
+                "leakage": False,
+                "members": [
+                    {**member, "file": "cat/x.png", "label": "cat"},
+                    {**member, "file": "dog/y.png", "label": "dog"},
+                ],
+            }
+        ],
+    }
+    lines = report.data_lines(card, rejects, duplicates)
+    text = "\n".join(lines)
+    assert lines[0] == "## Data"
+    assert "| cat | 21 | 2 | 5 |" in lines and "| **total** | **40** | **4** | **10** |" in lines
+    assert "gains of 60.0 points or more significant at 95%" in text
+    assert "- **Warning:** test: 10 images: too few" in lines
+    assert "7 file(s) could not be read (truncated): `cat/0.jpg`" in text
+    assert "`cat/4.jpg` and 2 more." in text  # five named, the rest counted
+    assert "1 file(s) were never opened (extension): `a.txt`." in text
+    assert "1 group(s) under different labels: `cat/x.png` (cat) = `dog/y.png` (dog)." in text
+    rendered = report.render(
+        metrics={}, per_class={}, curve_summary={}, curve_verdicts={}, figures=[],
+        root=Path("."), data=lines,
+    )  # fmt: skip
+    assert "## Data" in rendered
+
+
+def test_a_verdict_significant_alone_reads_inconclusive_once_its_family_is_corrected(tmp_path):
+    family = {"name": "conclusions", "size": 3, "adjust": "holm"}
+    weak = verdict("inconclusive", 0.012, -0.001, 0.025, 0.031, p_adjusted=0.093,
+                   level=0.975, family=family, decidable=0.013)  # fmt: skip
+    text = report.render(
+        metrics={
+            "probe": {"accuracy": 0.8, "macro_f1": 0.8, "ece": 0.05},
+            "transfer": {"linear_vs_raw_pixels": weak},
+            "verdicts": {"families": {"conclusions": {"size": 3, "adjust": "holm"},
+                                      "curve linear_vs_raw_pixels": {"size": 4, "adjust": "holm"}}},
+        },  # fmt: skip
+        per_class={}, curve_summary={}, curve_verdicts={}, figures=[], root=tmp_path,
+    )  # fmt: skip
+    assert (
+        "| linear_vs_raw_pixels | **inconclusive** (decides ±1.3) | +1.2 | [-0.1, 2.5] | 97.5% | "
+        + MCNEMAR + " | 0.031 | 0.093 |" in text
+    )  # fmt: skip
+    assert "7 comparisons in 2 families, each corrected by Holm's step-down method to 95%" in text
+    assert "conclusions (3), curve linear_vs_raw_pixels (4)" in text
+    sentence = next(line for line in text.splitlines() if line.startswith("- A linear probe"))
+    assert "p=0.031, Holm-adjusted p=0.093 (family of 3)" in sentence
+    assert "so inconclusive; this test could tell a gain of 1.3 points." in sentence

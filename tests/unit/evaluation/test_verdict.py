@@ -5,18 +5,19 @@ from scipy import stats
 from transferlab.evaluation.verdict import (
     INCONCLUSIVE,
     NEGATIVE,
+    NO_TEST,
     NOT_TRANSFER,
     POSITIVE,
-    curve_comparisons,
     judge,
     mcnemar,
     mcnemar_counts,
+    pair_fits,
     paired_t,
-    probe_pairs,
+    smallest_significant_gain,
 )
 from transferlab.params import Verdict
 
-CONFIG = Verdict(confidence=0.95)
+CONFIG = Verdict(confidence=0.95, adjust="holm")
 
 
 def paired(b: int, c: int, both: int, neither: int) -> tuple[np.ndarray, np.ndarray]:
@@ -50,11 +51,17 @@ def test_mcnemar_counts_the_discordant_images_and_tests_them_exactly():
         "low": round(low, 6),
         "high": round(high, 6),
         "confidence": 0.95,
+        "level": 0.95,
         "p": float(f"{p:.4g}"),
+        "p_adjusted": float(f"{p:.4g}"),  # judged alone: a family of one
+        "family": {"name": "alone", "size": 1, "adjust": "none"},
         "seeds": 1,
         "test": "McNemar exact, 200 paired test images",
         "noise": result["noise"],
+        "decidable": result["decidable"],
     }
+    # the least split of the 42 discordant images that is significant: 28 against 14
+    assert result["decidable"] == pytest.approx((28 - 14) / 200)
     assert "test-set sampling" in result["noise"]
     assert judge([reference], [method], config=CONFIG)["verdict"] == NEGATIVE
 
@@ -85,8 +92,8 @@ def test_no_discordant_image_is_no_gain_and_inconclusive():
 def test_unpaired_correctness_is_refused():
     with pytest.raises(ValueError, match="unpaired"):
         mcnemar_counts(np.ones(5, bool), np.ones(6, bool))
-    with pytest.raises(ValueError, match="unpaired"):
-        judge([np.ones(5, bool)], [], config=CONFIG)
+    with pytest.raises(ValueError, match="no fit"):
+        judge([], [], config=CONFIG)
 
 
 # Two or more fits: the paired t interval over seeds.
@@ -121,13 +128,35 @@ def test_three_seeds_need_more_than_two_standard_errors():
     # mean/se = 3.0 > 1.96 but < t(0.975, df=2) = 4.30: not enough with three seeds
     gains = [0.02, 0.01, 0.03]
     assert t_judge(gains)["verdict"] == INCONCLUSIVE
-    assert t_judge(gains, config=Verdict(0.5))["verdict"] == POSITIVE
+    assert t_judge(gains, config=Verdict(0.5, "holm"))["verdict"] == POSITIVE
 
 
 def test_identical_gains_have_no_spread_and_no_p():
     mean, low, high, p = paired_t([0.02, 0.02], confidence=0.95)
     assert (mean, low, high) == (0.02, 0.02, 0.02) and np.isnan(p)
     assert t_judge([0.0, 0.0])["p"] is None
+
+
+def test_a_spread_of_zero_never_makes_a_verdict_without_a_test():
+    # three k-shot fits that all gained the same: a zero-width interval above 0, but no test
+    result = t_judge([0.02, 0.02, 0.02])
+    assert (result["low"], result["high"]) == pytest.approx((0.02, 0.02))
+    assert result["verdict"] == INCONCLUSIVE and result["p"] is None
+    assert result["note"] == NO_TEST
+
+
+@pytest.mark.parametrize(
+    ("n", "confidence", "expected"),
+    [(3000, 0.95, 6 / 3000), (18, 0.95, 6 / 18), (5, 0.95, None), (100, 0.99, 8 / 100)],
+)
+def test_the_smallest_significant_gain_is_b_images_one_way_and_none_the_other(
+    n, confidence, expected
+):
+    assert smallest_significant_gain(n, confidence=confidence) == expected
+    if expected is not None:  # McNemar's own verdict agrees: b is enough, b - 1 is not
+        b = round(expected * n)
+        assert mcnemar(b, 0, n, confidence=confidence)[3] < 1 - confidence
+        assert mcnemar(b - 1, 0, n, confidence=confidence)[3] >= 1 - confidence
 
 
 def test_random_weights_are_never_positive_transfer():
@@ -142,67 +171,36 @@ def test_random_weights_are_never_positive_transfer():
     assert judge([same], [same], config=CONFIG)["verdict"] == INCONCLUSIVE  # identical features
 
 
-# Curves: one verdict per shot, by the fits each shot has.
+# How many fits: one (McNemar), two (the images as units), three or more (t over seeds).
 
 
-def rows(shot, seed, subset, **correct):
-    return [
-        {
-            "series": s,
-            "shot": shot,
-            "seed": seed,
-            "subset": subset,
-            "accuracy": float(c.mean()),
-            "correct": c,
-        }
-        for s, c in correct.items()
+def test_two_fits_make_the_images_the_units_not_a_t_with_one_degree_of_freedom():
+    rng = np.random.default_rng(0)
+    reference = [rng.random(400) < 0.6, rng.random(400) < 0.6]
+    # seeds that gain unlike amounts (about +10 and +2 points): a t over two seeds cannot tell
+    method = [
+        r | (rng.random(400) < share) for r, share in zip(reference, (0.25, 0.05), strict=True)
     ]
+    result = judge(method, reference, config=CONFIG)
+    d = np.mean([m.astype(float) - r for m, r in zip(method, reference, strict=True)], axis=0)
+    se = d.std(ddof=1) / np.sqrt(400)
+    assert result["test"] == "paired z over 400 test images, each averaged over 2 seeds"
+    assert result["gain"] == pytest.approx(d.mean(), abs=1e-6)
+    assert (result["low"], result["high"]) == pytest.approx(
+        (d.mean() - 1.959964 * se, d.mean() + 1.959964 * se), abs=1e-6
+    )
+    assert result["p"] == pytest.approx(2 * stats.norm.sf(d.mean() / se), rel=1e-3)
+    assert result["verdict"] == POSITIVE  # a t over the two seeds' gains would need 12.7 se
+    gains = [m.mean() - r.mean() for m, r in zip(method, reference, strict=True)]
+    assert paired_t(gains, confidence=0.95)[1] < 0 < result["low"]
 
 
-def test_curve_comparisons_judge_identical_subsets_by_mcnemar_on_their_correctness():
-    table = []
-    for seed, (pre, ref) in enumerate([(0.80, 0.60), (0.82, 0.63), (0.79, 0.58)]):
-        table += rows(
-            "1",
-            seed,
-            f"s{seed}",
-            pretrained_linear=accuracies(pre),
-            random_init_linear=accuracies(ref),
-        )
-    # 'all': every seed drew the same subset, so the probe was one fit
-    method, reference = paired(b=40, c=20, both=900, neither=40)
-    for seed in range(3):
-        table += rows("all", seed, "same", pretrained_linear=method, random_init_linear=reference)
-    out = curve_comparisons(table, probe_pairs(), config=CONFIG, transferred=True)
-    by_shot = out["linear_vs_random_init"]
-    assert by_shot["1"]["seeds"] == 3 and by_shot["1"]["verdict"] == POSITIVE
-    assert by_shot["1"]["test"] == "paired t over 3 seeds"
-    assert by_shot["all"] == judge([method], [reference], config=CONFIG)
-    assert by_shot["all"]["seeds"] == 1 and by_shot["all"]["test"].startswith("McNemar exact")
-    assert by_shot["all"]["p"] == pytest.approx(stats.binomtest(40, 60, 0.5).pvalue, rel=1e-3)
-    assert out["knn_vs_raw_pixels"] == {}  # no such series in these rows
-
-
-def test_fine_tuning_seeds_on_one_subset_are_fits_of_their_own():
-    table = []
-    for seed, (full, scratch) in enumerate([(0.9, 0.5), (0.92, 0.52)]):
-        for row in rows(
-            "all",
-            seed,
-            "same",
-            finetune_full=accuracies(full),
-            finetune_scratch=accuracies(scratch),
-        ):
-            table.append({**row, "train_seed": 42 + seed})
-    pairs = {"full_vs_scratch": ("finetune_full", "finetune_scratch")}
-    by_shot = curve_comparisons(table, pairs, config=CONFIG, transferred=True)["full_vs_scratch"]
-    assert by_shot["all"]["seeds"] == 2 and by_shot["all"]["test"] == "paired t over 2 seeds"
-    assert by_shot["all"]["gain"] == pytest.approx(0.4)
-
-
-def test_curve_comparisons_come_in_curve_order_whatever_order_the_rows_are_in():
-    table = []
-    for shot in ("all", "10", "2"):
-        table += rows(shot, 0, shot, pretrained_knn=accuracies(0.9), raw_pixels_knn=accuracies(0.8))
-    out = curve_comparisons(table, probe_pairs(("knn",)), config=CONFIG, transferred=True)
-    assert list(out["knn_vs_raw_pixels"]) == ["2", "10", "all"]
+def test_unequal_fits_pair_the_seeds_they_share_and_one_fit_pairs_with_each():
+    a, b, c = accuracies(0.7), accuracies(0.6), accuracies(0.5)
+    assert pair_fits([a], [b, c]) == ([a, a], [b, c])  # a deterministic probe: every seed
+    method, reference = pair_fits([a, b, c], [b, c])
+    assert len(method) == len(reference) == 2 and method[1] is b  # seeds 0 and 1 only
+    two_against_one = judge([a, b], [c], config=CONFIG)
+    assert two_against_one["seeds"] == 2 and "averaged over 2 seeds" in two_against_one["test"]
+    three = judge([a, a, a], [b, c, b], config=CONFIG)
+    assert three["test"] == "paired t over 3 seeds" and three["seeds"] == 3

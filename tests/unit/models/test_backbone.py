@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import timm
@@ -8,6 +10,8 @@ from sklearn.datasets import load_sample_images
 from tests.conftest import TINY_MODEL
 from transferlab.errors import UserError
 from transferlab.models import backbone
+from transferlab.models.backbone import input_side, spec_side
+from transferlab.params import Model
 
 PALACE, DAISY = 698, 985  # ImageNet classes of sklearn's china.jpg and flower.jpg
 ESPRESSO, CATS, MOTORBIKES = 967, set(range(281, 286)), {665, 670}  # moped, motor scooter
@@ -88,6 +92,41 @@ def test_checkpoint_path_round_trip(tmp_path):
         backbone.create_backbone(TINY_MODEL, str(tmp_path / "missing.pth"))
 
 
+def test_a_checkpoint_in_another_layout_stops_before_loading(tmp_path):
+    # A stage whose validate was skipped fails as validate would: one line with the counts.
+    source = timm.create_model(TINY_MODEL)
+    path = tmp_path / "torchvision_like.pth"
+    torch.save({f"features.{k}": v for k, v in source.state_dict().items()}, path)
+    with pytest.raises(UserError) as caught:
+        backbone.create_backbone(TINY_MODEL, str(path), candidate="tv")
+    message = str(caught.value)
+    assert message.startswith(f"backbones.tv ({TINY_MODEL}): weights: {path} does not fit")
+    assert "0 of the model's " in message and "\n" not in message
+
+
+def test_a_checkpoint_without_its_head_loads_and_gets_a_new_one(tmp_path):
+    source = backbone.create_backbone(TINY_MODEL, "none", num_classes=0)
+    path = tmp_path / "headless.pth"
+    torch.save(source.state_dict(), path)
+    loaded = backbone.create_backbone(TINY_MODEL, str(path), num_classes=7)
+    for key, value in source.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    assert loaded.eval()(torch.zeros(1, 3, 32, 32)).shape == (1, 7)
+
+
+def test_hub_offline_names_the_candidate(monkeypatch):
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def offline(*args, **kwargs):
+        if kwargs.get("pretrained"):
+            raise LocalEntryNotFoundError("cannot find the requested files in the local cache")
+        raise AssertionError("only the download is expected")
+
+    monkeypatch.setattr(timm, "create_model", offline)
+    with pytest.raises(UserError, match=r"^backbones\.hubby \(test_efficientnet\): weights: hub "):
+        backbone.create_backbone(TINY_MODEL, "hub", candidate="hubby")
+
+
 def test_features_head_and_new_head():
     x = torch.zeros(2, 3, 32, 32)
     features = backbone.create_backbone(TINY_MODEL, "none", num_classes=0)
@@ -101,6 +140,9 @@ def test_input_config_comes_from_timm():
     assert config.size == 224 and config.mean == (0.5, 0.5, 0.5) and config.std == (0.5, 0.5, 0.5)
     assert config.interpolation == "bicubic"
     assert backbone.input_config(model, 64).size == 64
+    spec = Model("tf_efficientnet_lite0", "none", "auto", 0, 48)  # a candidate, as params build it
+    assert backbone.spec_input(model, spec, stored=28) == dataclasses.replace(config, size=48)
+    assert backbone.spec_input(model, spec, stored=512).size == 224
 
 
 def test_to_model_input_resizes_normalises_and_expands_grey():
@@ -133,3 +175,26 @@ def test_checkpoint_with_code_is_refused(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="cannot load .*evil.pth as plain weights"):
         backbone.create_backbone(TINY_MODEL, str(path))
     assert not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.parametrize(
+    ("setting", "stored", "expected"),
+    [
+        ("auto", 28, 48),  # Fashion-MNIST: raised to the floor
+        ("auto", 224, 224),  # photos stored at the model's own side
+        ("auto", 96, 96),  # a smaller stored side: no upsampling past it
+        ("auto", 512, 224),  # capped at the model's own side
+        (None, 28, 224),  # null: the model's own
+        (64, 512, 64),  # a number: as given
+    ],
+)
+def test_the_input_side_follows_the_data_unless_set(setting, stored, expected):
+    assert input_side(setting, native=224, stored=stored, floor=48) == expected
+
+
+def test_a_candidates_side_is_known_before_any_weights_are_read():
+    spec = Model("tf_efficientnet_lite1", "bundled", "auto", 0, 48)
+    assert spec_side(spec, stored=512) == 240  # lite1's own side, from timm's config
+    assert spec_side(spec, stored=28) == 48
+    with pytest.raises(UserError, match="unknown timm model 'no_such_net'"):
+        spec_side(Model("no_such_net", "none", "auto", 0, 48), stored=28)

@@ -146,7 +146,7 @@ def test_a_list_of_learning_rates_trains_each_and_keeps_the_best_on_val(params):
         batch_size=8,
         full=dataclasses.replace(params.finetune.full, lr=(1e-12, 1e-2)),
     )
-    model = Model(TINY_MODEL, "none", image_size=32, seed=0)
+    model = Model(TINY_MODEL, "none", image_size=32, seed=0, min_image_size=32)
     trained = train_strategy(
         "full",
         model_config=model,
