@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 FMNIST_PKG := dataset-fashion-mnist
 # Taken from this machine's local disk (pip's configured sources); override for another platform.
@@ -11,7 +12,7 @@ UV_PIN ?= uv==0.13.9
 
 # make results [EXP=name] [BASELINE=rev]: what a run concluded and where its time went.
 # make compare [EXPS="a b"]: experiments side by side, the params that differ first.
-.PHONY: results compare run run-data test test-fast test-full bench format lint install data clean
+.PHONY: results compare run run-data test test-fast test-full bench format lint install install-dev data clean
 
 # dvc runs each stage (`python -m transferlab.device.launch …`) through the shell: the
 # venv's python must come first on PATH, as `source .venv/bin/activate` would put it.
@@ -36,10 +37,10 @@ compare: install
 # core's work, so two share the machine's two cores. TEST_WORKERS=0 runs them in this process.
 TEST_WORKERS ?= 2
 
-test: install data
+test: install-dev data
 	$(BIN)/pytest -n $(TEST_WORKERS)
 
-test-fast: install data
+test-fast: install-dev data
 	$(BIN)/pytest -m "not slow and not distributed"
 
 test-full: test
@@ -49,15 +50,16 @@ test-full: test
 bench: install data
 	$(BIN)/python -m bench $(or $(BENCH),speed)
 
-format: install
+format: install-dev
 	$(BIN)/ruff format stages transferlab bench tools tests
 	$(BIN)/ruff check --fix stages transferlab bench tools tests
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff format --check stages transferlab bench tools tests
 	$(BIN)/ruff check stages transferlab bench tools tests
 
 install: $(STAMP)
+install-dev: $(DEV_STAMP)
 
 # uv, from pip's own sources (tools/uv_install.py), installs in about half pip's time.
 # torch and torchvision are named first so the pinned builds are taken, from local disk here.
@@ -65,8 +67,14 @@ $(STAMP): pyproject.toml tools/uv_install.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q $(UV_PIN)
 	$(BIN)/python tools/uv_install.py $(TORCH_PINS)
-	$(BIN)/python tools/uv_install.py -e ".[dev]"
+	$(BIN)/python tools/uv_install.py -e .
 	touch $(STAMP)
+
+# The test tools, and peft (the oracle the LoRA adapter is tested against), for make test
+# only: make run does not pay for them.
+$(DEV_STAMP): $(STAMP)
+	$(BIN)/python tools/uv_install.py -e ".[dev]"
+	touch $(DEV_STAMP)
 
 # The embedded default data set, from Debian's package; other sources need nothing here.
 data:

@@ -60,7 +60,7 @@ def train_candidate(params: Params, strategy: str, key: str, model: Model, devic
     """Train `strategy` on candidate `key` for each seed; rank 0 writes the first seed's
     checkpoint, every seed's test predictions and the record, and logs them to `recorder`."""
     paths, config = params.paths, params.finetune
-    out, runs, rates = io.method_dir(paths.methods, strategy, key), [], None
+    out, runs, rates, adapter_bytes = io.method_dir(paths.methods, strategy, key), [], None, None
     for index, seed in enumerate(range(config.seed, config.seed + config.seeds)):
         # The first seed chooses among the learning rates; the others train at its.
         trained = train_strategy(
@@ -79,11 +79,13 @@ def train_candidate(params: Params, strategy: str, key: str, model: Model, devic
         )
         rates = (trained.applied["lr"],)
         if distributed.is_main():  # rank 0 holds the same weights and writes everything
-            publish_seed(trained, index, out, strategy, key, model, paths, recorder)
+            saved = publish_seed(trained, index, out, strategy, key, model, paths, recorder)
+            adapter_bytes = saved if index == 0 else adapter_bytes  # lora's, the first seed's
         runs.append((seed, trained))
     result = runs[0][1].result
     if distributed.is_main():
-        io.write_json(out / io.RECORD_FILE, training_record(strategy, runs))
+        record = training_record(strategy, runs, adapter_bytes=adapter_bytes)
+        io.write_json(out / io.RECORD_FILE, record)
         recorder.log_metrics(
             {
                 f"{key}.best_val_accuracy": result.best_val_accuracy,
@@ -101,17 +103,23 @@ def train_candidate(params: Params, strategy: str, key: str, model: Model, devic
 
 def publish_seed(
     trained, index, out, strategy: str, key: str, model: Model, paths, recorder
-) -> None:
-    """One seed's test predictions; for the first, its checkpoint and per-epoch metrics."""
+) -> int | None:
+    """One seed's test predictions; for the first, its checkpoint (merged, for lora), its
+    adapter where it has one, and per-epoch metrics. Returns the adapter file's bytes."""
     io.save_array(out / io.predictions_file(index), trained.test_probs)
     if index:
-        return
+        return None
     classes = load_classes(paths.prepared)
     saved = checkpoint(trained, strategy=strategy, backbone_name=model.name, classes=classes)
     io.save_checkpoint(out / io.CHECKPOINT_FILE, saved)
     for row in trained.result.history:
         epoch = {f"{key}.{k}": v for k, v in row.items() if k != "epoch"}
         recorder.log_metrics(epoch, step=int(row["epoch"]))
+    if trained.adapter is None:
+        return None
+    io.save_arrays(out / io.ADAPTER_FILE, **trained.adapter)
+    recorder.log_artifact(out / io.ADAPTER_FILE, f"{key}/adapter")
+    return (out / io.ADAPTER_FILE).stat().st_size
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Stage validate: check the whole params.yaml (unknown keys in any section, types, ranges)
-and the data folder, and that each checkpoint given as a candidate's weights fits its timm
-model, before any other stage runs.
+and the data folder, that each checkpoint given as a candidate's weights fits its timm
+model, and (where lora is trained) that its targets name layers of every candidate, before
+any other stage runs.
 
 It depends on all of params.yaml, so any edit reruns it; its output's bytes never change
 while the params are valid, so a valid edit reruns nothing downstream on its account.
@@ -13,7 +14,7 @@ from pathlib import Path
 from transferlab import io
 from transferlab.data.sources import stored_side
 from transferlab.errors import UserError, cli
-from transferlab.models import pretrained
+from transferlab.models import lora, pretrained
 from transferlab.models.backbone import spec_side
 from transferlab.params import Params, load_params
 from transferlab.timeline import StageClock, timing_file
@@ -37,8 +38,11 @@ def main() -> None:
                 f"data.path: {params.data.path} does not exist; point data.path at your data "
                 "folder (or install Fashion-MNIST: make data)."
             )
-        # A checkpoint whose keys do not fit its model stops here, before any stage runs.
+        # A checkpoint whose keys do not fit its model stops here, before any stage runs,
+        # and so does a LoRA target that names no 1x1 convolution of some candidate.
         pretrained.check_checkpoints(params.backbones)
+        if "lora" in (*params.finetune.runs, *params.curves.finetune):
+            lora.check_targets(params.backbones, params.finetune.lora.targets)
         sides = input_sides_line(params)
     except UserError as err:
         raise UserError(f"{err} {GO_ON}") from None

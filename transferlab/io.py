@@ -143,6 +143,7 @@ PREDICTIONS_FILE = "test_probs.npy"
 RECORD_FILE = "record.json"
 CHECKPOINT_FILE = "model.pt"
 HEAD_FILE = "head.npz"  # the probe's fitted standardiser and linear head, for LP-FT
+ADAPTER_FILE = "adapter.npz"  # lora: what it trained (adapters and head), apart from the backbone
 
 
 def method_dir(root: Path | str, method: str, backbone: str) -> Path:

@@ -186,8 +186,8 @@ class Rates(tuple):
 
 @dataclass(frozen=True)
 class Plain:
-    """A strategy's own knobs (full, scratch and lpft have only these): its peak learning
-    rates, the best on val kept, and its BatchNorm policy (BN_POLICIES)."""
+    """A strategy's own knobs (full, scratch, lpft, norm and bitfit have only these): its
+    peak learning rates, the best on val kept, and its BatchNorm policy (BN_POLICIES)."""
 
     lr: Rates
     bn: str
@@ -210,6 +210,22 @@ class Llrd(Plain):
 
 
 @dataclass(frozen=True)
+class Lora(Plain):
+    rank: int  # of each adapter: A maps a layer's inputs to `rank` channels, B those back
+    alpha: float  # the adapter's output is scaled by alpha / rank (Hu et al. 2022)
+    targets: tuple[str, ...]  # module-name suffixes of the 1x1 convolutions adapted
+
+    def __post_init__(self) -> None:
+        _check_range("finetune.lora.rank", self.rank, 1, None)
+        _check_range("finetune.lora.alpha", self.alpha, 0.0, None, inclusive=False)
+        if not self.targets:
+            raise UserError(
+                "finetune.lora.targets: give at least one module-name suffix of a 1x1 "
+                "convolution, e.g. [conv_pw, conv_pwl, conv_head]."
+            )
+
+
+@dataclass(frozen=True)
 class Finetune:
     strategies: tuple[str, ...]
     from_probe: tuple[str, ...]
@@ -220,6 +236,7 @@ class Finetune:
     random_erase: float
     warmup_fraction: float
     patience: int
+    search_epochs: int  # a listed rate's low-fidelity run: its own one-cycle over these epochs
     seed: int
     seeds: int  # seeds per strategy: finetune.seed, +1, ...; paired with scratch's
     device: str
@@ -228,6 +245,9 @@ class Finetune:
     lpft: Plain
     freeze: Freeze
     llrd: Llrd
+    norm: Plain
+    bitfit: Plain
+    lora: Lora
 
     def __post_init__(self) -> None:
         for strategy in self.strategies:
@@ -242,6 +262,7 @@ class Finetune:
         _check_range("finetune.epochs", self.epochs, 1, None)
         _check_range("finetune.batch_size", self.batch_size, 2, None)
         _check_range("finetune.patience", self.patience, 1, None)
+        _check_range("finetune.search_epochs", self.search_epochs, 1, None)
         _check_range("finetune.seeds", self.seeds, 1, None)
         for strategy in (*STRATEGIES, *FROM_PROBE):
             own = getattr(self, strategy)
@@ -360,7 +381,8 @@ DEVICES = ("auto", "cpu", "cuda")
 AUTO = "auto"  # backbone.image_size: the input side follows the data (models.backbone.input_side)
 SOURCES = ("fashion-mnist", "imagefolder", "csv")
 DUPLICATE_POLICIES = ("keep", "drop", "fail")
-STRATEGIES = ("full", "freeze", "llrd", "scratch")  # independent of the probe
+# Independent of the probe; norm, bitfit and lora are parameter-efficient (docs/methods.md).
+STRATEGIES = ("full", "freeze", "llrd", "norm", "bitfit", "lora", "scratch")
 BASELINE = "scratch"  # same architecture, random init: every gain is measured against it
 FROM_PROBE = ("lpft",)  # heads initialised from the probe
 # While fine-tuning, BatchNorm's running statistics either update on each batch (train) or

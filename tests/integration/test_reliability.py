@@ -35,13 +35,15 @@ TIMINGS = {
     "steady_images_per_s",
     "fit_seconds",
     "train_images_per_s",
+    "train_seconds",
     "peak_rss_mb",
 }
 # The report's section of stage timings, up to the next heading.
 TIMING_SECTION = re.compile(rb"## Where the time went.*?(?=\n## |\Z)", re.S)
 # The backbone leaderboard's extraction cost (ms / image, its sixth column): measured.
 LEADERBOARD_COST = re.compile(rb"^(\| \d+ \|(?: [^|]* \|){4}) [\d.]+ \|", re.M)
-# The recommendation states each method's measured time ("201 s, " and ", 5.5x its time").
+# The recommendation states each method's measured time ("201 s, " and ", 5.5x its time"),
+# and the training section a learning-rate search's ("the search cost 61 s, 4 epochs").
 RECOMMENDATION_TIMES = re.compile(rb"\b\d+ s, |, [\d.]+x its time")
 KILL_MARKER = "full epoch 1"  # finetune@full is training (its progress bar has appeared)
 

@@ -13,10 +13,10 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from stages import finetune, prepare, scores
-from tests.conftest import REPO, closed_port, stage_workdir, tiny_backbone
-from transferlab import tracking
+from tests.conftest import REPO, TINY_MODEL, closed_port, stage_workdir, tiny_backbone
+from transferlab import io, tracking
 from transferlab.data.prepared import save_features
-from transferlab.models import strategies
+from transferlab.models import backbone, lora, strategies
 from transferlab.params import PIPELINE_FILE, load_paths
 
 
@@ -84,3 +84,37 @@ def test_features_no_score_can_read_stop_the_scores_stage_in_one_line(
         "error: logme of backbone 'tiny': features are all zero; they carry no information to "
         "score."
     ]
+
+
+def test_the_lora_stage_keeps_its_adapter_apart_and_records_its_size_and_search(
+    tmp_path, monkeypatch, run_main
+):
+    lora_section = {"lr": [1e-3, 1e-2], "bn": "frozen", "rank": 2, "alpha": 2}
+    params = stage_workdir(
+        tmp_path,
+        (4, 2, 2),
+        **tiny_backbone("none"),
+        finetune={
+            "epochs": 1,
+            "search_epochs": 1,
+            "batch_size": 8,
+            "device": "cpu",
+            "strategies": ["full", "lora", "scratch"],
+            "lora": {**lora_section, "targets": ["conv_pw", "conv_pwl", "conv_head"]},
+        },
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{closed_port()}")  # untracked
+    run_main(finetune, "lora")
+    out = tmp_path / params["paths"]["methods"] / "lora" / "tiny"
+    record = io.read_json(out / io.RECORD_FILE)
+    assert record["adapter_bytes"] == (out / io.ADAPTER_FILE).stat().st_size > 0
+    assert [row["lr"] for row in record["lr_search"]["tried"]] == [1e-3, 1e-2]
+    assert record["lr"] == record["lr_search"]["chosen"] and record["train_seconds"] >= 0
+    adapter = io.load_arrays(out / io.ADAPTER_FILE)
+    counted = sum(a.size for k, a in adapter.items() if k not in (lora.RANK, lora.ALPHA))
+    assert counted == record["trainable_parameters"]  # the adapters and the head
+    saved = torch.load(out / io.CHECKPOINT_FILE, weights_only=True)
+    merged = backbone.create_backbone(TINY_MODEL, "none", num_classes=3)
+    merged.load_state_dict(saved["model"])  # a plain timm model: the adapters merged in
+    assert saved["config"]["lora"]["rank"] == 2

@@ -80,3 +80,42 @@ def test_a_valid_edit_reruns_validate_but_leaves_its_output_unchanged(repo):
     done = edited(repo, lambda p: p["knn"].update(k=7), "validate")
     assert done.returncode == 0 and "Running stage 'validate'" in done.stdout
     assert out.read_bytes() == before
+
+
+def error_lines(done: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in done.stderr.splitlines() if line.startswith("error:")]
+
+
+def with_lora(**lora: object):
+    def edit(params: dict) -> None:
+        params["finetune"]["strategies"] = ["full", "lora", "scratch"]
+        params["finetune"]["lora"].update(lora)
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (with_lora(rank=0), "error: finetune.lora.rank: got 0; allowed range [1, inf)."),
+        (with_lora(rank=2.5), "error: finetune.lora.rank: expected int, got 2.5."),
+        (
+            with_lora(targets=["conv_pw", "conv_pwll"]),
+            "error: finetune.lora.targets: 'conv_pwll' matches no 1x1 convolution of "
+            "backbones.lite0 (tf_efficientnet_lite0); its 1x1 convolutions include "
+            "blocks.0.0.conv_pw, blocks.1.0.conv_pwl, conv_head; a target is the end of such a "
+            "name (here one of: conv_pw, conv_pwl, conv_head).",
+        ),
+        (
+            lambda p: p["finetune"].update(strategies=["full", "lroa", "scratch"]),
+            "error: finetune.strategies: got 'lroa'; allowed: full, freeze, llrd, norm, bitfit, "
+            "lora, scratch.",
+        ),
+    ],
+    ids=["rank-zero", "rank-fraction", "lora-target", "strategy-typo"],
+)
+def test_bad_parameter_efficient_settings_stop_in_validate_in_one_line(repo, edit, expected):
+    done = edited(repo, edit, "validate")
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    [line] = error_lines(done)
+    assert line.startswith(expected + " Nothing else ran"), line

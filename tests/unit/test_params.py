@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -146,6 +147,41 @@ def test_strategy_section_key_is_named():
     bad["finetune"]["lpft"]["lr"] = 0
     with pytest.raises(UserError, match=r"finetune\.lpft\.lr"):
         parse_params(bad)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("lora", "rank", 0, r"^finetune\.lora\.rank: got 0; allowed range \[1, inf\)\.$"),
+        ("lora", "rank", 2.5, r"^finetune\.lora\.rank: expected int, got 2\.5\.$"),
+        ("lora", "rank", True, r"^finetune\.lora\.rank: expected int, got True\.$"),
+        ("lora", "alpha", 0, r"^finetune\.lora\.alpha: got 0\.0; allowed range \(0\.0, inf\)"),
+        ("lora", "targets", [], r"^finetune\.lora\.targets: give at least one"),
+        ("lora", "targets", "conv_pw", r"^finetune\.lora\.targets: expected a list"),
+        ("norm", "bn", "fixed", r"^finetune\.norm\.bn: got 'fixed'; allowed: train, frozen"),
+        ("bitfit", "lr", [], r"^finetune\.bitfit\.lr: give one learning rate or a list"),
+        (None, "search_epochs", 0, r"^finetune\.search_epochs: got 0; allowed range \[1, inf\)"),
+    ],
+)
+def test_parameter_efficient_sections_and_the_search_budget_are_checked(
+    section, key, value, message
+):
+    bad = raw()
+    (bad["finetune"][section] if section else bad["finetune"])[key] = value
+    with pytest.raises(UserError, match=message):
+        parse_params(bad)
+
+
+def test_the_documented_comparison_trains_every_method_with_rates_to_choose_from():
+    commands = []
+    for doc in ("docs/methods.md", "README.md"):
+        text = (REPO / doc).read_text()
+        command = text[text.index("dvc exp run -n compare-all") :].split("\n\n")[0]
+        commands.append(re.findall(r"-S '([^']+)'", command.split("```")[0]))
+    assert commands[0] == commands[1]  # the README shows the one in docs/methods.md
+    finetune = load_params(REPO / "params.yaml", commands[0]).finetune
+    assert set(finetune.runs) == {*STRATEGIES, *FROM_PROBE}
+    assert all(len(getattr(finetune, strategy).lr) == 3 for strategy in finetune.runs)
 
 
 def test_missing_file_is_user_error(tmp_path):

@@ -48,6 +48,9 @@ STRATEGY_NAMES = {
     "full": "Full fine-tuning",
     "freeze": "Fine-tuning with the early stages frozen",
     "llrd": "Fine-tuning with layer-wise learning-rate decay",
+    "norm": "Fine-tuning only the normalisation layers (and the head)",
+    "bitfit": "BitFit, fine-tuning only the biases (and the head)",
+    "lora": "LoRA, low-rank adapters on the 1x1 convolutions (and the head)",
     "lpft": "LP-FT (fine-tuning from the linear probe's head)",
 }
 
@@ -68,6 +71,9 @@ METHOD_NAMES = {
     "scratch": "training from scratch",
     "freeze": "fine-tuning with the early stages frozen",
     "llrd": "fine-tuning with layer-wise learning-rate decay",
+    "norm": "fine-tuning the normalisation layers only",
+    "bitfit": "BitFit (biases only)",
+    "lora": "LoRA adapters",
     "lpft": "LP-FT",
 }
 

@@ -69,7 +69,7 @@ def check_checkpoints(backbones: Mapping[str, Candidate]) -> None:
             continue
         if not timm.is_model(candidate.name):
             raise UserError(f"backbones.{key}: unknown timm model {candidate.name!r}.")
-        model = _shapes_only(candidate.name)
+        model = shapes_only(candidate.name)
         fitting_state(model, candidate.name, Path(candidate.weights), candidate=key)
 
 
@@ -173,7 +173,7 @@ def _comparable(state: Mapping[str, object], model: nn.Module) -> dict[str, obje
     }
 
 
-def _shapes_only(name: str) -> nn.Module:
+def shapes_only(name: str) -> nn.Module:
     """timm model `name` on the meta device: its keys and shapes, no memory and no init."""
     try:
         with torch.device("meta"):

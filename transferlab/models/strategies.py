@@ -12,8 +12,17 @@ from torch import nn
 
 from transferlab import io
 from transferlab.errors import UserError
-from transferlab.models import backbone
+from transferlab.models import backbone, lora
 from transferlab.params import Finetune
+
+# Layers whose affine parameters the norm strategy trains (timm's BatchNormAct2d,
+# LayerNorm2d and GroupNorm1 are subclasses of these).
+NORM_LAYERS = (
+    nn.modules.batchnorm._BatchNorm,
+    nn.GroupNorm,
+    nn.LayerNorm,
+    nn.modules.instancenorm._InstanceNorm,
+)
 
 
 def build_model(strategy: str, name: str, weights: str, num_classes: int) -> nn.Module:
@@ -150,4 +159,54 @@ def prepare(model: nn.Module, strategy: str, config: Finetune, probe_dir: Path |
             raise UserError("lpft starts from the probe's head: it needs the probe's output.")
         init_head_from_probe(model, io.load_arrays(probe_dir / io.HEAD_FILE))
         return {"head": "probe"}
+    if strategy in PARAMETER_EFFICIENT:
+        return parameter_efficient(model, strategy, config)
     return {}
+
+
+PARAMETER_EFFICIENT = ("norm", "bitfit", "lora")  # the backbone's weights stay as loaded
+
+
+def parameter_efficient(model: nn.Module, strategy: str, config: Finetune) -> dict:
+    """Train only what `strategy` trains, and the head; returns how many tensors it trains
+    besides the head (and lora's settings).
+
+    norm: every normalisation layer's scale and shift (Frankle et al. 2021). bitfit: every
+    bias (Ben Zaken et al. 2022); EfficientNet-Lite's convolutions have none (BatchNorm
+    follows each), so there it is BatchNorm's shift alone. lora: low-rank adapters on the
+    1x1 convolutions finetune.lora.targets names (Hu et al. 2022; models/lora.py).
+    """
+    if strategy == "norm":
+        chosen = [
+            p for m in model.modules() if isinstance(m, NORM_LAYERS) for p in m.parameters(False)
+        ]
+    elif strategy == "bitfit":
+        chosen = [p for name, p in model.named_parameters() if name.endswith("bias")]
+    else:
+        own = config.lora
+        adapted = lora.add_adapters(model, own.targets, rank=own.rank, alpha=own.alpha)
+        chosen = lora.adapter_parameters(model)
+    head = {id(p) for p in model.get_classifier().parameters()}
+    keep = head | {id(p) for p in chosen}
+    for p in model.parameters():  # frozen ones stay out of the optimizer (param_groups)
+        p.requires_grad_(id(p) in keep)
+    applied = {"trained_tensors": sum(id(p) not in head for p in chosen)}
+    if strategy == "lora":
+        applied["lora"] = {
+            "rank": own.rank,
+            "alpha": own.alpha,
+            "targets": list(own.targets),
+            "adapted_layers": len(adapted),
+        }
+    return applied
+
+
+def finish(model: nn.Module, strategy: str) -> dict[str, np.ndarray] | None:
+    """What a strategy does once its kept weights are loaded, before it predicts: lora
+    merges its adapters into the backbone and returns them (with the head), to be saved on
+    their own; the others have nothing to do."""
+    if strategy != "lora":
+        return None
+    adapter = lora.adapter_arrays(model)
+    lora.merge_adapters(model)
+    return adapter

@@ -4,9 +4,10 @@ one-cycle schedule, early stopping and best-on-val weights; and test-time predic
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from tqdm import tqdm
 
 from transferlab.data.prepared import LabelledImages
 from transferlab.device import distributed, feed, guards
+from transferlab.evaluation import grid_choice
 from transferlab.models import backbone, strategies
 from transferlab.models.backbone import InputConfig
 from transferlab.params import Finetune, Model
@@ -42,6 +44,7 @@ class TrainResult:
     best_val_accuracy: float | None  # None: trained without val, the last epoch kept
     history: list[dict[str, float | None]]
     images_per_s: float
+    train_seconds: float = 0.0  # the epochs' wall time: building and epoch 0 aside
 
 
 @dataclass
@@ -53,6 +56,7 @@ class Trained:
     result: TrainResult
     applied: dict  # what strategies.prepare did (frozen modules, probe head), for the record
     test_probs: np.ndarray | None = None  # (N, K) on `test`, when one was given (rank 0 only)
+    adapter: dict[str, np.ndarray] | None = None  # lora: what it trained, saved on its own
 
 
 def train_strategy(
@@ -71,39 +75,37 @@ def train_strategy(
     clock: StageClock | None = None,
     rates: tuple[float, ...] | None = None,
 ) -> Trained:
-    """Train `strategy` at each peak learning rate in `rates` (default: the strategy's `lr`
-    list), every rate from the same seeded weights (train_at), and keep the best on val.
+    """Train `strategy` at the peak learning rate chosen on val from `rates` (default: the
+    strategy's `lr` list; search_rates), every fit from the same seeded weights (train_at).
     `probe_dir` is where lpft finds the probe's head. With `test`, the kept model's class
     probabilities on it are kept too (on rank 0: the other ranks hold the same weights),
-    predicted in batches of `predict_batch_size` (default: the training batch size).
+    predicted in batches of `predict_batch_size` (default: the training batch size): only
+    the kept model ever sees test, and never its labels.
     """
     rates = tuple(rates or getattr(config, strategy).lr)
     if val is None and len(rates) > 1:
         raise ValueError("without val nothing chooses among learning rates: give one")
-    kept, search = None, []
-    for lr in rates:
-        label = desc or strategy
-        trained = train_at(
-            strategy,
-            lr,
-            model_config=model_config,
-            config=config,
-            data=(train, val),
-            num_classes=num_classes,
-            device=device,
-            probe_dir=probe_dir,
-            desc=label if len(rates) == 1 else f"{label} lr {lr:g}",
-            clock=clock,
-        )
-        result = trained.result
-        search.append({"lr": lr, **lr_result(result)})
-        # The first of equals: a list's order is the user's preference. The others are
-        # dropped at once, so one model beside the kept one is ever held.
-        if kept is None or (result.best_val_accuracy or 0) > (kept.result.best_val_accuracy or 0):
-            kept = trained
-    if len(rates) > 1:
+    fit = functools.partial(
+        train_at,
+        strategy,
+        model_config=model_config,
+        data=(train, val),
+        num_classes=num_classes,
+        device=device,
+        probe_dir=probe_dir,
+        clock=clock,
+    )
+    label = desc or strategy
+    search, kept = search_rates(fit, rates, config, val, label) if len(rates) > 1 else ({}, None)
+    if kept is None:  # the chosen rate, trained for the whole schedule
+        kept = fit(search.get("chosen", rates[0]), config=config, desc=label)
+    if search:
         kept.applied["lr_search"] = search
     kept.model.load_state_dict(kept.result.state_dict)
+    kept.adapter = strategies.finish(kept.model, strategy)
+    if kept.adapter is not None:  # the checkpoint holds the merged weights: a plain timm model
+        state = {k: v.detach().to("cpu", copy=True) for k, v in kept.model.state_dict().items()}
+        kept.result = dataclasses.replace(kept.result, state_dict=state)
     if test is not None and distributed.is_main():
         kept.test_probs = predict_proba(
             kept.model,
@@ -115,9 +117,52 @@ def train_strategy(
     return kept
 
 
+def search_rates(
+    fit: Callable[..., Trained],
+    rates: tuple[float, ...],
+    config: Finetune,
+    val: LabelledImages,
+    label: str,
+) -> tuple[dict, Trained | None]:
+    """A low-fidelity search: each rate trained for finetune.search_epochs (capped at
+    epochs) on its own one-cycle schedule over them, scored by its best val accuracy. The
+    winner is grid_choice's middle of the rates tied at the best, in list order.
+
+    `fit(lr, config=, desc=)` trains one rate (train_at). Returns the record (rates tried,
+    each one's val accuracy, the winner, the cost in seconds and epochs) and, where the
+    search ran the whole schedule, the winner's fit, which needs no retraining; None
+    otherwise. Only fits tied at the best so far are held.
+    """
+    budget = dataclasses.replace(config, epochs=min(config.search_epochs, config.epochs))
+    whole = budget.epochs == config.epochs
+    start = time.perf_counter()
+    tried, correct, top = [], {}, {}
+    for lr in rates:
+        trained = fit(lr, config=budget, desc=f"{label} lr {lr:g}" + ("" if whole else " (search)"))
+        tried.append({"lr": lr, **lr_result(trained.result)})
+        correct[lr] = round(trained.result.best_val_accuracy * len(val))  # counts: == is exact
+        if whole:  # the winner is among the fits tied at the best so far
+            best = max(correct.values())
+            top = {r: t for r, t in (*top.items(), (lr, trained)) if correct[r] == best}
+    chosen = grid_choice.middle_of_best(rates, correct)
+    record = {
+        "tried": tried,
+        "chosen": chosen,
+        "epochs_each": budget.epochs,
+        "in_full": whole,  # each rate ran the whole schedule: the winner's run is the kept one
+        "epochs": sum(row["epochs_run"] for row in tried),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    return record, top.get(chosen)
+
+
 def lr_result(result: TrainResult) -> dict:
     """What the record keeps of each learning rate tried."""
-    return {"best_val_accuracy": result.best_val_accuracy, "best_epoch": result.best_epoch}
+    return {
+        "val_accuracy": result.best_val_accuracy,
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history) - 1,
+    }
 
 
 def train_at(
@@ -282,7 +327,7 @@ def train_model(
             break
     assert best is not None
     rate = loop.steps_per_epoch * loop.batch_size * (len(history) - 1) / seconds
-    return dataclasses.replace(best, history=history, images_per_s=rate)
+    return dataclasses.replace(best, history=history, images_per_s=rate, train_seconds=seconds)
 
 
 def setup(
@@ -509,8 +554,11 @@ def checkpoint(trained: Trained, *, strategy: str, backbone_name: str, classes: 
     return {"model": trained.result.state_dict, "config": config}
 
 
-def training_record(strategy: str, runs: list[tuple[int, Trained]]) -> dict:
-    """The record of one strategy's training: the first seed's in full, each seed's summary."""
+def training_record(
+    strategy: str, runs: list[tuple[int, Trained]], *, adapter_bytes: int | None = None
+) -> dict:
+    """The record of one strategy's training: the first seed's in full, each seed's summary;
+    `adapter_bytes`, lora's adapter file's size on disk."""
     first = runs[0][1]
     result = first.result
     record = {
@@ -521,7 +569,10 @@ def training_record(strategy: str, runs: list[tuple[int, Trained]]) -> dict:
         "history": result.history,
         **first.applied,
         "train_images_per_s": round(result.images_per_s, 1),
+        "train_seconds": round(result.train_seconds, 1),
     }
+    if adapter_bytes is not None:
+        record["adapter_bytes"] = adapter_bytes
     if len(runs) > 1:
         record["seeds"] = [
             {

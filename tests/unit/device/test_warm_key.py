@@ -35,6 +35,8 @@ def test_variables_that_change_per_command_do_not_change_the_key():
         "OLDPWD": "/",
         "SHLVL": "3",
         "PYTEST_CURRENT_TEST": "tests/test_x.py::test_y (call)",
+        "MLFLOW_TRACKING_URI": "sqlite:////elsewhere/mlflow.db",
+        "MLFLOW_EXPERIMENT_NAME": "another",
     }
     assert set(per_command) == warm_key.PER_COMMAND
     assert key({**BASE, **per_command}) == key()

@@ -184,13 +184,28 @@ def _record(**changes) -> dict:
 
 
 def test_the_report_says_how_each_method_was_fine_tuned_and_whether_lr_was_tuned():
-    untuned = "\n".join(report.training_lines({"lpft": _record()}))
-    assert "| lpft | 0.0005 | frozen | 0.8200 | 0.8700 (1) | 1 |" in untuned
+    untuned = "\n".join(report.training_lines({"lpft": _record(trainable_parameters=3_380_000)}))
+    assert "| lpft | 0.0005 | frozen | 3.38 M | 0.8200 | 0.8700 (1) | 1 |" in untuned
     assert "Learning rates were not tuned" in untuned
-    search = [{"lr": 1e-3, "best_val_accuracy": 0.85}, {"lr": 5e-4, "best_val_accuracy": 0.87}]
-    tuned = "\n".join(report.training_lines({"lpft": _record(lr_search=search)}))
-    assert "| lpft | 0.0005 (best on val of 0.001, 0.0005) | frozen |" in tuned
-    assert "Learning rates were chosen on val" in tuned
+    search = {
+        "tried": [{"lr": 1e-3, "val_accuracy": 0.85}, {"lr": 5e-4, "val_accuracy": 0.87}],
+        "chosen": 5e-4,
+        "epochs_each": 2,
+        "epochs": 4,
+        "in_full": False,
+        "seconds": 61.4,
+    }
+    lora = _record(lr_search=search, trainable_parameters=61_000, adapter_bytes=245_000)
+    tuned = "\n".join(report.training_lines({"lora": lora}))
+    assert "| lora | 0.0005 (chosen on val) | frozen | 61 k |" in tuned
+    assert (
+        "- lora: rates 0.001, 0.0005 tried for 2 epochs each (val 0.8500, 0.8700); 0.0005 won "
+        "on val, then trained in full; the search cost 61 s, 4 epochs of training."
+    ) in tuned
+    assert "takes 0.245 MB on disk" in tuned
+    assert (
+        "Learning rates were chosen on val" in tuned and "only that model predicted test" in tuned
+    )
 
 
 def test_the_data_section_counts_names_a_few_and_counts_the_rest():

@@ -12,11 +12,13 @@ from transferlab import io
 from transferlab.errors import UserError
 from transferlab.models import backbone
 from transferlab.models.strategies import (
+    PARAMETER_EFFICIENT,
     freeze_stages,
     init_head_from_probe,
     param_groups,
     prepare,
     set_train_mode,
+    trainable_parameters,
 )
 
 
@@ -119,17 +121,65 @@ def decay_of(groups: list[dict]) -> dict[int, float]:
     return {id(p): g["weight_decay"] for g in groups for p in g["params"]}
 
 
-@pytest.mark.parametrize("strategy", ["full", "scratch", "lpft", "freeze", "llrd"])
+@pytest.mark.parametrize(
+    "strategy", ["full", "scratch", "lpft", "freeze", "llrd", "norm", "bitfit", "lora"]
+)
 def test_one_weight_decay_rule_no_decay_on_1d_parameters(params, strategy):
     model = tiny()
     if strategy == "freeze":
         freeze_stages(model, 2)
+    if strategy in PARAMETER_EFFICIENT:
+        prepare(model, strategy, params.finetune, None)
     own = getattr(params.finetune, strategy)
     decay = decay_of(param_groups(model, strategy, params.finetune, own.lr[0]))
     trainable = [p for p in model.parameters() if p.requires_grad]
     assert set(decay) == {id(p) for p in trainable}  # every trainable one, nothing frozen
     for p in trainable:
         assert decay[id(p)] == (0.0 if p.ndim <= 1 else params.finetune.weight_decay)
+
+
+def intended(model: torch.nn.Module, strategy: str) -> set[str]:
+    """What each parameter-efficient strategy should train, by name: its own and the head."""
+    norms = {
+        f"{name}.{p}"
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+        for p, _ in m.named_parameters(recurse=False)
+    }
+    names = [name for name, _ in model.named_parameters()]
+    own = {
+        "norm": norms,
+        "bitfit": {n for n in names if n.endswith(".bias")},
+        "lora": {n for n in names if ".lora_A." in n or ".lora_B." in n},
+    }[strategy]
+    return own | {n for n in names if n.startswith("classifier.")}
+
+
+@pytest.mark.parametrize("strategy", ["norm", "bitfit", "lora"])
+def test_parameter_efficient_strategies_train_exactly_their_parameters_and_the_head(
+    params, strategy
+):
+    model = tiny()
+    applied = prepare(model, strategy, params.finetune, None)
+    chosen = intended(model, strategy)
+    assert applied["trained_tensors"] == len(chosen) - 2  # the head's weight and bias aside
+    if strategy == "bitfit":  # the tiny model's convolutions have biases only in SE blocks
+        assert any(".se." in n for n in chosen) and any(".bn" in n for n in chosen)
+    groups = param_groups(model, strategy, params.finetune, 1e-2)
+    counted = sum(p.numel() for n, p in model.named_parameters() if n in chosen)
+    assert trainable_parameters(groups) == counted  # what the recommendation's cost reads
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    set_train_mode(model, "frozen")  # the shipped policy of every parameter-efficient arm
+    x, y = torch.randn(8, 3, 32, 32), torch.arange(8) % 3
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    torch.optim.AdamW(groups).step()
+    with_grad = {n for n, p in model.named_parameters() if p.grad is not None}
+    assert with_grad == chosen
+    after = model.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved <= chosen  # everything else, BatchNorm statistics included, bit-identical
+    assert {n for n in chosen if model.get_parameter(n).grad.abs().sum() > 0} <= moved
+    assert "classifier.weight" in moved
 
 
 def test_llrd_differs_from_full_only_by_its_learning_rates(params):

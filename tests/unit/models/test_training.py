@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from tests.conftest import TINY_MODEL, make_images, save_tiny_checkpoint
+from transferlab import io
 from transferlab.errors import UserError
-from transferlab.models import backbone, training
+from transferlab.models import backbone, lora, training
 from transferlab.models.strategies import build_model, param_groups
 from transferlab.models.training import augment, predict_proba, train_model, train_strategy
 from transferlab.params import Model
@@ -137,48 +138,134 @@ def test_random_erase_blanks_one_rectangle_per_chosen_image_and_keeps_the_defaul
         assert 0.02 * 32 * 32 * 0.5 <= mask.sum() <= 32 * 32 / 3 + 2 * 32
 
 
-def test_a_list_of_learning_rates_trains_each_and_keeps_the_best_on_val(params):
-    # 1e-12 cannot move the weights; 1e-2 learns the blobs: the kept one is 1e-2, wherever
-    # it stands in the list, and both are recorded.
-    config = dataclasses.replace(
+TINY = Model(TINY_MODEL, "none", image_size=32, seed=0, min_image_size=32)
+
+
+class UnreadableLabels:
+    """Test images whose labels fail the test if anything reads them (or counts them)."""
+
+    def __init__(self, images: np.ndarray) -> None:
+        self.images = images
+
+    @property
+    def labels(self) -> np.ndarray:
+        raise AssertionError("test labels were read")
+
+    def __len__(self) -> int:
+        raise AssertionError("test labels were counted")
+
+
+def fits_seen(monkeypatch) -> list[tuple[float, int]]:
+    """(peak lr, epochs) of every train_model call from here on."""
+    seen, real = [], training.train_model
+
+    def spy(model, *, config, param_groups, **kwargs):
+        seen.append((max(g["lr"] for g in param_groups), config.epochs))
+        return real(model, config=config, param_groups=param_groups, **kwargs)
+
+    monkeypatch.setattr(training, "train_model", spy)
+    return seen
+
+
+def search_config(params, rates: tuple[float, ...], *, epochs: int, search_epochs: int):
+    return dataclasses.replace(
         params.finetune,
-        epochs=2,
+        epochs=epochs,
+        search_epochs=search_epochs,
         batch_size=8,
-        full=dataclasses.replace(params.finetune.full, lr=(1e-12, 1e-2)),
+        full=dataclasses.replace(params.finetune.full, lr=rates),
     )
-    model = Model(TINY_MODEL, "none", image_size=32, seed=0, min_image_size=32)
+
+
+def test_rates_are_searched_short_on_val_and_the_winner_trained_in_full(params, monkeypatch):
+    # A planted search: 1e-12 and 1e-11 cannot move the weights, 1e-2 learns the blobs, so
+    # val must pick 1e-2, wherever it stands in the list.
+    config = search_config(params, (1e-12, 1e-2, 1e-11), epochs=2, search_epochs=1)
+    seen = fits_seen(monkeypatch)
+    test = make_images(6, seed=2)
     trained = train_strategy(
-        "full",
-        model_config=model,
-        config=config,
-        train=make_images(16),
-        val=make_images(6, seed=1),
-        num_classes=3,
-        device=CPU,
-        test=make_images(6, seed=2),
-    )
+        "full", model_config=TINY, config=config, train=make_images(16),
+        val=make_images(6, seed=1), num_classes=3, device=CPU, test=test,
+    )  # fmt: skip
+    # each rate on its own short one-cycle, then the winner alone for the whole schedule
+    assert seen == [(1e-12, 1), (1e-2, 1), (1e-11, 1), (1e-2, 2)]
     search = trained.applied["lr_search"]
-    assert [row["lr"] for row in search] == [1e-12, 1e-2]
-    assert trained.applied["lr"] == 1e-2 and trained.applied["bn"] == config.full.bn
-    assert trained.result.best_val_accuracy == max(row["best_val_accuracy"] for row in search)
-    assert search[0]["best_val_accuracy"] < search[1]["best_val_accuracy"]
+    assert [row["lr"] for row in search["tried"]] == [1e-12, 1e-2, 1e-11]
+    scores = [row["val_accuracy"] for row in search["tried"]]
+    assert scores[1] > max(scores[0], scores[2])
+    assert search["chosen"] == trained.applied["lr"] == 1e-2
+    assert (search["epochs_each"], search["epochs"], search["in_full"]) == (1, 3, False)
+    assert search["seconds"] > 0
+    assert len(trained.result.history) == 1 + 2  # the kept model ran the whole schedule
     # the kept weights are the ones its test predictions came from
-    again = predict_proba(
-        trained.model, make_images(6, seed=2).images, trained.input_cfg, batch_size=4, device=CPU
-    )
+    again = predict_proba(trained.model, test.images, trained.input_cfg, batch_size=4, device=CPU)
     np.testing.assert_allclose(again, trained.test_probs, atol=1e-6)
     one = train_strategy(
-        "full",
-        model_config=model,
-        config=config,
-        train=make_images(16),
-        val=make_images(6, seed=1),
-        num_classes=3,
-        device=CPU,
-        rates=(1e-2,),
-    )
+        "full", model_config=TINY, config=config, train=make_images(16),
+        val=make_images(6, seed=1), num_classes=3, device=CPU, rates=(1e-2,),
+    )  # fmt: skip
     assert "lr_search" not in one.applied  # one rate: nothing was searched
     assert one.result.best_val_accuracy == trained.result.best_val_accuracy
+
+
+def test_tied_rates_go_to_the_middle_and_a_full_length_search_is_not_retrained(params, monkeypatch):
+    # Rates too small to change a prediction tie on val: grid_choice's rule takes the middle.
+    config = search_config(params, (1e-12, 2e-12, 3e-12), epochs=1, search_epochs=3)
+    seen = fits_seen(monkeypatch)
+    trained = train_strategy(
+        "full", model_config=TINY, config=config, train=make_images(16),
+        val=make_images(6, seed=1), num_classes=3, device=CPU,
+    )  # fmt: skip
+    search = trained.applied["lr_search"]
+    assert len({row["val_accuracy"] for row in search["tried"]}) == 1
+    assert search["chosen"] == trained.applied["lr"] == 2e-12
+    # search_epochs beyond epochs: each rate ran the whole schedule, the winner's run is kept
+    assert seen == [(1e-12, 1), (2e-12, 1), (3e-12, 1)] and search["in_full"]
+
+
+def test_test_labels_are_never_read_and_only_the_kept_model_predicts_test(params, monkeypatch):
+    config = search_config(params, (1e-12, 1e-2), epochs=1, search_epochs=1)
+    test = UnreadableLabels(make_images(6, seed=2).images)
+    predicted, real = [], training.predict_proba
+
+    def spy(model, images, *args, **kwargs):
+        predicted.append((images is test.images, id(model)))
+        return real(model, images, *args, **kwargs)
+
+    monkeypatch.setattr(training, "predict_proba", spy)
+    trained = train_strategy(
+        "full", model_config=TINY, config=config, train=make_images(16),
+        val=make_images(6, seed=1), num_classes=3, device=CPU, test=test,
+    )  # fmt: skip
+    on_test = [i for i, (is_test, _) in enumerate(predicted) if is_test]
+    assert on_test == [len(predicted) - 1]  # once, after every val score of the search
+    assert predicted[-1][1] == id(trained.model) and trained.test_probs.shape == (18, 3)
+
+
+def test_lora_keeps_its_adapter_and_predicts_test_with_it_merged(params, tmp_path):
+    config = dataclasses.replace(params.finetune, epochs=1, batch_size=8)
+    test = make_images(4, seed=2)
+    trained = train_strategy(
+        "lora", model_config=TINY, config=config, train=make_images(16),
+        val=make_images(6, seed=1), num_classes=3, device=CPU, test=test,
+    )  # fmt: skip
+    assert trained.applied["lora"]["adapted_layers"] > 0
+    merged = backbone.create_backbone(TINY_MODEL, "none", num_classes=3)
+    merged.load_state_dict(trained.result.state_dict)  # the checkpoint: a plain timm model
+    cfg = trained.input_cfg
+    probs = predict_proba(merged, test.images, cfg, batch_size=4, device=CPU)
+    np.testing.assert_allclose(probs, trained.test_probs, atol=1e-6)
+    io.save_arrays(tmp_path / io.ADAPTER_FILE, **trained.adapter)
+    torch.manual_seed(config.seed)  # the backbone lora started from: train_at's seeded build
+    fresh = build_model("lora", TINY_MODEL, "none", 3)
+    lora.load_adapter(fresh, io.load_arrays(tmp_path / io.ADAPTER_FILE))
+    reloaded = predict_proba(fresh, test.images, cfg, batch_size=4, device=CPU)
+    np.testing.assert_allclose(reloaded, trained.test_probs, atol=1e-5)
+    adapter_size = (tmp_path / io.ADAPTER_FILE).stat().st_size
+    trainable = sum(a.size for k, a in trained.adapter.items() if k not in (lora.RANK, lora.ALPHA))
+    assert trainable == trained.applied["trainable_parameters"]
+    record = training.training_record("lora", [(0, trained)], adapter_bytes=adapter_size)
+    assert record["adapter_bytes"] == adapter_size and record["train_seconds"] >= 0
 
 
 def test_history_starts_before_the_first_update(params):
