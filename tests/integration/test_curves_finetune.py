@@ -47,7 +47,8 @@ def test_empty_list_writes_empty_valid_outputs_and_builds_no_model(
     run_main(curves_finetune)
     table, summary = _outputs(tmp_path, params)
     assert [row["shots"] for row in table] == ["1", "2", "4"]  # x values, no series columns
-    assert summary == {"series": {}, "rows": []}
+    assert (summary["series"], summary["rows"], summary["shots_as_all"]) == ({}, [], [])
+    assert "val is never read" in summary["selection"]  # how a k-shot fit selects, stated
     client = MlflowClient(mlflow_store)
     experiment = client.get_experiment_by_name(tracking.EXPERIMENT_NAME)
     runs = client.search_runs([experiment.experiment_id], "tags.stage = 'curves_finetune'")

@@ -75,7 +75,7 @@ def test_metrics_are_those_of_each_methods_test_predictions(reproduced):
     root = reproduced.root
     metrics = json.loads((root / "reports" / "metrics.json").read_text())
     methods = {"probe", "knn", "full", "lpft", "scratch"}
-    assert set(metrics) == {*methods, "transfer", "backbones", "recommendation"}
+    assert set(metrics) == {*methods, "transfer", "backbones", "recommendation", "verdicts"}
     headline = json.loads((root / "reports" / "headline.json").read_text())
     assert headline["accuracy"] == {m: metrics[m]["accuracy"] for m in methods}
     assert headline["recommended"] == metrics["recommendation"]["method"] in methods
@@ -111,6 +111,9 @@ def test_metrics_are_those_of_each_methods_test_predictions(reproduced):
         )
     for name in ("linear_vs_random_init", "knn_vs_raw_pixels"):
         assert metrics["transfer"][name]["gain"] == curve_verdicts[name]["all"]["gain"]
+        # judged once, in the conclusions family, and found there in the curve's cells too
+        stated = metrics["verdicts"]["curves"][name]["all"]
+        assert stated == metrics["transfer"][name] and stated["family"]["name"] == "conclusions"
     card = json.loads((root / "reports" / "data_card.json").read_text())
     assert card["splits"]["test"]["total"] == 50
     confusion = (root / "reports" / "plots" / "confusion" / "probe.csv").read_text().splitlines()
@@ -164,8 +167,8 @@ def test_dvc_repro_accepts_every_stage_name_the_report_timeline_and_mlflow_show(
 PLANTED_EDITS = {
     "report wording": (
         "transferlab/evaluation/words.py",
-        '"noise, so inconclusive."',
-        '"noise: inconclusive."',
+        '"within the noise, so not distinguishable."',
+        '"within the noise: not distinguishable."',
         {"evaluate"},
     ),
     "a display name": (

@@ -65,6 +65,7 @@ def test_bad_params_stop_a_stage_with_one_line_and_no_traceback(tmp_path):
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["probe"]["C_nmu"] = 3
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")  # its vars: where outputs go
     _, stderr = run_python(tmp_path, "-m", "stages.probe").communicate(timeout=120)
     assert "Traceback" not in stderr
     lines = stderr.strip().splitlines()

@@ -93,17 +93,6 @@ def mcnemar(b: int, c: int, n: int, *, confidence: float) -> tuple[float, float,
     return (b - c) / n, scale * (2 * ci.low - 1), scale * (2 * ci.high - 1), float(test.pvalue)
 
 
-def smallest_significant_gain(n: int, *, confidence: float) -> float | None:
-    """The smallest gain McNemar's exact test on `n` paired test images can call significant
-    at `confidence`: b images that only the method gets right and none the other way, b the
-    least count whose two-sided p, 2 * 0.5**b, is below 1 - confidence; None when even every
-    image (b = n) is not enough."""
-    b = 1
-    while 2 * 0.5**b >= 1 - confidence:
-        b += 1
-    return b / n if 0 < b <= n else None
-
-
 def mcnemar_decidable(b: int, c: int, n: int, *, level: float) -> float | None:
     """The smallest |gain| McNemar's exact test could call significant at `level` with this
     many discordant images (b + c): the least split b' of them whose p is below 1 - level,

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from transferlab.evaluation.power import smallest_significant_gain
 from transferlab.evaluation.verdict import (
     INCONCLUSIVE,
     NEGATIVE,
@@ -13,7 +14,6 @@ from transferlab.evaluation.verdict import (
     mcnemar_counts,
     pair_fits,
     paired_t,
-    smallest_significant_gain,
 )
 from transferlab.params import Verdict
 
