@@ -14,7 +14,7 @@ UV_PIN ?= uv==0.13.9
 # make compare [EXPS="a b"]: experiments side by side, the params that differ first.
 .PHONY: results compare run run-data test test-fast test-full bench format lint install install-dev data clean
 
-# dvc runs each stage (`python -m transferlab.device.launch …`) through the shell: the
+# dvc runs each stage (`python -m transferlab.runner.launch …`) through the shell: the
 # venv's python must come first on PATH, as `source .venv/bin/activate` would put it.
 export PATH := $(abspath $(BIN)):$(PATH)
 
@@ -28,10 +28,10 @@ run-data: install
 		$(MAKE) -s data; fi
 
 results: install
-	$(BIN)/python -m transferlab.summary $(EXP) $(if $(BASELINE),--baseline $(BASELINE))
+	$(BIN)/python -m transferlab.commands.results $(EXP) $(if $(BASELINE),--baseline $(BASELINE))
 
 compare: install
-	$(BIN)/python -m transferlab.compare $(EXPS)
+	$(BIN)/python -m transferlab.commands.compare $(EXPS)
 
 # Two test processes (pytest-xdist): most of a test's time is a stage process starting, one
 # core's work, so two share the machine's two cores. TEST_WORKERS=0 runs them in this process.
@@ -91,5 +91,5 @@ data:
 # Only what the stages generate (paths.* in dvc.yaml's vars) and caches: never data/raw/, where
 # users keep their images, nor anything else DVC tracks as an input.
 clean: install
-	$(BIN)/python -m transferlab.clean
+	$(BIN)/python -m transferlab.commands.clean
 	rm -rf dvc_plots .pytest_cache

@@ -13,8 +13,8 @@ import dataclasses
 import importlib
 from pathlib import Path
 
-from transferlab.errors import cli
 from transferlab.params import DEVICES, PARAMS_FILE, Params, load_params
+from transferlab.shell import cli
 
 # Sections whose `device` key --device sets, so every step runs where it says.
 DEVICE_SECTIONS = ("extract", "probe", "finetune")

@@ -15,11 +15,11 @@ import timm
 import torch
 
 import stages.prepare
-from transferlab.data import prepared
-from transferlab.data.prepared import LabelledImages
+from transferlab.data import layout
+from transferlab.data.layout import LabelledImages
 from transferlab.device.host import usable_cpus
 from transferlab.params import Model, Params
-from transferlab.tracking import StageRun
+from transferlab.publish import untracked
 
 
 def benched_key(params: Params) -> str:
@@ -44,13 +44,13 @@ def workdir(params: Params) -> Iterator[Params]:
             for field in dataclasses.fields(params.paths)
         }
         params = dataclasses.replace(params, paths=dataclasses.replace(params.paths, **moved))
-        stages.prepare.run(params, StageRun())
+        stages.prepare.run(params, untracked())
         yield params
 
 
 def load_splits(directory: Path) -> dict[str, LabelledImages]:
     """Every prepared split, in memory."""
-    return {s: prepared.load_prepared(directory, s, mmap=False) for s in prepared.SPLITS}
+    return {s: layout.load_prepared(directory, s, mmap=False) for s in layout.SPLITS}
 
 
 def prepare_splits(params: Params) -> dict[str, LabelledImages]:

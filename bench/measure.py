@@ -21,9 +21,9 @@ from sklearn.linear_model import LogisticRegression
 from torch import nn
 
 from bench.common import timed
-from transferlab.data.prepared import LabelledImages
+from transferlab.data.layout import LabelledImages
 from transferlab.device import feed
-from transferlab.evaluation import linear
+from transferlab.evaluation.probes import linear
 from transferlab.models import backbone, strategies
 from transferlab.models.backbone import InputConfig
 from transferlab.models.extract import extract_features
@@ -202,7 +202,7 @@ def probe_against_sklearn(
     max_iter: int,
     device: torch.device,
 ) -> dict[str, float]:
-    """The probe's L-BFGS (transferlab.evaluation.linear) against scikit-learn's lbfgs, one
+    """The probe's L-BFGS (transferlab.evaluation.probes.linear) against scikit-learn's lbfgs, one
     fit each at the same C on the same standardised features."""
     x, y = torch.from_numpy(train_x).to(device), torch.from_numpy(train_y).to(device)
     mean, scale = linear.standardise(x)

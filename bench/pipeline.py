@@ -26,11 +26,11 @@ import stages.rank
 import stages.scores
 from bench.common import benched_key, benched_model, environment, workdir
 from transferlab import io
-from transferlab.data.prepared import load_prepared
+from transferlab.data.layout import load_prepared
 from transferlab.device.host import resolve_device
-from transferlab.evaluation.metrics import method_metrics
+from transferlab.evaluation.scores.metrics import method_metrics
 from transferlab.params import Params, to_dict
-from transferlab.tracking import StageRun
+from transferlab.publish import untracked
 
 
 def alone(params: Params) -> Params:
@@ -45,10 +45,10 @@ def steps(params: Params) -> Iterator[tuple[str, Callable[[], object]]]:
     key = benched_key(params)
     per_candidate = (stages.extract, stages.probe, stages.knn, stages.scores)
     for stage in per_candidate:
-        yield stage.__name__.removeprefix("stages."), partial(stage.run, params, StageRun(), key)
-    yield "rank", partial(stages.rank.run, params, StageRun())
+        yield stage.__name__.removeprefix("stages."), partial(stage.run, params, untracked(), key)
+    yield "rank", partial(stages.rank.run, params, untracked())
     for strategy in params.finetune.runs:
-        yield strategy, partial(stages.finetune.run, params, StageRun(), strategy)
+        yield strategy, partial(stages.finetune.run, params, untracked(), strategy)
 
 
 def run_pipeline(params: Params, out: Path) -> dict:

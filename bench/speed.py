@@ -17,9 +17,9 @@ import torch
 from bench import measure
 from bench.common import benched_model, environment, prepare_splits, timed
 from transferlab import io
-from transferlab.data.prepared import LabelledImages
+from transferlab.data.layout import LabelledImages
 from transferlab.device.host import peak_rss_mb, resolve_device, usable_cpus
-from transferlab.evaluation.probe import C_grid, fit_probe, resolve_backend
+from transferlab.evaluation.probes.probe import C_grid, fit_probe, resolve_backend
 from transferlab.models import backbone
 from transferlab.models.extract import frozen_backbone
 from transferlab.params import Params

@@ -7,13 +7,20 @@ from __future__ import annotations
 
 import sys
 
-from transferlab import tracking
-from transferlab.errors import UserError, cli
-from transferlab.evaluation.curves import PROBES, curve_inputs, probe_rows, scorer, write_curve
-from transferlab.evaluation.kshot import SUMMARY_FILE, unusable_shots, usable_shots
+from transferlab import publish
+from transferlab.errors import UserError
+from transferlab.evaluation.curves.kshot import SUMMARY_FILE, unusable_shots, usable_shots
+from transferlab.evaluation.curves.probe_curves import (
+    PROBES,
+    curve_inputs,
+    probe_rows,
+    scorer,
+    write_curve,
+)
 from transferlab.params import Params, load_params, to_dict
+from transferlab.publish import Stage
 from transferlab.selection import chosen_model
-from transferlab.tracking import StageRun
+from transferlab.shell import cli
 
 
 @cli
@@ -24,12 +31,12 @@ def main() -> None:
     sections = ("curves", "probe" if probe == "linear" else "knn")
     logged = {section: to_dict(getattr(params, section)) for section in sections}
     logged["backbone"] = to_dict(chosen_model(params))
-    with tracking.stage_run(f"curves_{probe}", params, logged) as recorder:
+    with publish.stage(f"curves_{probe}", params, logged) as recorder:
         line = run(params, recorder, probe)
     print(line)
 
 
-def run(params: Params, recorder: StageRun, probe: str) -> str:
+def run(params: Params, recorder: Stage, probe: str) -> str:
     """The stage for `probe` (linear or knn): its curve's outputs; returns its summary."""
     features, labels = curve_inputs(params.paths, params.curves.pixel_size)
     score = scorer(probe, features, labels, params)

@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import time
 
-from transferlab import tracking
-from transferlab.data.prepared import load_classes, load_prepared
+from transferlab import publish, tracking
+from transferlab.data.layout import load_classes, load_prepared
 from transferlab.device import guards, host
-from transferlab.errors import cli
-from transferlab.evaluation import kshot
-from transferlab.evaluation.curves_finetune import IN_BUDGET, kshot_finetune
-from transferlab.evaluation.kshot import SUMMARY_FILE, series_name, unusable_shots, usable_shots
+from transferlab.evaluation.curves import kshot
+from transferlab.evaluation.curves.finetune_curves import IN_BUDGET, kshot_finetune
+from transferlab.evaluation.curves.kshot import (
+    SUMMARY_FILE,
+    series_name,
+    unusable_shots,
+    usable_shots,
+)
 from transferlab.params import Model, Params, load_params, to_dict
+from transferlab.publish import Stage
 from transferlab.selection import chosen_model
-from transferlab.tracking import StageRun
+from transferlab.shell import cli
 
 
 @cli
@@ -27,12 +32,12 @@ def main() -> None:
         "backbone": to_dict(chosen_model(params)),
         "finetune": tracking.finetune_settings(params.finetune, listed),
     }
-    with tracking.stage_run("curves_finetune", params, logged) as recorder:
+    with publish.stage("curves_finetune", params, logged) as recorder:
         line = run(params, recorder)
     print(line)
 
 
-def run(params: Params, recorder: StageRun) -> str:
+def run(params: Params, recorder: Stage) -> str:
     """The stage: a k-shot fine-tuning curve per strategy in curves.finetune (nothing
     trained when it is empty); returns its summary."""
     listed, model = params.curves.finetune, chosen_model(params)

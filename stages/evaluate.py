@@ -3,30 +3,31 @@ report; the pipeline's params, final metrics and provenance also go on the MLflo
 
 from __future__ import annotations
 
-from transferlab import tracking
-from transferlab.errors import cli
-from transferlab.evaluation.evaluate import evaluate, method_names
-from transferlab.evaluation.report import SUMMARY_KEYS
-from transferlab.evaluation.words import evidence
+from transferlab import publish
+from transferlab.evaluation.drivers.evaluate import evaluate, method_names
+from transferlab.evaluation.rendering.report import SUMMARY_KEYS
+from transferlab.evaluation.rendering.words import evidence
 from transferlab.params import Params, load_params, to_dict
-from transferlab.tracking import StageRun
+from transferlab.provenance import git_state
+from transferlab.publish import Stage
+from transferlab.shell import cli
 
 
 @cli
 def main() -> None:
     params = load_params()
-    with tracking.stage_run("evaluate", params, {"methods": method_names(params)}) as recorder:
+    with publish.stage("evaluate", params, {"methods": method_names(params)}) as recorder:
         line = run(params, recorder)
     print(line)
 
 
-def run(params: Params, recorder: StageRun) -> str:
+def run(params: Params, recorder: Stage) -> str:
     """The stage: metrics, verdicts, figures, the report and the MLflow parent's answer;
     returns what it prints (each method's accuracy, the verdicts, the recommendation)."""
     recorder.clock.ready()
     recorder.timing_path = None  # its parts go into the timeline it writes
     metrics, figures, provenance, compared, answer = evaluate(
-        params, git=tracking.git_state(), clock=recorder.clock
+        params, git=git_state(), clock=recorder.clock
     )
     log(recorder, params, metrics, figures, provenance, compared, answer)
     lines = [
@@ -59,10 +60,10 @@ def log(run, params: Params, metrics, figures, provenance, compared, answer: str
         *[(path, "report") for path in (paths.report, paths.report_html)],
         *[(figure, "report/figures") for figure in figures],  # report.md's links
     ]
-    run.log_metrics(gains)
-    run.set_tags(tags)
+    run.mlflow.log_metrics(gains)
+    run.mlflow.set_tags(tags)
     run.publish(metrics=scores, artifacts=reports)
-    run.log_to_parent(
+    run.mlflow.log_to_parent(
         params={k: v for k, v in to_dict(params).items() if k != "paths"},  # not params
         metrics={**scores, **gains},
         tags={**tags, "provenance": provenance},
@@ -71,7 +72,7 @@ def log(run, params: Params, metrics, figures, provenance, compared, answer: str
     )
     for key, numbers in metrics["backbones"].items():
         candidate = compared["candidates"][key]
-        run.log_sibling(
+        run.mlflow.log_sibling(
             f"backbone@{key}",
             params={"model": candidate["model"], "weights": candidate["weights"]},
             metrics=numbers,

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import sys
 
-from transferlab import tracking
-from transferlab.errors import UserError, cli
+from transferlab import publish
+from transferlab.errors import UserError
 from transferlab.models.extract import extract_to
 from transferlab.params import Params, load_params, to_dict
-from transferlab.tracking import StageRun
+from transferlab.publish import Stage
+from transferlab.shell import cli
 
 
 @cli
@@ -20,13 +21,13 @@ def main() -> None:
         raise UserError("usage: python -m stages.extract <backbone>")
     key = sys.argv[1]
     logged = {"backbone": to_dict(params.model(key)), "extract": to_dict(params.extract)}
-    with tracking.stage_run(f"extract@{key}", params, logged) as recorder:
+    with publish.stage(f"extract@{key}", params, logged) as recorder:
         line = run(params, recorder, key)
     if line:  # rank 0's; under torchrun the other ranks say nothing
         print(line)
 
 
-def run(params: Params, recorder: StageRun, key: str) -> str | None:
+def run(params: Params, recorder: Stage, key: str) -> str | None:
     """The stage for candidate `key`: its features and its extraction report (which the
     comparison reads); returns the summary on rank 0, None on the others."""
     out = params.paths.features / key

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import sys
 
-from transferlab import tracking
-from transferlab.errors import UserError, cli
+from transferlab import publish
+from transferlab.errors import UserError
 from transferlab.models.extract import extract_to
 from transferlab.params import Params, load_params, to_dict
+from transferlab.publish import Stage
 from transferlab.selection import chosen_model
-from transferlab.tracking import StageRun
+from transferlab.shell import cli
 
 
 @cli
@@ -22,13 +23,13 @@ def main() -> None:
         raise UserError("usage: python -m stages.extract_random")
     spec = chosen_model(params, weights="none")
     logged = {"backbone": to_dict(spec), "extract": to_dict(params.extract)}
-    with tracking.stage_run("extract_random", params, logged) as recorder:
+    with publish.stage("extract_random", params, logged) as recorder:
         line = run(params, recorder)
     if line:  # rank 0's; under torchrun the other ranks say nothing
         print(line)
 
 
-def run(params: Params, recorder: StageRun) -> str | None:
+def run(params: Params, recorder: Stage) -> str | None:
     """The stage: the reference's features (its timing only, no extraction report)."""
     spec = chosen_model(params, weights="none")
     return extract_to(params, recorder, spec, params.paths.random_features, report_as=None)

@@ -8,13 +8,14 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from transferlab import io, selection, tracking
-from transferlab.data.prepared import load_classes, load_prepared
+from transferlab import io, publish, selection, tracking
+from transferlab.data.layout import load_classes, load_prepared
 from transferlab.device import distributed, guards, host
-from transferlab.errors import UserError, cli
+from transferlab.errors import UserError
 from transferlab.models.training import checkpoint, train_strategy, training_record
 from transferlab.params import Model, Params, load_params, to_dict
-from transferlab.tracking import StageRun
+from transferlab.publish import Stage
+from transferlab.shell import cli
 
 
 @cli
@@ -32,13 +33,13 @@ def main() -> None:
         "backbones": {key: to_dict(model) for key, model in models.items()},
         "finetune": tracking.finetune_settings(params.finetune, [strategy]),
     }
-    with tracking.stage_run(params.finetune.stage(strategy), params, logged) as recorder:
+    with publish.stage(params.finetune.stage(strategy), params, logged) as recorder:
         line = run(params, recorder, strategy)
     if line:  # rank 0's; under torchrun the other ranks say nothing
         print(line)
 
 
-def run(params: Params, recorder: StageRun, strategy: str) -> str | None:
+def run(params: Params, recorder: Stage, strategy: str) -> str | None:
     """The stage for `strategy`: every chosen candidate trained and published; returns the
     summary on rank 0, None on the others."""
     models = selection.selected_models(params)
@@ -86,14 +87,14 @@ def train_candidate(params: Params, strategy: str, key: str, model: Model, devic
     if distributed.is_main():
         record = training_record(strategy, runs, adapter_bytes=adapter_bytes)
         io.write_json(out / io.RECORD_FILE, record)
-        recorder.log_metrics(
+        recorder.mlflow.log_metrics(
             {
                 f"{key}.best_val_accuracy": result.best_val_accuracy,
                 f"{key}.train_images_per_s": result.images_per_s,
             }
         )
-        recorder.log_artifact(out / io.RECORD_FILE, key)
-        recorder.log_artifact(out / io.CHECKPOINT_FILE, f"{key}/model")
+        recorder.mlflow.log_artifact(out / io.RECORD_FILE, key)
+        recorder.mlflow.log_artifact(out / io.CHECKPOINT_FILE, f"{key}/model")
     return (
         f"{strategy} on {key}: best val accuracy {result.best_val_accuracy:.4f} "
         f"(epoch {result.best_epoch}, seed {config.seed}), {result.images_per_s:.0f} train img/s"
@@ -114,11 +115,11 @@ def publish_seed(
     io.save_checkpoint(out / io.CHECKPOINT_FILE, saved)
     for row in trained.result.history:
         epoch = {f"{key}.{k}": v for k, v in row.items() if k != "epoch"}
-        recorder.log_metrics(epoch, step=int(row["epoch"]))
+        recorder.mlflow.log_metrics(epoch, step=int(row["epoch"]))
     if trained.adapter is None:
         return None
     io.save_arrays(out / io.ADAPTER_FILE, **trained.adapter)
-    recorder.log_artifact(out / io.ADAPTER_FILE, f"{key}/adapter")
+    recorder.mlflow.log_artifact(out / io.ADAPTER_FILE, f"{key}/adapter")
     return (out / io.ADAPTER_FILE).stat().st_size
 
 

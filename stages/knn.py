@@ -8,13 +8,14 @@ import time
 
 import numpy as np
 
-from transferlab import io, tracking
-from transferlab.data.prepared import load_features
-from transferlab.errors import UserError, cli
-from transferlab.evaluation.knn import METHOD, grid, knn_predict_proba, select_k_T
+from transferlab import io, publish
+from transferlab.data.layout import load_features
+from transferlab.errors import UserError
+from transferlab.evaluation.probes.knn import METHOD, grid, knn_predict_proba, select_k_T
 from transferlab.params import Params, load_params, to_dict
+from transferlab.publish import Stage
+from transferlab.shell import cli
 from transferlab.timeline import StageClock
-from transferlab.tracking import StageRun
 
 
 @cli
@@ -24,12 +25,12 @@ def main() -> None:
         raise UserError("usage: python -m stages.knn <backbone>")
     key = sys.argv[1]
     params.model(key)  # a known candidate
-    with tracking.stage_run(f"{METHOD}@{key}", params, {"knn": to_dict(params.knn)}) as recorder:
+    with publish.stage(f"{METHOD}@{key}", params, {"knn": to_dict(params.knn)}) as recorder:
         line = run(params, recorder, key)
     print(line)
 
 
-def run(params: Params, recorder: StageRun, key: str) -> str:
+def run(params: Params, recorder: Stage, key: str) -> str:
     """The stage on candidate `key`: kNN's test predictions and record; returns its summary."""
     probs, record = fit(params, key, recorder.clock)
     out = io.method_dir(params.paths.methods, METHOD, key)

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-from transferlab import tracking
+from transferlab import publish
 from transferlab.data.prepare import prepare
-from transferlab.errors import cli
 from transferlab.params import Params, load_params, to_dict
-from transferlab.tracking import StageRun
+from transferlab.publish import Stage
+from transferlab.shell import cli
 
 
 @cli
 def main() -> None:
     params = load_params()
-    with tracking.stage_run("prepare", params, {"data": to_dict(params.data)}) as recorder:
+    with publish.stage("prepare", params, {"data": to_dict(params.data)}) as recorder:
         line = run(params, recorder)
     print(line)
 
 
-def run(params: Params, recorder: StageRun) -> str:
+def run(params: Params, recorder: Stage) -> str:
     """The stage: params.data prepared under params.paths; returns its summary: the counts
     per split (and their range over classes), what was left out, and a warning line for
     each split too small to decide much."""
     recorder.clock.ready()
-    card = prepare(params.data, params.paths, recorder, confidence=params.verdict.confidence)
+    card = prepare(params.data, params.paths, recorder.mlflow, confidence=params.verdict.confidence)
     recorder.publish()
     splits = card["splits"]
     per_class = ", ".join(f"{s} {class_range(splits[s]['per_class'])}" for s in splits)

@@ -6,14 +6,15 @@ from __future__ import annotations
 import sys
 import time
 
-from transferlab import io, tracking
-from transferlab.data.prepared import load_features
+from transferlab import io, publish
+from transferlab.data.layout import load_features
 from transferlab.device.host import resolve_device
-from transferlab.errors import UserError, cli
-from transferlab.evaluation.probe import METHOD, C_grid, fit_probe, resolve_backend
+from transferlab.errors import UserError
+from transferlab.evaluation.probes.probe import METHOD, C_grid, fit_probe, resolve_backend
 from transferlab.params import Params, load_params, to_dict
+from transferlab.publish import Stage
+from transferlab.shell import cli
 from transferlab.timeline import StageClock
-from transferlab.tracking import StageRun
 
 
 @cli
@@ -24,12 +25,12 @@ def main() -> None:
     key = sys.argv[1]
     params.model(key)  # a known candidate
     logged = {"probe": to_dict(params.probe)}
-    with tracking.stage_run(f"{METHOD}@{key}", params, logged) as recorder:
+    with publish.stage(f"{METHOD}@{key}", params, logged) as recorder:
         line = run(params, recorder, key)
     print(line)
 
 
-def run(params: Params, recorder: StageRun, key: str) -> str:
+def run(params: Params, recorder: Stage, key: str) -> str:
     """The stage on candidate `key`: its probe's outputs and record; returns its summary."""
     record = fit_and_write(params, key, recorder.clock)
     metrics = {k: record[k] for k in ("C", "val_accuracy", "fit_seconds")}

@@ -4,25 +4,25 @@ to fine-tune (the top select.top_k, or select.backbones)."""
 
 from __future__ import annotations
 
-from transferlab import tracking
-from transferlab.data.prepared import load_prepared
-from transferlab.errors import cli
-from transferlab.evaluation.comparison import rank_candidates
+from transferlab import publish
+from transferlab.data.layout import load_prepared
+from transferlab.evaluation.drivers.rank import rank_candidates
 from transferlab.params import Params, load_params, to_dict
+from transferlab.publish import Stage
 from transferlab.selection import Selection, write_selection
-from transferlab.tracking import StageRun
+from transferlab.shell import cli
 
 
 @cli
 def main() -> None:
     params = load_params()
     logged = {"select": to_dict(params.select), "verdict": to_dict(params.verdict)}
-    with tracking.stage_run("rank", params, logged) as recorder:
+    with publish.stage("rank", params, logged) as recorder:
         line = run(params, recorder)
     print(line)
 
 
-def run(params: Params, recorder: StageRun) -> str:
+def run(params: Params, recorder: Stage) -> str:
     """The stage: the ranking and the selection under params.paths; returns its summary."""
     paths = params.paths
     recorder.clock.ready()

@@ -7,12 +7,13 @@ from __future__ import annotations
 import sys
 import time
 
-from transferlab import io, tracking
-from transferlab.data.prepared import load_features
-from transferlab.errors import UserError, cli
-from transferlab.evaluation.transferability import SCORES
+from transferlab import io, publish
+from transferlab.data.layout import load_features
+from transferlab.errors import UserError
+from transferlab.evaluation.scores.transferability import SCORES
 from transferlab.params import Params, load_params
-from transferlab.tracking import StageRun
+from transferlab.publish import Stage
+from transferlab.shell import cli
 
 
 @cli
@@ -22,12 +23,12 @@ def main() -> None:
         raise UserError("usage: python -m stages.scores <backbone>")
     key = sys.argv[1]
     params.model(key)  # a known candidate
-    with tracking.stage_run(f"scores@{key}", params, {"scores": list(SCORES)}) as recorder:
+    with publish.stage(f"scores@{key}", params, {"scores": list(SCORES)}) as recorder:
         line = run(params, recorder, key)
     print(line)
 
 
-def run(params: Params, recorder: StageRun, key: str) -> str:
+def run(params: Params, recorder: Stage, key: str) -> str:
     """The stage on candidate `key`: its scores' record; returns its summary."""
     features, labels = load_features(params.paths.features / key, "train")
     recorder.clock.ready()

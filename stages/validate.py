@@ -13,10 +13,11 @@ from pathlib import Path
 
 from transferlab import io
 from transferlab.data.sources import stored_side
-from transferlab.errors import UserError, cli
+from transferlab.errors import UserError
 from transferlab.models import lora, pretrained
 from transferlab.models.backbone import spec_side
 from transferlab.params import Params, load_params
+from transferlab.shell import cli
 from transferlab.timeline import StageClock, timing_file
 
 VALID = "params.yaml is valid\n"

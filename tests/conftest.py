@@ -14,8 +14,8 @@ import torch
 import yaml
 
 from transferlab import selection
-from transferlab.data import prepared
-from transferlab.data.prepared import LabelledImages
+from transferlab.data import layout
+from transferlab.data.layout import LabelledImages
 from transferlab.params import (
     PIPELINE_FILE,
     Candidate,
@@ -132,7 +132,7 @@ def stage_workdir(root: Path, per_class: tuple[int, int, int], **sections: dict)
     )
     splits = {
         split: make_images(n, seed=seed)
-        for seed, (split, n) in enumerate(zip(prepared.SPLITS, per_class, strict=True))
+        for seed, (split, n) in enumerate(zip(layout.SPLITS, per_class, strict=True))
     }
     save_prepared(root / params["paths"]["prepared"], splits, ("a", "b", "c"))
     return params
@@ -148,7 +148,7 @@ def save_prepared(directory: Path, splits: dict[str, LabelledImages], classes: t
     index = {s: np.arange(end - len(p), end) for s, p, end in zip(splits, parts, ends, strict=True)}
     labels = np.concatenate([p.labels for p in parts])
     try:
-        prepared.save_prepared(directory, source, labels, index, classes)
+        layout.save_prepared(directory, source, labels, index, classes)
     finally:
         source.unlink()
 

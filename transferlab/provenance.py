@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 from importlib import metadata
 from pathlib import Path
@@ -17,6 +18,30 @@ from typing import Any
 from transferlab.params import Params, to_dict
 
 PACKAGES = ("torch", "timm", "numpy", "scikit-learn", "dvc", "mlflow")
+# What decides results: a difference from the commit in any of these makes a run 'dirty'. The
+# pipeline's own outputs (dvc.lock, reports/) change during every run and are not counted.
+CODE = ("stages", "transferlab", "params.yaml", "dvc.yaml", "pyproject.toml")
+
+
+def repo_root() -> Path:
+    """The DVC repository the stages run for: DVC_ROOT (DVC sets it; in a queued experiment's
+    temporary copy it names the main repository), else the working directory."""
+    return Path(os.environ.get("DVC_ROOT", ".")).resolve()
+
+
+def git_state() -> dict[str, str]:
+    """The code's git commit and whether CODE differs from it ('true'/'false'); 'unknown' for
+    both outside a git repository, or without git or GitPython."""
+    try:
+        import git
+
+        repo = git.Repo(repo_root(), search_parent_directories=True)
+        commit = repo.head.commit.hexsha
+        present = [s for s in CODE if (Path(repo.working_tree_dir) / s).exists()]
+        dirty = any(repo.is_dirty(untracked_files=False, path=source) for source in present)
+    except Exception:  # no git binary, no repository, no commit yet, or GitPython missing
+        return {"commit": "unknown", "dirty": "unknown"}
+    return {"commit": commit, "dirty": str(dirty).lower()}
 
 
 def params_digest(params: Params) -> str:

@@ -19,6 +19,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from transferlab import provenance
+
 DEFAULT_STORE = "mlflow.db"  # at the DVC repo root, when MLFLOW_TRACKING_URI is unset
 DEFAULT_ARTIFACTS = "mlartifacts"
 CHECK_TIMEOUT_S = 2.0
@@ -42,7 +44,7 @@ def tracking_uri() -> str:
     """
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
-    return f"sqlite:///{_default_root() / DEFAULT_STORE}"
+    return f"sqlite:///{provenance.repo_root() / DEFAULT_STORE}"
 
 
 @contextlib.contextmanager
@@ -128,7 +130,3 @@ def _check_sqlite(uri: str, timeout: float) -> None:
             connection.close()
     except sqlite3.Error as err:
         raise TrackingUnavailable(f"{path}: {err}") from None
-
-
-def _default_root() -> Path:
-    return Path(os.environ.get("DVC_ROOT", ".")).resolve()

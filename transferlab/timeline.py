@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import torch
 
 PARTS = ("ready", "first_step", "steady", "write")
-# Set by the warm runner (device/warm.py) in the environment of a stage it forks: the pid of
+# Set by the warm runner (runner/warm.py) in the environment of a stage it forks: the pid of
 # the process dvc started, whose start and ancestors are the stage's.
 LAUNCHER_PID = "TRANSFERLAB_LAUNCHER_PID"
 _PROCESS_TOKEN = uuid.uuid4().hex  # stands in for a start time where /proc is absent
@@ -134,7 +134,7 @@ class StageClock:
         steady = computed - first
         return {
             "run": pipeline_key(),
-            "warm": launched_pid() != os.getpid(),  # forked by the warm runner (device/warm.py)
+            "warm": launched_pid() != os.getpid(),  # forked by the warm runner (runner/warm.py)
             "started": round(self.started, 3),
             "ready_s": round(ready - self.started, 3),
             "first_step_s": round(first - ready, 3),

@@ -10,6 +10,9 @@ seconds, before any MLflow client call) or fails mid-stage, the stage prints one
 and carries on untracked; its params and metrics are in its DVC outputs regardless.
 `tracking.required: true` turns that warning into an error.
 
+It writes nothing that DVC tracks (a stage's outputs are publish.py's), which is why it is
+not among any stage's deps in dvc.yaml.
+
 MLflow is imported only when a run is opened: a process that logs nothing (a torchrun rank
 other than 0, a stage whose store is unreachable) never pays for it.
 """
@@ -24,11 +27,11 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from transferlab import io, store
+from transferlab import provenance, store
 from transferlab.errors import UserError
 from transferlab.params import FROM_PROBE, STRATEGIES, Finetune, Params, to_dict
 from transferlab.store import redact
-from transferlab.timeline import StageClock, pipeline_key, timing_file
+from transferlab.timeline import pipeline_key
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -37,7 +40,6 @@ log = logging.getLogger(__name__)
 EXPERIMENT_NAME = "transfer-learning"
 PIPELINE_KEY_TAG = "pipeline_key"
 GIT_DIRTY_TAG = "git_dirty"
-SOURCES = ("stages", "transferlab", "params.yaml", "dvc.yaml", "pyproject.toml")
 # MLflow's client defaults retry for minutes (7 retries, 120 s per request); a stage must
 # not wait that long on a dead server. Applied only where the user has not set them.
 CLIENT_LIMITS = {
@@ -64,8 +66,6 @@ class StageRun:
         self.parent_id = parent_id
         self.uri = uri
         self.required = required
-        self.clock = StageClock()  # from this process's start: where the stage's time goes
-        self.timing_path: Path | None = None  # set by stage_run
 
     @property
     def active(self) -> bool:
@@ -94,33 +94,6 @@ class StageRun:
             client.log_batch(self.run_id, tags=[RunTag(k, redact(str(v))) for k, v in tags.items()])
 
         self._safely(send)
-
-    def publish(
-        self,
-        *,
-        record: dict | None = None,
-        record_path: Path | None = None,
-        metrics: dict[str, float] | None = None,
-        artifacts: Sequence[Path | tuple[Path, str]] = (),
-    ) -> None:
-        """The end of every stage: write its record (atomically), then log its metrics, the
-        record and its artifacts (a path, or (path, artifact folder)); last, write where the
-        stage's time went (timeline.StageClock) and log it as `time.*` metrics."""
-        self.clock.computed()
-        if record is not None:
-            io.write_json(record_path, record)
-        if metrics:
-            self.log_metrics(metrics)
-        for item in ([record_path] if record is not None else []) + list(artifacts):
-            path, folder = item if isinstance(item, tuple) else (item, None)
-            self.log_artifact(path, folder)
-        parts = self.clock.parts()
-        if self.timing_path is not None:
-            io.write_json(self.timing_path, parts)
-        numbers = {  # not `run`, nor whether it ran `warm`
-            k: v for k, v in parts.items() if isinstance(v, int | float) and not isinstance(v, bool)
-        }
-        self.log_metrics({f"time.{k}": v for k, v in numbers.items()})
 
     def log_to_parent(
         self,
@@ -203,7 +176,6 @@ def stage_run(stage: str, params: Params, logged: dict[str, Any]) -> Iterator[St
     """One child run for this stage under the pipeline's parent run (a no-op if unreachable),
     logging `logged`: the params sections the stage reads."""
     run = start_run(stage, logged, required=params.tracking.required)
-    run.timing_path = timing_file(params.paths.timings, stage)
     try:
         yield run
     except BaseException:
@@ -273,34 +245,10 @@ def run_tags(stage: str) -> dict[str, str]:
     from mlflow.tracking.context.registry import resolve_tags
 
     tags = resolve_tags({"stage": stage})
-    tags[GIT_DIRTY_TAG] = _git_dirty()
+    tags[GIT_DIRTY_TAG] = provenance.git_state()["dirty"]
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
     return {k: redact(str(v)) for k, v in tags.items()}
-
-
-def git_state() -> dict[str, str]:
-    """The code's git commit (as MLflow's source tag finds it) and whether it is dirty."""
-    from mlflow.tracking.context.registry import resolve_tags
-    from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
-
-    tags = resolve_tags({})
-    return {"commit": tags.get(MLFLOW_GIT_COMMIT, "unknown"), "dirty": _git_dirty()}
-
-
-def _git_dirty() -> str:
-    """'true' when the code or config that decide results (SOURCES) differ from HEAD,
-    'false', or 'unknown' outside a git repo. The pipeline's own outputs (dvc.lock, reports/)
-    change during every run and are not counted."""
-    try:
-        import git
-
-        repo = git.Repo(store._default_root(), search_parent_directories=True)
-        present = [s for s in SOURCES if (Path(repo.working_tree_dir) / s).exists()]
-        dirty = any(repo.is_dirty(untracked_files=False, path=source) for source in present)
-        return str(dirty).lower()
-    except Exception:  # no git binary, no repository, or GitPython missing: say so, go on
-        return "unknown"
 
 
 def _parent_run_id(client: MlflowClient, experiment_id: str, tags: dict[str, str]) -> str:
@@ -333,7 +281,7 @@ def _experiment_id(client: MlflowClient) -> str:
     # Beside the default store, not in the working directory (a temp copy for queued runs).
     location = None
     if not os.environ.get("MLFLOW_TRACKING_URI"):
-        location = (store._default_root() / store.DEFAULT_ARTIFACTS).as_uri()
+        location = (provenance.repo_root() / store.DEFAULT_ARTIFACTS).as_uri()
     try:
         return client.create_experiment(name, artifact_location=location)
     except MlflowException:  # another worker on a server created it first

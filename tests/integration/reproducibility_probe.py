@@ -18,7 +18,7 @@ import torch
 
 from tests.conftest import REPO, TINY_MODEL, make_images
 from transferlab.device import host
-from transferlab.evaluation import linear
+from transferlab.evaluation.probes import linear
 from transferlab.models.training import train_strategy
 from transferlab.params import Model, load_params
 

@@ -11,8 +11,8 @@ import torch
 
 from tests.conftest import REPO
 from transferlab.data.fashion_mnist import read_fashion_mnist
-from transferlab.evaluation import ranking
-from transferlab.evaluation.transferability import SCORES
+from transferlab.evaluation.scores.transferability import SCORES
+from transferlab.evaluation.statistics import ranking
 from transferlab.models import backbone
 from transferlab.models.backbone import BUNDLED
 from transferlab.models.extract import extract_features, frozen_backbone

@@ -11,8 +11,8 @@ from mlflow.tracking import MlflowClient
 from stages import curves_finetune
 from tests.conftest import stage_workdir, tiny_backbone
 from transferlab import io, tracking
-from transferlab.evaluation import family, verdict
-from transferlab.evaluation.kshot import CSV_FILE, SUMMARY_FILE, read_rows
+from transferlab.evaluation.curves.kshot import CSV_FILE, SUMMARY_FILE, read_rows
+from transferlab.evaluation.statistics import family, verdict
 from transferlab.models import strategies
 from transferlab.params import load_params
 

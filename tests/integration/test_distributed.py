@@ -24,7 +24,7 @@ from tests.conftest import (
     tiny_backbone,
 )
 from transferlab import io, tracking
-from transferlab.data import prepared as data
+from transferlab.data import layout as data
 from transferlab.device import distributed
 from transferlab.models import backbone
 from transferlab.models.backbone import InputConfig
@@ -53,7 +53,7 @@ def stage_dir(tmp_path, empty_mlflow_db):
 
 
 def launch(cwd, nproc: int, *stage: str) -> subprocess.CompletedProcess:
-    """Run a stage as dvc.yaml does: python -m transferlab.device.launch N -m stages.X ARGS
+    """Run a stage as dvc.yaml does: python -m transferlab.runner.launch N -m stages.X ARGS
     (torchrun's launcher for N > 1, this process for 1)."""
     env = {
         **os.environ,
@@ -63,7 +63,7 @@ def launch(cwd, nproc: int, *stage: str) -> subprocess.CompletedProcess:
         # since CPU kernels may sum in another order with another thread count.
         "OMP_NUM_THREADS": "1",
     }
-    launcher = [sys.executable, "-m", "transferlab.device.launch", str(nproc)]
+    launcher = [sys.executable, "-m", "transferlab.runner.launch", str(nproc)]
     cmd = [*launcher, "-m", *stage]
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"{cmd} failed:\n{done.stdout}\n{done.stderr}"

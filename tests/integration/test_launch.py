@@ -12,7 +12,7 @@ from tests.conftest import REPO
 
 def launch(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "transferlab.device.launch", *args],
+        [sys.executable, "-m", "transferlab.runner.launch", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -32,7 +32,7 @@ def test_one_process_runs_the_module_in_this_process_and_keeps_its_exit_code():
 def test_bad_launcher_usage_is_one_line():
     done = launch("two", "-m", "stages.extract")
     assert done.returncode == 2
-    assert done.stderr.strip().startswith("error: usage: python -m transferlab.device.launch")
+    assert done.stderr.strip().startswith("error: usage: python -m transferlab.runner.launch")
 
 
 @pytest.mark.distributed

@@ -67,10 +67,9 @@ def test_hub_with_no_network_and_no_cache_names_the_candidate(tmp_path: Path, em
     empty_cache.mkdir()
     for variable in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_ENDPOINT"):
         ws.env.pop(variable, None)  # HF_HOME alone decides where the cache is
-    # huggingface_hub reads these when it is imported, and the warm runner's server (which
-    # imports it once) does not yet key on HF_* variables: a server started without them
-    # would serve this command. Until it does (another change), run every stage cold.
-    ws.env.update(HF_HUB_OFFLINE="1", HF_HOME=str(empty_cache), TRANSFERLAB_WARM="0")
+    # huggingface_hub reads these when it is imported; the warm runner's key holds them, so
+    # this command runs warm in a server started with them in force (runner/warm_key.py).
+    ws.env.update(HF_HUB_OFFLINE="1", HF_HOME=str(empty_cache))
 
     done = ws.dvc("repro", check=False)
 

@@ -101,6 +101,6 @@ def test_a_probe_whose_every_c_ties_takes_the_middle_of_the_grid(photos_reproduc
 
 
 def test_make_results_shows_no_change_against_the_fashion_mnist_baseline(photos_reproduced):
-    done = photos_reproduced.run(sys.executable, "-m", "transferlab.summary")
+    done = photos_reproduced.run(sys.executable, "-m", "transferlab.commands.results")
     assert "the baseline HEAD used other data: fashion-mnist at" in done.stdout
     assert " pt)" not in done.stdout and "(was " not in done.stdout

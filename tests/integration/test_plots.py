@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 import yaml
 
-from transferlab.evaluation import comparison, tables
+from transferlab.evaluation.drivers import rank
+from transferlab.evaluation.rendering import tables
 from transferlab.params import Verdict, load_paths
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -211,7 +212,7 @@ def test_training_and_confusion_plots_name_the_method_and_have_labels():
 
 
 def test_training_plots_are_the_files_evaluate_writes_one_chart_per_value():
-    """The training curves' CSVs are named in transferlab/evaluation/report.py; dvc.yaml
+    """The training curves' CSVs are named in transferlab/evaluation/rendering/report.py; dvc.yaml
     must declare exactly those, one plot (so one shared axis) per value."""
     plots = load_params()["paths"]["plots"]
     training = {pid: p for pid, p in SHIPPED.items() if p.get("template") == "training"}
@@ -224,7 +225,7 @@ def test_training_plots_are_the_files_evaluate_writes_one_chart_per_value():
 def test_backbones_template_draws_the_y_columns_interval_and_spans_it():
     spec = template("backbones")
     text = json.dumps(spec)
-    # the columns comparison.table_csv writes beside each accuracy
+    # the columns rank.table_csv writes beside each accuracy
     assert "<DVC_METRIC_Y>_low" in text and "<DVC_METRIC_Y>_high" in text
     (bar,) = [layer for layer in spec["layer"] if layer["mark"]["type"] == "errorbar"]
     assert bar["encoding"]["y"]["field"] == "low" and bar["encoding"]["y2"]["field"] == "high"
@@ -394,7 +395,7 @@ HISTORIES = {  # two fine-tuned methods, two epochs each
 
 
 def backbones_record() -> dict:
-    """Two candidates as comparison.with_finetuned leaves them, on 200 test images."""
+    """Two candidates as rank.with_finetuned leaves them, on 200 test images."""
     accuracies = {"lite0": (0.82, 0.80, 600.0), "lite1": (0.84, 0.81, 500.0)}
     candidates = {
         key: {"probe_accuracy": probe, "knn_accuracy": knn, "images_per_s": rate}
@@ -404,9 +405,9 @@ def backbones_record() -> dict:
         column: {
             key: [np.arange(200) < round(row[column] * 200)] for key, row in candidates.items()
         }
-        for column in comparison.PROBE_ACCURACIES
+        for column in rank.PROBE_ACCURACIES
     }
-    intervals = comparison.probe_intervals(correct, config=Verdict(confidence=0.95, adjust="holm"))
+    intervals = rank.probe_intervals(correct, config=Verdict(confidence=0.95, adjust="holm"))
     return {"order": list(accuracies), "candidates": candidates, "intervals": intervals}
 
 
@@ -452,7 +453,7 @@ def training_and_backbone_plots(shown: dict, plots: str) -> tuple[dict, dict, di
 def assert_intervals_around_accuracies(values: list[dict]) -> None:
     assert values
     for v in values:  # DVC hands the CSV's cells over as strings
-        for column in comparison.PROBE_ACCURACIES:
+        for column in rank.PROBE_ACCURACIES:
             low, accuracy, high = (float(v[column + s]) for s in ("_low", "", "_high"))
             assert low <= accuracy <= high and low < high, v
 

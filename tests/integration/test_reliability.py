@@ -77,7 +77,7 @@ def test_sigterm_unwinds_and_leaves_no_temporary_file(tmp_path):
         """
         import time
         from transferlab import io
-        from transferlab.errors import cli
+        from transferlab.shell import cli
 
         @cli
         def main():

@@ -30,7 +30,7 @@ def test_an_experiment_compares_in_120_columns_with_its_param_change_first(repro
     ws.run("git", "commit", "-qm", "baseline run")
     ws.dvc("exp", "run", "-n", "k5", "-S", "knn.k=5")
     # The README's recipe, `make compare`: the changed param first, then the headline.
-    lines = _module(ws, "transferlab.compare").splitlines()
+    lines = _module(ws, "transferlab.commands.compare").splitlines()
     assert max(map(len, lines)) <= WIDTH, lines
     header = lines[0].split()
     assert header[:3] == ["experiment", "knn.k", "recommended"], lines
@@ -50,7 +50,7 @@ def test_an_experiment_compares_in_120_columns_with_its_param_change_first(repro
     assert timeline["prepare"]["cached"] and timeline["finetune@full"]["cached"]
     # `make results EXP=k5`: the param change, every quality delta, and no time delta for a
     # stage the experiment did not run.
-    text = _module(ws, "transferlab.summary", "k5")
+    text = _module(ws, "transferlab.commands.results", "k5")
     assert text.startswith("k5, change against HEAD in brackets\n\nUse ")
     assert "params changed against HEAD:\n  knn.k: 20 -> 5\n" in text
     assert max(map(len, text.splitlines())) <= WIDTH
@@ -153,7 +153,7 @@ def test_a_verdict_significant_alone_reads_inconclusive_in_the_report_once_corre
     scratch = np.where(np.arange(len(labels))[:, None] < 6, wrong, right)  # 6 wrong
     np.save(methods / "scratch" / "tiny" / "test_probs.npy", scratch)
     np.save(methods / "full" / "tiny" / "test_probs.npy", right)
-    ws.run(sys.executable, "-m", "transferlab.device.launch", "-m", "stages.evaluate")
+    ws.run(sys.executable, "-m", "transferlab.runner.launch", "-m", "stages.evaluate")
     judged = json.loads((ws.root / ws.paths()["metrics"]).read_text())["transfer"][
         "full_vs_scratch"
     ]
@@ -164,6 +164,6 @@ def test_a_verdict_significant_alone_reads_inconclusive_in_the_report_once_corre
     row = next(line for line in report.splitlines() if line.startswith("| full_vs_scratch |"))
     assert "**inconclusive**" in row and "| 0.031 |" in row
     ws.set_params({"verdict": {"adjust": "none"}})  # alone, it reads positive
-    ws.run(sys.executable, "-m", "transferlab.device.launch", "-m", "stages.evaluate")
+    ws.run(sys.executable, "-m", "transferlab.runner.launch", "-m", "stages.evaluate")
     alone = json.loads((ws.root / ws.paths()["metrics"]).read_text())["transfer"]
     assert alone["full_vs_scratch"]["verdict"] == "positive"

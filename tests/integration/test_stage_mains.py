@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from stages import finetune, prepare, scores
 from tests.conftest import REPO, TINY_MODEL, closed_port, stage_workdir, tiny_backbone
 from transferlab import io, tracking
-from transferlab.data.prepared import save_features
+from transferlab.data.layout import save_features
 from transferlab.models import backbone, lora, strategies
 from transferlab.params import PIPELINE_FILE, load_paths
 

@@ -12,8 +12,8 @@ import subprocess
 import pytest
 
 from tests.integration.conftest import BIN
-from tests.unit.device.test_warm import make_workspace, private_tmp
-from transferlab.device import warm
+from tests.unit.runner.test_warm import make_workspace, private_tmp
+from transferlab.runner import warm
 
 STAGES = {  # a command's arguments -> the output folder whose files must match
     ("stages.finetune", "full"): "data/methods/full/tiny",
@@ -26,7 +26,7 @@ def test_a_stage_run_cold_writes_the_bytes_dvc_s_warm_run_wrote(reproduced, repr
     ws = reproduced_copy
     ws.env[warm.WARM] = "0"
     for (module, arg), folder in STAGES.items():
-        ws.run(str(BIN / "python"), "-m", "transferlab.device.launch", "-m", module, arg)
+        ws.run(str(BIN / "python"), "-m", "transferlab.runner.launch", "-m", module, arg)
         files = sorted(p for p in (reproduced.root / folder).iterdir() if p.name != "record.json")
         assert files, folder
         for path in files:
@@ -41,7 +41,7 @@ def test_a_stage_run_cold_writes_the_bytes_dvc_s_warm_run_wrote(reproduced, repr
 @pytest.mark.slow
 def test_one_server_runs_every_stage_of_a_dvc_repro(tmp_path):
     ws = make_workspace(tmp_path / "ws", "dvc")
-    launch = "python -m transferlab.device.launch -m stages.toy"
+    launch = "python -m transferlab.runner.launch -m stages.toy"
     stages = {name: {"cmd": f"{launch} {name}"} for name in ("first", "second")}
     (ws / "dvc.yaml").write_text(json.dumps({"stages": stages}))  # JSON is YAML
     with private_tmp() as environ:

@@ -210,4 +210,4 @@ def test_the_bench_pipeline_is_the_stages_in_dvc_order_with_no_wiring_of_its_own
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     # the stages' computations come through their run functions, never called directly
     assert not {m for m in imported if m and m.startswith(("transferlab.models", "bench.measure"))}
-    assert "transferlab.evaluation.probe" not in imported
+    assert "transferlab.evaluation.probes.probe" not in imported

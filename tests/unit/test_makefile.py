@@ -11,7 +11,7 @@ from tests.conftest import REPO
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
 def test_make_recipes_find_the_venv_python_first():
-    # dvc starts each stage as `python -m transferlab.device.launch …` through the shell, so
+    # dvc starts each stage as `python -m transferlab.runner.launch …` through the shell, so
     # whatever `python` a recipe finds runs the stages, whatever PATH make was started with.
     env = {**os.environ, "PATH": "/usr/bin:/bin"}
     done = subprocess.run(

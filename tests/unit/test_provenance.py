@@ -3,7 +3,7 @@
 import dataclasses
 
 from transferlab import provenance
-from transferlab.evaluation.report import provenance_lines
+from transferlab.evaluation.rendering.report import provenance_lines
 
 CARD = {
     "classes": ["a", "b", "c"],
@@ -47,3 +47,28 @@ def test_params_digest_changes_with_any_param_and_only_then(params):
     changed = dataclasses.replace(params, knn=dataclasses.replace(params.knn, k=params.knn.k + 1))
     assert provenance.params_digest(same) == provenance.params_digest(params)
     assert provenance.params_digest(changed) != provenance.params_digest(params)
+
+
+def test_git_state_is_dirty_only_where_the_code_differs_from_the_commit(tmp_path, monkeypatch):
+    import subprocess
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=tmp_path, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert provenance.git_state() == {"commit": "unknown", "dirty": "unknown"}  # no repository
+    git("init", "-q")
+    (tmp_path / "params.yaml").write_text("a: 1\n")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "metrics.json").write_text("{}\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "first")
+    assert provenance.git_state() == {"commit": git("rev-parse", "HEAD"), "dirty": "false"}
+    (tmp_path / "reports" / "metrics.json").write_text('{"a": 1}\n')  # an output: not code
+    assert provenance.git_state()["dirty"] == "false"
+    (tmp_path / "params.yaml").write_text("a: 2\n")
+    assert provenance.git_state()["dirty"] == "true"
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path / "reports"))  # a folder inside the repository
+    assert provenance.git_state()["dirty"] == "true"

@@ -8,7 +8,7 @@ import yaml
 
 from tests.conftest import REPO
 from transferlab import io, selection
-from transferlab.data.prepared import load_features, save_features
+from transferlab.data.layout import load_features, save_features
 from transferlab.errors import UserError
 from transferlab.params import Candidate
 

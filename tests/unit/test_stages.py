@@ -72,7 +72,7 @@ def test_the_checks_catch_a_planted_stage_import_and_an_unlisted_stage(tmp_path)
     (tmp_path / "dvc.yaml").write_text(
         "stages:\n"
         "  prepare: {cmd: python -m stages.prepare}\n"
-        "  extract: {cmd: python -m transferlab.device.launch 1 -m stages.extract random}\n"
+        "  extract: {cmd: python -m transferlab.runner.launch 1 -m stages.extract random}\n"
     )
     assert dvc_commands(tmp_path / "dvc.yaml") == {"prepare", "extract"}
     assert stage_modules(tmp_path / "stages") == {"prepare", "extra"}

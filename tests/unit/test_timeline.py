@@ -7,7 +7,7 @@ import time
 import torch
 
 from transferlab import timeline
-from transferlab.evaluation import figures, report
+from transferlab.evaluation.rendering import figures, report
 
 
 def test_process_start_is_this_process_s_start():

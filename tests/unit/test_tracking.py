@@ -239,17 +239,3 @@ def test_a_stage_that_logs_nothing_never_imports_mlflow():
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]"
-
-
-def test_publish_logs_the_timing_numbers_and_writes_the_run_that_measured_them(mlflow_store):
-    from transferlab import io, timeline
-
-    with stage_run("knn@tiny", {}) as run:
-        run.publish()
-    _, found = runs(mlflow_store)
-    knn = {r.info.run_name: r for r in found}["knn@tiny"]
-    assert knn.info.status == "FINISHED"
-    assert {"time.ready_s", "time.total_s", "time.started"} <= set(knn.data.metrics)
-    assert "time.warm" not in knn.data.metrics  # a flag, not a measurement
-    written = io.read_json(SHIPPED.paths.timings / "knn@tiny.json")  # relative: in tmp
-    assert written["run"] == timeline.pipeline_key()

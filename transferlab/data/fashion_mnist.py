@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from transferlab.data.prepared import LabelledImages
+from transferlab.data.layout import LabelledImages
 from transferlab.errors import UserError
 
 FASHION_MNIST_CLASSES = (

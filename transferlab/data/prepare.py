@@ -17,14 +17,14 @@ from typing import Protocol
 import numpy as np
 
 from transferlab import io
-from transferlab.data import curate, decode, fashion_mnist, prepared, reports, sources
+from transferlab.data import curate, decode, fashion_mnist, layout, reports, sources
 from transferlab.data.curate import Pool
 from transferlab.data.fashion_mnist import Dataset
 from transferlab.params import Data, Paths
 
 
 class Recorder(Protocol):
-    """What prepare logs to: tracking.StageRun, or a stand-in in tests."""
+    """What prepare logs to: its MLflow run (tracking.StageRun), or a stand-in in tests."""
 
     def log_artifact(self, path: Path) -> None: ...
 
@@ -112,8 +112,8 @@ def prepare(
         )
         publish(run, paths.duplicates, duplicates)
         curate.enforce_duplicates(duplicates["summary"], config.duplicates, paths.duplicates)
-        prepared.save_prepared(paths.prepared, source.images, pool.labels, splits, classes)
-    parts = {s: prepared.load_prepared(paths.prepared, s) for s in splits}
+        layout.save_prepared(paths.prepared, source.images, pool.labels, splits, classes)
+    parts = {s: layout.load_prepared(paths.prepared, s) for s in splits}
     card = {
         "source": config.source,
         "content": reports.content_digest(pool, classes),

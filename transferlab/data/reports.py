@@ -9,8 +9,8 @@ import numpy as np
 
 from transferlab.data.curate import Pool
 from transferlab.data.decode import HASH_METHOD
-from transferlab.data.prepared import LabelledImages
-from transferlab.evaluation.power import smallest_significant_gain
+from transferlab.data.layout import LabelledImages
+from transferlab.evaluation.statistics.power import smallest_significant_gain
 
 # Splits coarser than this (in accuracy) decide little: a val split where one image is more
 # than 5 points, a test split that cannot call any gain under 5 points significant.

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from transferlab import io
-from transferlab.data import prepared
+from transferlab.data import layout
 from transferlab.device import distributed, guards, host
 from transferlab.models import backbone
 from transferlab.models.backbone import InputConfig
@@ -20,7 +20,7 @@ from transferlab.params import Model, Params
 from transferlab.timeline import StageClock
 
 if TYPE_CHECKING:
-    from transferlab.tracking import StageRun
+    from transferlab.tracking import Stage
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,8 @@ def embed_splits(
     Under torchrun each rank embeds its shard and rank 0 gathers and writes.
     """
     images_done, seconds = 0, 0.0
-    for split in prepared.SPLITS:
-        part = prepared.load_prepared(source, split)
+    for split in layout.SPLITS:
+        part = layout.load_prepared(source, split)
         start, stop = distributed.shard_bounds(len(part), block=batch_size)
         began = time.perf_counter()
         local = extract_features(
@@ -98,23 +98,23 @@ def embed_splits(
         seconds += time.perf_counter() - began
         images_done += len(part)
         if distributed.is_main():
-            prepared.save_features(out, split, features, part.labels)
+            layout.save_features(out, split, features, part.labels)
     parameters = sum(p.numel() for p in model.parameters())
     return Embedded(images_done, seconds, int(model.num_features), parameters)
 
 
 def extract_to(
-    params: Params, recorder: StageRun, spec: Model, out: Path, *, report_as: str | None
+    params: Params, recorder: Stage, spec: Model, out: Path, *, report_as: str | None
 ) -> str | None:
     """The extract stages' work: every split's features with `spec`'s frozen backbone into
-    `out`, published through `recorder` (a tracking.StageRun), the extraction report to
+    `out`, published through `recorder` (a publish.Stage), the extraction report to
     paths.extract_report as `report_as` (None: timing only). Returns the stage's summary on
     rank 0, None on the others."""
     with distributed.process_group(host.resolve_device(params.extract.device)) as device:
         model = frozen_backbone(
             spec.name, spec.weights, seed=spec.seed, device=device, candidate=report_as
         )
-        config = backbone.spec_input(model, spec, prepared.stored_side(params.paths.prepared))
+        config = backbone.spec_input(model, spec, layout.stored_side(params.paths.prepared))
         with guards.deterministic(device):
             done = embed_splits(
                 model,

@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from transferlab.data.prepared import LabelledImages
+from transferlab.data.layout import LabelledImages
 from transferlab.device import distributed, feed, guards
-from transferlab.evaluation import grid_choice
+from transferlab.evaluation.probes import grid_choice
 from transferlab.models import backbone, strategies
 from transferlab.models.backbone import InputConfig
 from transferlab.params import Finetune, Model

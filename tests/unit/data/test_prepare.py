@@ -7,7 +7,7 @@ import pytest
 from tests import hostile
 from tests.conftest import make_images
 from transferlab.data import curate, prepare
-from transferlab.data import prepared as data
+from transferlab.data import layout as data
 from transferlab.data.fashion_mnist import Dataset
 from transferlab.errors import UserError
 

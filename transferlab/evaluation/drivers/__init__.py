@@ -1,0 +1,1 @@
+"""Stage drivers: the rank and evaluate stages' work, composed from the packages beside."""

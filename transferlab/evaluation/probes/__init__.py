@@ -1,0 +1,1 @@
+"""Probes on frozen features: the linear probe and its C, kNN, and their grids' tie rule."""

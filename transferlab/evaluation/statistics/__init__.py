@@ -1,0 +1,1 @@
+"""Statistics: verdicts and their families, the recommendation, the backbones' ranking."""
