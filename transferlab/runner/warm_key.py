@@ -40,7 +40,7 @@ from pathlib import Path
 # or a stage computes; a stage still gets them, from its own command's environment.
 PER_COMMAND = frozenset(
     {
-        # DVC's, per stage and per experiment; the stage reads them when it runs (errors.py,
+        # DVC's, per stage and per experiment; the stage reads them when it runs (shell.py,
         # tracking.py), never a library when it loads.
         "DVC_STAGE",
         "DVC_ROOT",
