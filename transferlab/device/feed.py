@@ -6,7 +6,6 @@ resizing, normalising and augmenting happen there, in batches.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -27,25 +26,6 @@ def setup_device(device: torch.device) -> None:
         cores = host.usable_cpus()
         if torch.get_num_threads() > cores:  # containers often allow fewer CPUs than exist
             torch.set_num_threads(cores)
-
-
-@contextlib.contextmanager
-def input_threads(device: torch.device) -> Iterator[None]:
-    """On CPU, run input preparation (many small element-wise ops) on one thread.
-
-    Each op is a parallel region; on a shared machine waiting for a descheduled second
-    thread costs more than the op itself (measured: augmenting 64 images took 31 ms on
-    two threads under load, 12 ms on one). Model layers are large and keep every thread.
-    """
-    if device.type != "cpu":
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def resident(array: np.ndarray, device: torch.device) -> torch.Tensor | None:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from transferlab.device import distributed, feed
+from transferlab.device import distributed, feed, host
 from transferlab.errors import UserError
 from transferlab.models import pretrained
 from transferlab.params import AUTO, Model
@@ -288,7 +288,7 @@ def forward_batches(
     )
     with progress as bar, autocast(device):
         for batch, valid in uint8_batches(images, batch_size, device):
-            with feed.input_threads(device):
+            with host.one_thread(device):
                 x = to_model_input(batch, config)
             out = model(x)[:valid]
             if outputs is None:

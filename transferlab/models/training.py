@@ -18,7 +18,7 @@ from torch import nn
 from tqdm import tqdm
 
 from transferlab.data.layout import LabelledImages
-from transferlab.device import distributed, feed, guards
+from transferlab.device import distributed, feed, guards, host
 from transferlab.evaluation.probes import grid_choice
 from transferlab.models import backbone, strategies
 from transferlab.models.backbone import InputConfig
@@ -435,7 +435,7 @@ def augmented(
     generator: torch.Generator,
 ) -> torch.Tensor:
     """A training batch as the model sees it: augmented on the device."""
-    with feed.input_threads(device):
+    with host.one_thread(device):
         return augment(
             batch,
             input_cfg,

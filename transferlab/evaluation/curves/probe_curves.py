@@ -67,33 +67,6 @@ def curve_inputs(
     return features, labels
 
 
-def correct_at_best_C(
-    *,
-    train_features: np.ndarray,
-    train_labels: np.ndarray,
-    val_features: np.ndarray,
-    val_labels: np.ndarray,
-    test_features: np.ndarray,
-    test_labels: np.ndarray,
-    grid: np.ndarray,
-    max_iter: int,
-) -> np.ndarray:
-    """Per test image, whether the fit whose C scored best on val is right: the fit of
-    linear.accuracy_at_best_C (its mean), kept per image for McNemar's test."""
-    search = linear.search_C(
-        train_features=train_features,
-        train_labels=train_labels,
-        val_features=val_features,
-        val_labels=val_labels,
-        grid=grid,
-        max_iter=max_iter,
-        device=torch.device("cpu"),
-    )
-    weight, bias = search.heads[search.best_C]
-    logits = search.standardised(test_features) @ weight.T + bias
-    return search.classes[logits.argmax(1).cpu().numpy()] == test_labels
-
-
 def scorer(
     probe: str,
     features: dict[str, dict[str, np.ndarray]],
@@ -116,7 +89,7 @@ def scorer(
                     max_iter=params.probe.max_iter,
                     seed=FOLD_SEED,
                 ).correct
-            return correct_at_best_C(
+            return linear.correct_at_best_C(
                 train_features=features["train"][kind][index],
                 train_labels=train_labels,
                 val_features=features["val"][kind],

@@ -12,14 +12,13 @@ longer L-BFGS memory (CPU_HISTORY) than scikit-learn: same objective, same stopp
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from transferlab.device.host import one_thread
 from transferlab.evaluation.probes.grid_choice import middle_of_best
 
 HISTORY = 10  # L-BFGS memory, scikit-learn's (scipy's maxcor) default, kept on CUDA: torch's
@@ -70,28 +69,6 @@ class GridFit:
     C: float
     val_accuracy: dict[float, float]
     train_head: SoftmaxHead
-
-
-@contextlib.contextmanager
-def one_thread(device: torch.device) -> Iterator[None]:
-    """On CPU, torch on one thread inside the block; the caller's count is restored after.
-
-    L-BFGS interleaves Python with small torch calls, each a parallel region whose second
-    thread must be woken; when another process holds that core, every call waits for it.
-    Measured on the shared 2-core development machine (docs/benchmarks.md, 2026-12-07): two
-    threads made an iteration up to 1.4x faster when nothing else ran, and 2x (54,000
-    images) to 30x (65) slower when another job held a core. One thread also makes the fit's
-    summation order, hence its bits, independent of the machine's core count.
-    """
-    if device.type != "cpu":
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def standardise(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -252,7 +229,7 @@ def fit_grid(
     return GridFit(scaler, head, best_C, search.val_accuracy, train_head)
 
 
-def accuracy_at_best_C(
+def correct_at_best_C(
     *,
     train_features: np.ndarray,
     train_labels: np.ndarray,
@@ -263,8 +240,9 @@ def accuracy_at_best_C(
     grid: np.ndarray,
     max_iter: int,
     device: torch.device | None = None,
-) -> float:
-    """Test accuracy of the fit whose C scored best on val, as the k-shot curves use it.
+) -> np.ndarray:
+    """Per test image, whether the fit whose C scored best on val is right, as the curves
+    keep it for McNemar's test (its mean is the test accuracy).
 
     The probe's own C search (search_C), without the probe's refit on train+val: that would
     add val's labels to a k-shot training set.
@@ -280,5 +258,9 @@ def accuracy_at_best_C(
     )
     weight, bias = search.heads[search.best_C]
     logits = search.standardised(test_features) @ weight.T + bias
-    predicted = search.classes[logits.argmax(1).cpu().numpy()]
-    return float((predicted == test_labels).mean())
+    return search.classes[logits.argmax(1).cpu().numpy()] == test_labels
+
+
+def accuracy_at_best_C(**fit) -> float:
+    """Test accuracy of the fit whose C scored best on val (correct_at_best_C's mean)."""
+    return float(correct_at_best_C(**fit).mean())

@@ -10,14 +10,13 @@ from transferlab.evaluation.curves.probe_curves import (
     FOLD_SEED,
     KINDS,
     PROBES,
-    correct_at_best_C,
     probe_rows,
     raw_pixels,
     scorer,
     write_curve,
 )
 from transferlab.evaluation.probes import kshot_select
-from transferlab.evaluation.probes.linear import accuracy_at_best_C
+from transferlab.evaluation.probes.linear import accuracy_at_best_C, correct_at_best_C
 from transferlab.evaluation.probes.probe import C_grid
 from transferlab.evaluation.statistics import family, verdict
 
