@@ -20,7 +20,7 @@ from tqdm import tqdm
 from transferlab.data.layout import LabelledImages
 from transferlab.device import distributed, feed, guards, host
 from transferlab.evaluation.probes import grid_choice
-from transferlab.models import backbone, strategies
+from transferlab.models import backbone, depthwise, strategies
 from transferlab.models.backbone import InputConfig
 from transferlab.params import Finetune, Model
 from transferlab.timeline import StageClock
@@ -341,6 +341,8 @@ def setup(
     """The model on the device (DDP under torchrun), optimiser, schedule, loss and RNGs."""
     batch_size = min(config.batch_size, len(train))
     steps_per_epoch = len(train) // batch_size  # drop the ragged batch: constant shapes
+    if device.type == "cpu":
+        depthwise.route_weight_gradients(model)
     net = model.to(device, memory_format=torch.channels_last)  # keeps Parameter identity
     first, last = distributed.batch_rows(batch_size)
     optimizer = strategies.optimizer(param_groups, device)

@@ -8,7 +8,7 @@ import torch
 from tests.conftest import TINY_MODEL, make_images, save_tiny_checkpoint
 from transferlab import io
 from transferlab.errors import UserError
-from transferlab.models import backbone, lora, training
+from transferlab.models import backbone, depthwise, lora, training
 from transferlab.models.strategies import build_model, param_groups
 from transferlab.models.training import augment, predict_proba, train_model, train_strategy
 from transferlab.params import Model
@@ -307,3 +307,13 @@ def test_the_starting_loss_leaves_weights_and_batchnorm_statistics_as_they_were(
     loss = training.starting_loss(loop, train, input_cfg, config, CPU, "train")
     assert loss > 0
     assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
+
+
+def test_training_on_cpu_routes_depthwise_weight_gradients(params):
+    torch.manual_seed(0)
+    model = backbone.create_backbone(TINY_MODEL, "none", num_classes=3)
+    convs = [m for m in model.modules() if depthwise.padded_depthwise(m)]
+    config = dataclasses.replace(params.finetune, epochs=1, batch_size=8)
+    groups = param_groups(model, "full", config, 1e-3)
+    training.setup(model, make_images(16), config, CPU, groups, "test")
+    assert convs and all("forward" in vars(conv) for conv in convs)  # depthwise.py's route
