@@ -236,7 +236,7 @@ class Finetune:
     random_erase: float
     warmup_fraction: float
     patience: int
-    search_epochs: int  # a listed rate's low-fidelity run: its own one-cycle over these epochs
+    search_epochs: int  # a listed rate's trial: the first epochs of the whole schedule
     seed: int
     seeds: int  # seeds per strategy: finetune.seed, +1, ...; paired with scratch's
     device: str

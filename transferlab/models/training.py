@@ -124,21 +124,25 @@ def search_rates(
     val: LabelledImages,
     label: str,
 ) -> tuple[dict, Trained | None]:
-    """A low-fidelity search: each rate trained for finetune.search_epochs (capped at
-    epochs) on its own one-cycle schedule over them, scored by its best val accuracy. The
-    winner is grid_choice's middle of the rates tied at the best, in list order.
+    """A low-fidelity search: each rate trained for the first finetune.search_epochs
+    (capped at epochs) of the whole one-cycle schedule, scored by its best val accuracy. A
+    trial is the start of the run it stands for, so it reaches the peak rate and keeps it
+    as long: a rate that diverges there fails its trial (a short schedule of its own would
+    decay before it could). The winner is grid_choice's middle of the rates tied at the
+    best, in list order.
 
     `fit(lr, config=, desc=)` trains one rate (train_at). Returns the record (rates tried,
     each one's val accuracy, the winner, the cost in seconds and epochs) and, where the
     search ran the whole schedule, the winner's fit, which needs no retraining; None
     otherwise. Only fits tied at the best so far are held.
     """
-    budget = dataclasses.replace(config, epochs=min(config.search_epochs, config.epochs))
-    whole = budget.epochs == config.epochs
+    epochs = min(config.search_epochs, config.epochs)
+    whole = epochs == config.epochs
     start = time.perf_counter()
     tried, correct, top = [], {}, {}
     for lr in rates:
-        trained = fit(lr, config=budget, desc=f"{label} lr {lr:g}" + ("" if whole else " (search)"))
+        desc = f"{label} lr {lr:g}" + ("" if whole else " (search)")
+        trained = fit(lr, config=config, desc=desc, stop_after=epochs)
         tried.append({"lr": lr, **lr_result(trained.result)})
         correct[lr] = round(trained.result.best_val_accuracy * len(val))  # counts: == is exact
         if whole:  # the winner is among the fits tied at the best so far
@@ -148,7 +152,7 @@ def search_rates(
     record = {
         "tried": tried,
         "chosen": chosen,
-        "epochs_each": budget.epochs,
+        "epochs_each": epochs,  # the first epochs of the whole schedule
         "in_full": whole,  # each rate ran the whole schedule: the winner's run is the kept one
         "epochs": sum(row["epochs_run"] for row in tried),
         "seconds": round(time.perf_counter() - start, 1),
@@ -177,10 +181,12 @@ def train_at(
     probe_dir: Path | None,
     desc: str,
     clock: StageClock | None,
+    stop_after: int | None = None,
 ) -> Trained:
     """One fit of `strategy` at peak learning rate `lr`, from weights seeded by config.seed
     (in a scope, so it reproduces whatever ran before it): build, apply the strategy, train
-    on data's (train, val) under the strategy's BatchNorm policy."""
+    on data's (train, val) under the strategy's BatchNorm policy; `stop_after` epochs of
+    the schedule only (train_model)."""
     own = getattr(config, strategy)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)
@@ -202,6 +208,7 @@ def train_at(
             bn=own.bn,
             desc=desc,
             clock=clock,
+            stop_after=stop_after,
         )
     return Trained(model, input_cfg, result, {**applied, "bn": own.bn, "lr": lr})
 
@@ -286,6 +293,7 @@ def train_model(
     bn: str,
     desc: str = "finetune",
     clock: StageClock | None = None,
+    stop_after: int | None = None,
 ) -> TrainResult:
     """AdamW + one-cycle + label smoothing; keeps the best-on-val weights (without `val`,
     the last epoch's: nothing is selected, as a k-shot curve's budget requires).
@@ -294,8 +302,10 @@ def train_model(
     the BatchNorm policy (strategies.set_train_mode) for every training forward pass. The
     history starts with epoch 0, the model before any update (never a candidate for best);
     early stopping ends training after `config.patience` epochs without a better val
-    accuracy. Under torchrun each rank trains on its slice of every (global) batch, and DDP
-    averages the gradients, so the batch size, schedule and shuffle are those of one process.
+    accuracy. `stop_after`: run only that many epochs of the config.epochs schedule (a
+    learning-rate trial, search_rates). Under torchrun each rank trains on its slice of
+    every (global) batch, and DDP averages the gradients, so the batch size, schedule and
+    shuffle are those of one process.
     """
     loop = setup(model, train, config, device, param_groups, desc)
     history = [
@@ -309,7 +319,7 @@ def train_model(
     seconds = 0.0
     if clock is not None:
         clock.ready()
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(1, (stop_after or config.epochs) + 1):
         strategies.set_train_mode(loop.model, bn)
         start = time.perf_counter()
         loss = train_epoch(loop, train, input_cfg, config, device, epoch, desc, clock)

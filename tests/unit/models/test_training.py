@@ -155,12 +155,14 @@ class UnreadableLabels:
         raise AssertionError("test labels were counted")
 
 
-def fits_seen(monkeypatch) -> list[tuple[float, int]]:
-    """(peak lr, epochs) of every train_model call from here on."""
+def fits_seen(monkeypatch) -> list[tuple[float, int, int]]:
+    """(peak lr, epochs run, epochs of its schedule) of every train_model call from here on."""
     seen, real = [], training.train_model
 
-    def spy(model, *, config, param_groups, **kwargs):
-        seen.append((max(g["lr"] for g in param_groups), config.epochs))
+    def spy(model, *, config, param_groups, stop_after=None, **kwargs):
+        lr = max(g["lr"] for g in param_groups)
+        seen.append((lr, stop_after or config.epochs, config.epochs))
+        kwargs["stop_after"] = stop_after
         return real(model, config=config, param_groups=param_groups, **kwargs)
 
     monkeypatch.setattr(training, "train_model", spy)
@@ -187,8 +189,8 @@ def test_rates_are_searched_short_on_val_and_the_winner_trained_in_full(params, 
         "full", model_config=TINY, config=config, train=make_images(16),
         val=make_images(6, seed=1), num_classes=3, device=CPU, test=test,
     )  # fmt: skip
-    # each rate on its own short one-cycle, then the winner alone for the whole schedule
-    assert seen == [(1e-12, 1), (1e-2, 1), (1e-11, 1), (1e-2, 2)]
+    # each rate for the first epoch of the whole schedule, then the winner alone in full
+    assert seen == [(1e-12, 1, 2), (1e-2, 1, 2), (1e-11, 1, 2), (1e-2, 2, 2)]
     search = trained.applied["lr_search"]
     assert [row["lr"] for row in search["tried"]] == [1e-12, 1e-2, 1e-11]
     scores = [row["val_accuracy"] for row in search["tried"]]
@@ -220,7 +222,7 @@ def test_tied_rates_go_to_the_middle_and_a_full_length_search_is_not_retrained(p
     assert len({row["val_accuracy"] for row in search["tried"]}) == 1
     assert search["chosen"] == trained.applied["lr"] == 2e-12
     # search_epochs beyond epochs: each rate ran the whole schedule, the winner's run is kept
-    assert seen == [(1e-12, 1), (2e-12, 1), (3e-12, 1)] and search["in_full"]
+    assert seen == [(1e-12, 1, 1), (2e-12, 1, 1), (3e-12, 1, 1)] and search["in_full"]
 
 
 def test_test_labels_are_never_read_and_only_the_kept_model_predicts_test(params, monkeypatch):
@@ -317,3 +319,28 @@ def test_training_on_cpu_routes_depthwise_weight_gradients(params):
     groups = param_groups(model, "full", config, 1e-3)
     training.setup(model, make_images(16), config, CPU, groups, "test")
     assert convs and all("forward" in vars(conv) for conv in convs)  # depthwise.py's route
+
+
+def test_a_rate_trial_is_the_first_epochs_of_the_whole_run(params):
+    # search_rates' trials stop a run early, on its own schedule: the peak is reached as in
+    # the run the trial stands for (a short one-cycle of its own would decay before it)
+    config = dataclasses.replace(params.finetune, epochs=3, batch_size=8, warmup_fraction=0.5)
+
+    def run(stop_after):
+        torch.manual_seed(0)
+        model = build_model("full", TINY_MODEL, "none", 3)
+        groups = param_groups(model, "full", config, 1e-2)
+        result = train_model(
+            model, train=make_images(16), val=make_images(6, seed=1),
+            input_cfg=backbone.input_config(model, 32), config=config, device=CPU,
+            param_groups=groups, bn="train", stop_after=stop_after,
+        )  # fmt: skip
+        return result, groups
+
+    trial, trial_groups = run(2)
+    whole, _ = run(None)
+    assert len(trial.history) == 1 + 2 and len(whole.history) == 1 + 3
+    assert trial.history == whole.history[:3]  # bit for bit: the same steps
+    # the trial ends a third into the decay from its peak (lr 1e-2), where a one-cycle of its
+    # own would have annealed to ~1e-6
+    assert trial_groups[0]["lr"] > 0.5e-2

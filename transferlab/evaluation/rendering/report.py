@@ -224,7 +224,7 @@ def training_lines(records: dict[str, dict]) -> list[str]:
     tuned = any("lr_search" in r for r in records.values())
     closing = (
         "Learning rates were chosen on val from the listed rates (finetune.<strategy>.lr): "
-        "each trained for finetune.search_epochs on a one-cycle schedule of its own, the best "
+        "each trained for the first finetune.search_epochs of the whole schedule, the best "
         "by val accuracy (of rates tied, the middle one in list order) then trained for the "
         "whole schedule; only that model predicted test."
         if tuned
