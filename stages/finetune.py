@@ -89,15 +89,15 @@ def train_candidate(params: Params, strategy: str, key: str, model: Model, devic
         io.write_json(out / io.RECORD_FILE, record)
         recorder.mlflow.log_metrics(
             {
-                f"{key}.best_val_accuracy": result.best_val_accuracy,
+                f"{key}.val_accuracy": result.val_accuracy,
                 f"{key}.train_images_per_s": result.images_per_s,
             }
         )
         recorder.mlflow.log_artifact(out / io.RECORD_FILE, key)
         recorder.mlflow.log_artifact(out / io.CHECKPOINT_FILE, f"{key}/model")
     return (
-        f"{strategy} on {key}: best val accuracy {result.best_val_accuracy:.4f} "
-        f"(epoch {result.best_epoch}, seed {config.seed}), {result.images_per_s:.0f} train img/s"
+        f"{strategy} on {key}: val accuracy {result.val_accuracy:.4f} (epoch "
+        f"{result.kept_epoch} kept, seed {config.seed}), {result.images_per_s:.0f} train img/s"
         + (f"; {config.seeds} seeds" if config.seeds > 1 else "")
     )
 

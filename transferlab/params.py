@@ -187,7 +187,8 @@ class Rates(tuple):
 @dataclass(frozen=True)
 class Plain:
     """A strategy's own knobs (full, scratch, lpft, norm and bitfit have only these): its
-    peak learning rates, the best on val kept, and its BatchNorm policy (BN_POLICIES)."""
+    peak learning rates (of several, the best on val trains), and its BatchNorm policy
+    (BN_POLICIES)."""
 
     lr: Rates
     bn: str
@@ -236,6 +237,7 @@ class Finetune:
     random_erase: float
     warmup_fraction: float
     patience: int
+    keep: str  # which epoch's weights a fit keeps: KEEP
     search_epochs: int  # a listed rate's trial: the first epochs of the whole schedule
     seed: int
     seeds: int  # seeds per strategy: finetune.seed, +1, ...; paired with scratch's
@@ -262,6 +264,7 @@ class Finetune:
         _check_range("finetune.epochs", self.epochs, 1, None)
         _check_range("finetune.batch_size", self.batch_size, 2, None)
         _check_range("finetune.patience", self.patience, 1, None)
+        _check_choice("finetune.keep", self.keep, KEEP)
         _check_range("finetune.search_epochs", self.search_epochs, 1, None)
         _check_range("finetune.seeds", self.seeds, 1, None)
         for strategy in (*STRATEGIES, *FROM_PROBE):
@@ -388,6 +391,7 @@ FROM_PROBE = ("lpft",)  # heads initialised from the probe
 # While fine-tuning, BatchNorm's running statistics either update on each batch (train) or
 # stay as loaded (frozen, Kumar et al. 2022's LP-FT); its affine parameters train either way.
 BN_POLICIES = ("train", "frozen")
+KEEP = ("last", "best")  # a fit's weights: the schedule's end, or its best epoch on val
 PROBE_BACKENDS = ("auto", "sklearn", "torch")
 ADJUSTMENTS = ("holm", "none")  # verdict.adjust: a family's multiple-comparison correction
 SCORES = ("logme", "hscore")  # transferability of frozen features: higher is better

@@ -1,5 +1,6 @@
 """The training loop every fine-tuning stage shares: device-side augmentation, AdamW with a
-one-cycle schedule, early stopping and best-on-val weights; and test-time prediction."""
+one-cycle schedule, early stopping, the weights kept (the last epoch's or the best on val);
+and test-time prediction."""
 
 from __future__ import annotations
 
@@ -37,11 +38,11 @@ STARTING_SEED_OFFSET = 7919  # its own shuffle and augmentation streams, apart f
 
 @dataclass
 class TrainResult:
-    """Best-on-val weights and the per-epoch history."""
+    """The kept weights (finetune.keep) and the per-epoch history."""
 
     state_dict: dict[str, torch.Tensor]
-    best_epoch: int
-    best_val_accuracy: float | None  # None: trained without val, the last epoch kept
+    kept_epoch: int
+    val_accuracy: float | None  # the kept weights'; None: trained without val
     history: list[dict[str, float | None]]
     images_per_s: float
     train_seconds: float = 0.0  # the epochs' wall time: building and epoch 0 aside
@@ -49,7 +50,7 @@ class TrainResult:
 
 @dataclass
 class Trained:
-    """A strategy's model holding its best-on-val weights, and how it got there."""
+    """A strategy's model holding its kept weights, and how it got there."""
 
     model: nn.Module
     input_cfg: InputConfig
@@ -125,7 +126,8 @@ def search_rates(
     label: str,
 ) -> tuple[dict, Trained | None]:
     """A low-fidelity search: each rate trained for the first finetune.search_epochs
-    (capped at epochs) of the whole one-cycle schedule, scored by its best val accuracy. A
+    (capped at epochs) of the whole one-cycle schedule, scored on val as its run will be
+    kept (finetune.keep: its last epoch's val accuracy, or its best epoch's). A
     trial is the start of the run it stands for, so it reaches the peak rate and keeps it
     as long: a rate that diverges there fails its trial (a short schedule of its own would
     decay before it could). The winner is grid_choice's middle of the rates tied at the
@@ -144,7 +146,7 @@ def search_rates(
         desc = f"{label} lr {lr:g}" + ("" if whole else " (search)")
         trained = fit(lr, config=config, desc=desc, stop_after=epochs)
         tried.append({"lr": lr, **lr_result(trained.result)})
-        correct[lr] = round(trained.result.best_val_accuracy * len(val))  # counts: == is exact
+        correct[lr] = round(trained.result.val_accuracy * len(val))  # counts: == is exact
         if whole:  # the winner is among the fits tied at the best so far
             best = max(correct.values())
             top = {r: t for r, t in (*top.items(), (lr, trained)) if correct[r] == best}
@@ -163,8 +165,8 @@ def search_rates(
 def lr_result(result: TrainResult) -> dict:
     """What the record keeps of each learning rate tried."""
     return {
-        "val_accuracy": result.best_val_accuracy,
-        "best_epoch": result.best_epoch,
+        "val_accuracy": result.val_accuracy,
+        "kept_epoch": result.kept_epoch,
         "epochs_run": len(result.history) - 1,
     }
 
@@ -295,17 +297,19 @@ def train_model(
     clock: StageClock | None = None,
     stop_after: int | None = None,
 ) -> TrainResult:
-    """AdamW + one-cycle + label smoothing; keeps the best-on-val weights (without `val`,
-    the last epoch's: nothing is selected, as a k-shot curve's budget requires).
+    """AdamW + one-cycle + label smoothing; keeps the weights config.keep names: the last
+    epoch's (the end of the annealed schedule, as Kornblith et al. 2019 and VTAB evaluate;
+    val chooses rates, not epochs) or the best epoch's on val. Without `val`, the last
+    epoch's: nothing is selected, as a k-shot curve's budget requires.
 
     `param_groups` (strategies.param_groups) say what trains and at which peak lr; `bn` is
     the BatchNorm policy (strategies.set_train_mode) for every training forward pass. The
-    history starts with epoch 0, the model before any update (never a candidate for best);
-    early stopping ends training after `config.patience` epochs without a better val
-    accuracy. `stop_after`: run only that many epochs of the config.epochs schedule (a
-    learning-rate trial, search_rates). Under torchrun each rank trains on its slice of
-    every (global) batch, and DDP averages the gradients, so the batch size, schedule and
-    shuffle are those of one process.
+    history starts with epoch 0, the model before any update (never kept); early stopping
+    ends training after `config.patience` epochs without a better val accuracy.
+    `stop_after`: run only that many epochs of the config.epochs schedule (a learning-rate
+    trial, search_rates). Under torchrun each rank trains on its slice of every (global)
+    batch, and DDP averages the gradients, so the batch size, schedule and shuffle are
+    those of one process.
     """
     loop = setup(model, train, config, device, param_groups, desc)
     history = [
@@ -315,7 +319,8 @@ def train_model(
             "val_accuracy": val_score(loop, val, input_cfg, device),
         }
     ]
-    best: TrainResult | None = None
+    kept: TrainResult | None = None
+    best_epoch, best_accuracy = 0, None  # early stopping's reference
     seconds = 0.0
     if clock is not None:
         clock.ready()
@@ -328,16 +333,25 @@ def train_model(
         history.append({"epoch": epoch, "train_loss": loss, "val_accuracy": accuracy})
         if distributed.is_main():
             log.info("%s epoch %d: loss %.4f, val %s", desc, epoch, loss, accuracy)
-        if best is None or accuracy is None or accuracy > best.best_val_accuracy:
-            state = {k: v.detach().to("cpu", copy=True) for k, v in loop.net.state_dict().items()}
-            best = TrainResult(state, epoch, accuracy, history, 0.0)
-        if accuracy is not None and epoch - best.best_epoch >= config.patience:
+        improved = accuracy is not None and (best_accuracy is None or accuracy > best_accuracy)
+        if improved:
+            best_epoch, best_accuracy = epoch, accuracy
+        if improved and config.keep == "best":
+            kept = snapshot(loop, epoch, accuracy)
+        if accuracy is not None and epoch - best_epoch >= config.patience:
             if distributed.is_main():
                 log.info("%s: early stop after epoch %d", desc, epoch)
             break
-    assert best is not None
+    if kept is None or config.keep == "last":
+        kept = snapshot(loop, len(history) - 1, history[-1]["val_accuracy"])
     rate = loop.steps_per_epoch * loop.batch_size * (len(history) - 1) / seconds
-    return dataclasses.replace(best, history=history, images_per_s=rate, train_seconds=seconds)
+    return dataclasses.replace(kept, history=history, images_per_s=rate, train_seconds=seconds)
+
+
+def snapshot(loop: Loop, epoch: int, accuracy: float | None) -> TrainResult:
+    """The weights as they are after `epoch` (a copy on the host), history filled in later."""
+    state = {k: v.detach().to("cpu", copy=True) for k, v in loop.net.state_dict().items()}
+    return TrainResult(state, epoch, accuracy, [], 0.0)
 
 
 def setup(
@@ -553,14 +567,14 @@ def predict_proba(
 
 
 def checkpoint(trained: Trained, *, strategy: str, backbone_name: str, classes: tuple[str, ...]):
-    """A checkpoint that describes itself: the best weights beside their config."""
+    """A checkpoint that describes itself: the kept weights beside their config."""
     config = {
         "backbone": backbone_name,
         "strategy": strategy,
         "num_classes": len(classes),
         "classes": list(classes),
         "input": dataclasses.asdict(trained.input_cfg),
-        "best_epoch": trained.result.best_epoch,
+        "kept_epoch": trained.result.kept_epoch,
         **trained.applied,
     }
     return {"model": trained.result.state_dict, "config": config}
@@ -575,8 +589,8 @@ def training_record(
     result = first.result
     record = {
         "method": strategy,
-        "best_epoch": result.best_epoch,
-        "val_accuracy": result.best_val_accuracy,
+        "kept_epoch": result.kept_epoch,
+        "val_accuracy": result.val_accuracy,
         "epochs_run": len(result.history) - 1,  # epoch 0 is the start, not a pass
         "history": result.history,
         **first.applied,
@@ -589,8 +603,8 @@ def training_record(
         record["seeds"] = [
             {
                 "seed": seed,
-                "best_epoch": t.result.best_epoch,
-                "val_accuracy": t.result.best_val_accuracy,
+                "kept_epoch": t.result.kept_epoch,
+                "val_accuracy": t.result.val_accuracy,
                 "epochs_run": len(t.result.history) - 1,
             }
             for seed, t in runs

@@ -57,7 +57,7 @@ def fit_subset(
     return {
         "accuracy": float(correct.mean()),
         "correct": correct,
-        "kept_epoch": result.best_epoch,
+        "kept_epoch": result.kept_epoch,
         "epochs_run": len(result.history) - 1,
     }
 

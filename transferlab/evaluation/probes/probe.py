@@ -38,7 +38,8 @@ class ProbeFit:
 
     def head_arrays(self) -> dict[str, np.ndarray]:
         """LP-FT's starting head as plain arrays (io.HEAD_FILE): the chosen C's fit on train
-        alone. LP-FT keeps its best epoch on val, so its head must not have seen val, and
+        alone. LP-FT is chosen on val (its rate; with finetune.keep: best its epoch), so its
+        head must not have seen val, and
         at epoch 0 it scores on val what the probe's C search measured."""
         return {
             "mean": self.scaler.mean_,

@@ -196,13 +196,13 @@ def per_class_lines(per_class: dict[str, dict[str, float]]) -> list[str]:
 
 def training_lines(records: dict[str, dict]) -> list[str]:
     """Per fine-tuned method: its learning rate, BatchNorm policy, trainable parameters, and
-    val accuracy before the first update (epoch 0) and at its best epoch; then, per method
+    val accuracy before the first update (epoch 0) and at its kept epoch; then, per method
     whose rate was searched, the rates tried, their val accuracies, the winner and what the
     search cost, and lora's adapter size. (Each method's time: the recommendation and
     "Where the time went".)"""
     lines = [
         "| method | peak lr | BatchNorm statistics | trainable parameters | val at epoch 0 "
-        "| best val (epoch) | epochs |",
+        "| val kept (epoch) | epochs |",
         "|---|---|---|---|---|---|---|",
     ]
     notes = []
@@ -211,7 +211,7 @@ def training_lines(records: dict[str, dict]) -> list[str]:
         lines.append(
             f"| {method} | {r['lr']:g}{' (chosen on val)' if search else ''} | {r['bn']} | "
             f"{amount(r.get('trainable_parameters'))} | {r['history'][0]['val_accuracy']:.4f} | "
-            f"{r['val_accuracy']:.4f} ({r['best_epoch']}) | {r['epochs_run']} |"
+            f"{r['val_accuracy']:.4f} ({r['kept_epoch']}) | {r['epochs_run']} |"
         )
         if search:
             notes.append(f"- {method}: {search_words(search)}")

@@ -124,13 +124,14 @@ def test_a_k_shot_fit_selects_inside_its_budget_never_on_val(params, monkeypatch
     )  # fmt: skip
     assert seen == [(None, 1e-3)]  # one fit: no val to read, the first listed rate
     assert row["kept_epoch"] == row["epochs_run"] == 3  # the last epoch, not a chosen one
-    # the same fit selected on a val split, as the stage did before: a different model kept
+    # the same fit selected on a val split (its best epoch), as the stage did before: a
+    # different model kept
     on_val = training.train_strategy(
-        "full", model_config=params.model("tiny"), config=config,
+        "full", model_config=params.model("tiny"), config=dataclasses.replace(config, keep="best"),
         train=make_images(4).subset(kshot_subsets(make_images(4).labels, (2,), seed=0)[2]),
         val=make_images(2, seed=9), num_classes=3, device=CPU,
     )  # fmt: skip
-    assert (on_val.applied["lr"], on_val.result.best_epoch) != (1e-3, 3)
+    assert (on_val.applied["lr"], on_val.result.kept_epoch) != (1e-3, 3)
 
 
 def test_empty_list_fits_nothing(params):

@@ -180,7 +180,7 @@ def test_html_report_inlines_its_figures(tmp_path):
 def _record(**changes) -> dict:
     history = [{"epoch": 0, "train_loss": 0.8, "val_accuracy": 0.82}]
     history.append({"epoch": 1, "train_loss": 0.5, "val_accuracy": 0.87})
-    base = {"lr": 5e-4, "bn": "frozen", "val_accuracy": 0.87, "best_epoch": 1, "epochs_run": 1}
+    base = {"lr": 5e-4, "bn": "frozen", "val_accuracy": 0.87, "kept_epoch": 1, "epochs_run": 1}
     return {**base, "history": history, **changes}
 
 
