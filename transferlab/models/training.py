@@ -319,11 +319,33 @@ def train_model(
             "val_accuracy": val_score(loop, val, input_cfg, device),
         }
     ]
+    if clock is not None:
+        clock.ready()
+    kept, seconds = run_epochs(
+        loop, train, val, input_cfg, config, device, bn, desc, clock, stop_after, history
+    )
+    rate = loop.steps_per_epoch * loop.batch_size * (len(history) - 1) / seconds
+    return dataclasses.replace(kept, history=history, images_per_s=rate, train_seconds=seconds)
+
+
+def run_epochs(
+    loop: Loop,
+    train: LabelledImages,
+    val: LabelledImages | None,
+    input_cfg: InputConfig,
+    config: Finetune,
+    device: torch.device,
+    bn: str,
+    desc: str,
+    clock: StageClock | None,
+    stop_after: int | None,
+    history: list[dict],
+) -> tuple[TrainResult, float]:
+    """train_model's epochs, appended to `history`: the kept weights and the seconds spent
+    training (val scoring excluded)."""
     kept: TrainResult | None = None
     best_epoch, best_accuracy = 0, None  # early stopping's reference
     seconds = 0.0
-    if clock is not None:
-        clock.ready()
     for epoch in range(1, (stop_after or config.epochs) + 1):
         strategies.set_train_mode(loop.model, bn)
         start = time.perf_counter()
@@ -344,8 +366,7 @@ def train_model(
             break
     if kept is None or config.keep == "last":
         kept = snapshot(loop, len(history) - 1, history[-1]["val_accuracy"])
-    rate = loop.steps_per_epoch * loop.batch_size * (len(history) - 1) / seconds
-    return dataclasses.replace(kept, history=history, images_per_s=rate, train_seconds=seconds)
+    return kept, seconds
 
 
 def snapshot(loop: Loop, epoch: int, accuracy: float | None) -> TrainResult:
