@@ -261,10 +261,13 @@ def test_ctrl_c_stops_a_stage_whose_server_was_started_ignoring_it(workspace, fr
     def ignore_sigint():
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # as `nohup`, or a script's `trap '' INT`
 
+    def default_sigint():  # a terminal's command, whatever the test run itself inherited
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # (a background job ignores SIGINT)
+
     code, seen, err = finished(launch(workspace, fresh_env, preexec_fn=ignore_sigint))
     assert code == 0 and seen["warm"] is True, err
     assert seen["sigint"] == "ignored"  # as the command that started the server: as cold
-    client = launch(workspace, fresh_env, "sleep")
+    client = launch(workspace, fresh_env, "sleep", preexec_fn=default_sigint)
     pid = wait_for_pid(workspace, client)
     client.send_signal(signal.SIGINT)
     try:
