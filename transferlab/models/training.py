@@ -322,7 +322,17 @@ def train_model(
     if clock is not None:
         clock.ready()
     kept, seconds = run_epochs(
-        loop, train, val, input_cfg, config, device, bn, desc, clock, stop_after, history
+        loop,
+        history,
+        train=train,
+        val=val,
+        input_cfg=input_cfg,
+        config=config,
+        device=device,
+        bn=bn,
+        desc=desc,
+        clock=clock,
+        stop_after=stop_after,
     )
     rate = loop.steps_per_epoch * loop.batch_size * (len(history) - 1) / seconds
     return dataclasses.replace(kept, history=history, images_per_s=rate, train_seconds=seconds)
@@ -330,6 +340,8 @@ def train_model(
 
 def run_epochs(
     loop: Loop,
+    history: list[dict],
+    *,
     train: LabelledImages,
     val: LabelledImages | None,
     input_cfg: InputConfig,
@@ -339,7 +351,6 @@ def run_epochs(
     desc: str,
     clock: StageClock | None,
     stop_after: int | None,
-    history: list[dict],
 ) -> tuple[TrainResult, float]:
     """train_model's epochs, appended to `history`: the kept weights and the seconds spent
     training (val scoring excluded)."""
